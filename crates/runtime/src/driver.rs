@@ -1,0 +1,473 @@
+//! The reconcile driver: kube-runtime's `Controller` wrapped with the behaviour every Flux
+//! controller shares.
+//!
+//! - Triggers: generation changes, `reconcile.fluxcd.io/requestedAt` changes and deletion
+//!   (upstream's GenerationChanged OR ReconcileRequested predicates), plus any extra trigger
+//!   stream a service adds (artifact events) and the requeues the driver schedules.
+//! - Finalizer `finalizers.fluxcd.io`: added before the first reconcile, removed after the
+//!   reconciler's cleanup when the object is being deleted.
+//! - `spec.suspend`: the object is left untouched and not requeued.
+//! - Requeue at the object's interval with jitter on success; per-object exponential backoff
+//!   between `--min-retry-delay` and `--max-retry-delay` on errors.
+//! - Metrics (`gotk_reconcile_duration_seconds`, `controller_runtime_*`, `workqueue_*`), a
+//!   tracing span per reconcile with controller-runtime's keys and a fresh `reconcileID`.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, Resource, ResourceExt};
+use rand::Rng;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::metrics::{ControllerLabel, Metrics, NameLabel, ObjectLabels, ReconcileResult};
+
+/// The finalizer every reconciled Flux kind carries.
+pub const FINALIZER: &str = "finalizers.fluxcd.io";
+/// Annotation that requests an immediate reconcile.
+pub const REQUESTED_AT_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
+
+/// What the driver needs to know about an object; implemented for every Flux kind with a status.
+pub trait Reconcilable:
+    Resource<DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + serde::Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// `spec.suspend`.
+    fn suspended(&self) -> bool;
+    /// `spec.interval`, parsed.
+    fn interval(&self) -> Option<Duration>;
+}
+
+// TODO(api): blanket impl for ferroflux_api::FluxObject once crates/api lands.
+
+/// What a reconcile asks the driver to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Requeue at the object's interval (with jitter).
+    RequeueAtInterval,
+    /// Requeue after the given delay (dependency not ready, retry interval, ...).
+    RequeueAfter(Duration),
+    /// Wait for the next change of the object (stalled, terminal).
+    AwaitChange,
+}
+
+/// A failed reconcile; retried with per-object exponential backoff.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ReconcileError {
+    pub message: String,
+}
+
+impl ReconcileError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything a reconciler gets besides the object.
+#[derive(Clone)]
+pub struct ReconcileContext {
+    pub client: Client,
+    pub metrics: Metrics,
+    /// Lowercase kind, the controller name in metrics and logs (e.g. "gitrepository").
+    pub controller: String,
+}
+
+/// One Flux kind's reconciler, called by the driver.
+pub trait Reconciler<K: Reconcilable>: Send + Sync + 'static {
+    /// Brings the cluster (and the object's status) in line with the object's spec.
+    fn reconcile(
+        &self,
+        obj: Arc<K>,
+        ctx: ReconcileContext,
+    ) -> impl Future<Output = Result<Outcome, ReconcileError>> + Send;
+
+    /// Cleans up before the finalizer is removed (artifacts, pruned objects, ...).
+    fn cleanup(
+        &self,
+        obj: Arc<K>,
+        ctx: ReconcileContext,
+    ) -> impl Future<Output = Result<(), ReconcileError>> + Send {
+        let _ = (obj, ctx);
+        async { Ok(()) }
+    }
+
+    /// Whether the driver adds and removes `finalizers.fluxcd.io` (false for static kinds).
+    fn uses_finalizer(&self) -> bool {
+        true
+    }
+}
+
+/// Settings of one controller loop.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// Lowercase kind (controller and workqueue name).
+    pub controller: String,
+    /// API group of the kind (for logs).
+    pub group: String,
+    /// Kind (for logs and metrics).
+    pub kind: String,
+    /// `--concurrent`.
+    pub concurrency: u16,
+    /// `--min-retry-delay` / `--max-retry-delay`.
+    pub min_retry_delay: Duration,
+    pub max_retry_delay: Duration,
+    /// `--interval-jitter-percentage`.
+    pub jitter_percentage: u8,
+    /// `None` watches all namespaces.
+    pub namespace: Option<String>,
+    /// `--watch-label-selector` (empty = everything).
+    pub label_selector: String,
+}
+
+/// Exponential per-item backoff as controller-runtime's rate limiter computes it:
+/// `min * 2^failures`, capped at `max`.
+pub fn backoff_delay(failures: u32, min: Duration, max: Duration) -> Duration {
+    let factor = 2f64.powi(failures.min(60) as i32);
+    let secs = (min.as_secs_f64() * factor).min(max.as_secs_f64());
+    Duration::from_secs_f64(secs)
+}
+
+/// The interval with a random jitter of ±`percentage` percent, as upstream's jitter package does.
+pub fn jittered(interval: Duration, percentage: u8) -> Duration {
+    if percentage == 0 || interval.is_zero() {
+        return interval;
+    }
+    let p = f64::from(percentage.min(100)) / 100.0;
+    let offset = rand::rng().random_range(-p..=p);
+    Duration::from_secs_f64((interval.as_secs_f64() * (1.0 + offset)).max(0.0))
+}
+
+/// Hash of what should trigger a reconcile: generation, requestedAt and deletion.
+fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    obj.meta().generation.hash(&mut h);
+    obj.meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REQUESTED_AT_ANNOTATION))
+        .hash(&mut h);
+    obj.meta().deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
+}
+
+fn new_reconcile_id() -> String {
+    let b: [u8; 16] = rand::rng().random();
+    let hex = hex::encode(b);
+    format!(
+        "{}-{}-4{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+struct DriverState<R> {
+    reconciler: R,
+    ctx: ReconcileContext,
+    config: DriverConfig,
+    failures: Mutex<HashMap<(String, String), u32>>,
+    pending: Mutex<HashSet<(String, String)>>,
+}
+
+fn key_of<K: Resource>(obj: &K) -> (String, String) {
+    (obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+async fn patch_finalizers<K: Reconcilable>(
+    api: &Api<K>,
+    name: &str,
+    finalizers: &[String],
+    resource_version: Option<&str>,
+) -> Result<(), ReconcileError> {
+    // Merge patch guarded by resourceVersion: a concurrent change makes it fail and retry.
+    let patch = serde_json::json!({
+        "metadata": {"finalizers": finalizers, "resourceVersion": resource_version}
+    });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| ReconcileError::new(format!("failed to update finalizers: {e}")))
+}
+
+/// Returns the requeue delay (`None` = wait for the next change).
+async fn reconcile_one<K, R>(
+    obj: Arc<K>,
+    state: Arc<DriverState<R>>,
+) -> Result<Option<Duration>, ReconcileError>
+where
+    K: Reconcilable<Scope = k8s_openapi::NamespaceResourceScope>,
+    R: Reconciler<K>,
+{
+    let cfg = &state.config;
+    let key = key_of(obj.as_ref());
+    state.pending.lock().map(|mut p| p.remove(&key)).ok();
+    let queue = NameLabel {
+        name: cfg.controller.clone(),
+    };
+    let depth = state.pending.lock().map(|p| p.len()).unwrap_or(0);
+    state
+        .ctx
+        .metrics
+        .workqueue_depth
+        .get_or_create(&queue)
+        .set(depth as i64);
+
+    let api: Api<K> = Api::namespaced(state.ctx.client.clone(), &key.0);
+    let labels = ObjectLabels {
+        kind: cfg.kind.clone(),
+        name: key.1.clone(),
+        namespace: key.0.clone(),
+    };
+    let finalizers = obj.finalizers().to_vec();
+    let uses_finalizer = state.reconciler.uses_finalizer();
+
+    if obj.meta().deletion_timestamp.is_some() {
+        if uses_finalizer && finalizers.iter().any(|f| f == FINALIZER) {
+            state
+                .reconciler
+                .cleanup(obj.clone(), state.ctx.clone())
+                .await?;
+            let rest: Vec<String> = finalizers.into_iter().filter(|f| f != FINALIZER).collect();
+            patch_finalizers(&api, &key.1, &rest, obj.meta().resource_version.as_deref()).await?;
+        }
+        state.ctx.metrics.delete_object(&labels);
+        tracing::info!("object deleted, finalizer removed");
+        return Ok(None);
+    }
+
+    if obj.suspended() {
+        tracing::info!("Reconciliation is suspended for this object");
+        return Ok(None);
+    }
+
+    if uses_finalizer && !finalizers.iter().any(|f| f == FINALIZER) {
+        let mut with = finalizers.clone();
+        with.push(FINALIZER.to_string());
+        patch_finalizers(&api, &key.1, &with, obj.meta().resource_version.as_deref()).await?;
+    }
+
+    let outcome = state
+        .reconciler
+        .reconcile(obj.clone(), state.ctx.clone())
+        .await?;
+    Ok(match outcome {
+        Outcome::RequeueAtInterval => obj
+            .interval()
+            .filter(|i| !i.is_zero())
+            .map(|i| jittered(i, cfg.jitter_percentage)),
+        Outcome::RequeueAfter(d) => Some(d),
+        Outcome::AwaitChange => None,
+    })
+}
+
+/// Runs one controller loop until `shutdown` resolves.
+///
+/// `customize` may add watches or trigger streams to the `Controller` (e.g. artifact events).
+pub async fn run<K, R>(
+    client: Client,
+    config: DriverConfig,
+    reconciler: R,
+    metrics: Metrics,
+    extra_triggers: Option<BoxStream<'static, ObjectRef<K>>>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) where
+    K: Reconcilable<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default + Eq + Hash + Clone,
+    R: Reconciler<K>,
+{
+    let api: Api<K> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut wc = watcher::Config::default().any_semantic();
+    if !config.label_selector.is_empty() {
+        wc = wc.labels(&config.label_selector);
+    }
+    metrics.register_controller(&config.controller, config.concurrency);
+    let state = Arc::new(DriverState {
+        reconciler,
+        ctx: ReconcileContext {
+            client: client.clone(),
+            metrics: metrics.clone(),
+            controller: config.controller.clone(),
+        },
+        config: config.clone(),
+        failures: Mutex::new(HashMap::new()),
+        pending: Mutex::new(HashSet::new()),
+    });
+
+    let (reader, writer) = reflector::store();
+    let trigger_state = state.clone();
+    let triggers = watcher(api, wc)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, Default::default())
+        .inspect(move |res| {
+            if let Ok(obj) = res {
+                let queue = NameLabel {
+                    name: trigger_state.config.controller.clone(),
+                };
+                trigger_state
+                    .ctx
+                    .metrics
+                    .workqueue_adds
+                    .get_or_create(&queue)
+                    .inc();
+                if let Ok(mut p) = trigger_state.pending.lock() {
+                    p.insert(key_of(obj));
+                    trigger_state
+                        .ctx
+                        .metrics
+                        .workqueue_depth
+                        .get_or_create(&queue)
+                        .set(p.len() as i64);
+                }
+            }
+        });
+
+    let mut controller = Controller::for_stream(triggers, reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency));
+    if let Some(extra) = extra_triggers {
+        controller = controller.reconcile_on(extra);
+    }
+    let controller_name = config.controller.clone();
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(
+            move |obj: Arc<K>, state: Arc<DriverState<R>>| {
+                let cfg = state.config.clone();
+                let span = tracing::info_span!(
+                    "reconcile",
+                    controller = %cfg.controller,
+                    controllerGroup = %cfg.group,
+                    controllerKind = %cfg.kind,
+                    name = %obj.name_any(),
+                    namespace = %obj.namespace().unwrap_or_default(),
+                    reconcileID = %new_reconcile_id(),
+                );
+                async move {
+                    let worker = ControllerLabel { controller: cfg.controller.clone() };
+                    state.ctx.metrics.active_workers.get_or_create(&worker).inc();
+                    let started = Instant::now();
+                    let key = key_of(obj.as_ref());
+                    let labels = ObjectLabels {
+                        kind: cfg.kind.clone(),
+                        name: key.1.clone(),
+                        namespace: key.0.clone(),
+                    };
+                    let deleted = obj.meta().deletion_timestamp.is_some();
+                    let result = reconcile_one(obj, state.clone()).await;
+                    let elapsed = started.elapsed().as_secs_f64();
+                    state.ctx.metrics.active_workers.get_or_create(&worker).dec();
+                    if !deleted {
+                        state.ctx.metrics.observe_reconcile(&labels, &cfg.controller, elapsed);
+                    }
+                    let kind = match &result {
+                        Err(e) => {
+                            tracing::error!(error = %e.message, "Reconciler error");
+                            ReconcileResult::Error
+                        }
+                        Ok(Some(_)) => ReconcileResult::RequeueAfter,
+                        Ok(None) => ReconcileResult::Success,
+                    };
+                    state.ctx.metrics.count_result(&cfg.controller, kind);
+                    if result.is_ok() {
+                        state.failures.lock().map(|mut f| f.remove(&key)).ok();
+                    }
+                    result.map(|delay| match delay {
+                        Some(d) => Action::requeue(d),
+                        None => Action::await_change(),
+                    })
+                }
+                .instrument(span)
+            },
+            |obj: Arc<K>, _err: &ReconcileError, state: Arc<DriverState<R>>| {
+                let key = key_of(obj.as_ref());
+                let failures = state
+                    .failures
+                    .lock()
+                    .map(|mut f| {
+                        let n = f.entry(key).or_insert(0);
+                        let current = *n;
+                        *n = n.saturating_add(1);
+                        current
+                    })
+                    .unwrap_or(0);
+                Action::requeue(backoff_delay(
+                    failures,
+                    state.config.min_retry_delay,
+                    state.config.max_retry_delay,
+                ))
+            },
+            state.clone(),
+        )
+        .for_each(|res| {
+            if let Err(e) = res {
+                match e {
+                    kube::runtime::controller::Error::ReconcilerFailed(_, _) => {}
+                    other => tracing::debug!(controller = %controller_name, error = %other, "controller event"),
+                }
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_min_to_max() {
+        let min = Duration::from_millis(750);
+        let max = Duration::from_secs(900);
+        assert_eq!(backoff_delay(0, min, max), Duration::from_millis(750));
+        assert_eq!(backoff_delay(1, min, max), Duration::from_millis(1500));
+        assert_eq!(backoff_delay(3, min, max), Duration::from_millis(6000));
+        assert_eq!(backoff_delay(20, min, max), max);
+        assert_eq!(backoff_delay(u32::MAX, min, max), max);
+    }
+
+    #[test]
+    fn jitter_stays_within_percentage() {
+        let base = Duration::from_secs(600);
+        for _ in 0..1000 {
+            let j = jittered(base, 5);
+            assert!(
+                j >= Duration::from_secs(570) && j <= Duration::from_secs(630),
+                "{j:?}"
+            );
+        }
+        assert_eq!(jittered(base, 0), base);
+    }
+
+    #[test]
+    fn reconcile_ids_are_uuids() {
+        let id = new_reconcile_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.matches('-').count(), 4);
+        assert_ne!(id, new_reconcile_id());
+    }
+}
