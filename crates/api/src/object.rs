@@ -1,0 +1,116 @@
+//! [`FluxObject`]: what the shared runtime needs to know about every reconciled kind.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use crate::annotations::RECONCILE_REQUESTED_AT;
+
+/// A Flux kind with a status, driven generically by the shared reconcile runtime.
+pub trait FluxObject:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// `spec.suspend`; false when absent or when the kind cannot be suspended.
+    fn suspended(&self) -> bool;
+    /// `spec.interval` parsed; `None` if absent or not a valid duration.
+    fn interval(&self) -> Option<std::time::Duration>;
+    /// `spec.retryInterval` (Kustomization, HelmRelease); `None` elsewhere.
+    fn retry_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// `status.conditions`, or an empty slice.
+    fn conditions(&self) -> &[Condition];
+    /// `status.observedGeneration`.
+    fn observed_generation(&self) -> Option<i64>;
+    /// `status.lastHandledReconcileAt`.
+    fn last_handled_reconcile_at(&self) -> Option<&str>;
+
+    /// The `reconcile.fluxcd.io/requestedAt` annotation, if set.
+    fn reconcile_requested_at(&self) -> Option<&str> {
+        self.meta()
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RECONCILE_REQUESTED_AT))
+            .map(String::as_str)
+    }
+
+    /// True if a reconcile was requested through the annotation and not handled yet.
+    fn reconcile_request_pending(&self) -> bool {
+        match self.reconcile_requested_at() {
+            Some(token) => self.last_handled_reconcile_at() != Some(token),
+            None => false,
+        }
+    }
+
+    /// True if `status.observedGeneration` equals `metadata.generation`.
+    fn generation_observed(&self) -> bool {
+        self.meta().generation.is_some() && self.observed_generation() == self.meta().generation
+    }
+
+    /// True if the Ready condition is True and refers to the current generation.
+    fn is_ready(&self) -> bool {
+        crate::conditions::is_ready(self.conditions()) && self.generation_observed()
+    }
+}
+
+/// Implements [`FluxObject`] for a kind whose spec has `suspend`/`interval` and whose status has
+/// `conditions`, `observedGeneration` and `lastHandledReconcileAt`.
+macro_rules! impl_flux_object {
+    ($kind:ty $(, retry_interval = $retry:ident)?) => {
+        impl $crate::object::FluxObject for $kind {
+            fn suspended(&self) -> bool {
+                self.spec.suspend.unwrap_or(false)
+            }
+            fn interval(&self) -> Option<std::time::Duration> {
+                $crate::object::parse_opt($crate::object::OptDuration::as_opt(&self.spec.interval))
+            }
+            $(
+                fn retry_interval(&self) -> Option<std::time::Duration> {
+                    $crate::object::parse_opt($crate::object::OptDuration::as_opt(&self.spec.$retry))
+                }
+            )?
+            fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+                self.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_deref())
+                    .unwrap_or(&[])
+            }
+            fn observed_generation(&self) -> Option<i64> {
+                self.status.as_ref().and_then(|s| s.observed_generation)
+            }
+            fn last_handled_reconcile_at(&self) -> Option<&str> {
+                self.status
+                    .as_ref()
+                    .and_then(|s| s.last_handled_reconcile_at.as_deref())
+            }
+        }
+    };
+}
+pub(crate) use impl_flux_object;
+
+/// Parses an optional duration, `None` when absent or invalid.
+pub(crate) fn parse_opt(d: Option<&crate::duration::Duration>) -> Option<std::time::Duration> {
+    d.and_then(|d| d.to_std().ok())
+}
+
+/// Lets the macro read required (`Duration`) and optional (`Option<Duration>`) fields alike.
+pub(crate) trait OptDuration {
+    fn as_opt(&self) -> Option<&crate::duration::Duration>;
+}
+
+impl OptDuration for crate::duration::Duration {
+    fn as_opt(&self) -> Option<&crate::duration::Duration> {
+        Some(self)
+    }
+}
+
+impl OptDuration for Option<crate::duration::Duration> {
+    fn as_opt(&self) -> Option<&crate::duration::Duration> {
+        self.as_ref()
+    }
+}
