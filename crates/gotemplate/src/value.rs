@@ -1,0 +1,218 @@
+//! Go-like dynamic values as seen by text/template.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::rc::Rc;
+
+use crate::func::Func;
+
+/// A mutable, shared `map[string]interface{}` (Go maps are reference types; Sprig's `set` mutates).
+pub type MapRef = Rc<RefCell<BTreeMap<String, Value>>>;
+
+/// A value flowing through a template.
+///
+/// The variants mirror the Go types that Helm charts meet: `interface{}` holding nil, `bool`,
+/// `int`, `int64`, `uint64`, `float64`, `string`, `[]byte`, `[]interface{}`,
+/// `map[string]interface{}`, structs with fields and methods ([`Object`]) and functions.
+#[derive(Clone, Default)]
+pub enum Value {
+    /// Go's invalid `reflect.Value`: the result of a missing value; prints as `<no value>`.
+    #[default]
+    NoValue,
+    /// A nil `interface{}`.
+    Nil,
+    Bool(bool),
+    /// Go `int`.
+    Int(i64),
+    /// Go `int64`.
+    Int64(i64),
+    /// Go `uint64`.
+    Uint(u64),
+    /// Go `uint8` (a byte, as `index` of a string yields).
+    Byte(u8),
+    /// Go `float64`.
+    Float(f64),
+    String(Rc<str>),
+    /// Go `[]byte`.
+    Bytes(Rc<[u8]>),
+    /// Go `[]interface{}` (or another slice type named by `elem`).
+    List(Rc<Vec<Value>>),
+    /// Go `map[string]interface{}`.
+    Map(MapRef),
+    /// A struct (or pointer to struct) with fields and methods.
+    Object(Rc<dyn Object>),
+    /// A function value.
+    Func(Func),
+}
+
+/// A Go struct as seen by templates: named fields and methods.
+pub trait Object {
+    /// Go type name for messages and `%T`, e.g. `*chart.Metadata`.
+    fn type_name(&self) -> String;
+    /// A field's value, if the struct has that exported field.
+    fn field(&self, name: &str) -> Option<Value>;
+    /// A method bound to this receiver, if any.
+    fn method(&self, _name: &str) -> Option<Func> {
+        None
+    }
+    /// The `%v` rendering (e.g. `{a b}` or `&{a b}`).
+    fn format(&self, plus: bool) -> String;
+    /// Whether the object counts as a Go map for `len`, `range`, `index` (e.g. named map types).
+    fn as_map(&self) -> Option<MapRef> {
+        None
+    }
+}
+
+impl Value {
+    pub fn str(s: impl Into<Rc<str>>) -> Value {
+        Value::String(s.into())
+    }
+
+    pub fn list(v: Vec<Value>) -> Value {
+        Value::List(Rc::new(v))
+    }
+
+    pub fn map(m: BTreeMap<String, Value>) -> Value {
+        Value::Map(Rc::new(RefCell::new(m)))
+    }
+
+    pub fn new_map() -> Value {
+        Value::map(BTreeMap::new())
+    }
+
+    /// Go's `%T` type name.
+    pub fn type_name(&self) -> String {
+        match self {
+            Value::NoValue | Value::Nil => "<nil>".into(),
+            Value::Bool(_) => "bool".into(),
+            Value::Int(_) => "int".into(),
+            Value::Int64(_) => "int64".into(),
+            Value::Uint(_) => "uint64".into(),
+            Value::Byte(_) => "uint8".into(),
+            Value::Float(_) => "float64".into(),
+            Value::String(_) => "string".into(),
+            Value::Bytes(_) => "[]uint8".into(),
+            Value::List(_) => "[]interface {}".into(),
+            Value::Map(_) => "map[string]interface {}".into(),
+            Value::Object(o) => o.type_name(),
+            Value::Func(f) => f.type_name(),
+        }
+    }
+
+    /// Go's truth: not the zero value of its type. `None` when there is no meaningful truth.
+    pub fn truth(&self) -> bool {
+        match self {
+            Value::NoValue | Value::Nil => false,
+            Value::Bool(b) => *b,
+            Value::Int(i) | Value::Int64(i) => *i != 0,
+            Value::Uint(u) => *u != 0,
+            Value::Byte(u) => *u != 0,
+            Value::Float(f) => *f != 0.0,
+            Value::String(s) => !s.is_empty(),
+            Value::Bytes(b) => !b.is_empty(),
+            Value::List(l) => !l.is_empty(),
+            Value::Map(m) => !m.borrow().is_empty(),
+            Value::Object(o) => match o.as_map() {
+                Some(m) => !m.borrow().is_empty(),
+                None => true,
+            },
+            Value::Func(_) => true,
+        }
+    }
+
+    pub fn is_nil(&self) -> bool {
+        matches!(self, Value::NoValue | Value::Nil)
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The map behind a map value or a map-like object.
+    pub fn as_map(&self) -> Option<MapRef> {
+        match self {
+            Value::Map(m) => Some(m.clone()),
+            Value::Object(o) => o.as_map(),
+            _ => None,
+        }
+    }
+
+    /// Go's `fmt.Sprint(v)`.
+    pub fn to_go_string(&self) -> String {
+        crate::gofmt::sprint(std::slice::from_ref(self))
+    }
+
+    /// Deep copy of maps (lists are immutable and shared).
+    pub fn deep_copy(&self) -> Value {
+        match self {
+            Value::Map(m) => {
+                let copied = m
+                    .borrow()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.deep_copy()))
+                    .collect();
+                Value::map(copied)
+            }
+            Value::List(l) => Value::list(l.iter().map(Value::deep_copy).collect()),
+            other => other.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::NoValue => write!(f, "NoValue"),
+            Value::Nil => write!(f, "Nil"),
+            Value::String(s) => write!(f, "{s:?}"),
+            other => write!(f, "{}({})", other.type_name(), other.to_go_string()),
+        }
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Value::NoValue, Value::NoValue) | (Value::Nil, Value::Nil) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) | (Value::Int64(a), Value::Int64(b)) => a == b,
+            (Value::Uint(a), Value::Uint(b)) => a == b,
+            (Value::Byte(a), Value::Byte(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a == b,
+            (Value::String(a), Value::String(b)) => a == b,
+            (Value::Bytes(a), Value::Bytes(b)) => a == b,
+            (Value::List(a), Value::List(b)) => a == b,
+            (Value::Map(a), Value::Map(b)) => Rc::ptr_eq(a, b) || *a.borrow() == *b.borrow(),
+            (Value::Object(a), Value::Object(b)) => Rc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::String(s.into())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::String(s.into())
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(f: f64) -> Self {
+        Value::Float(f)
+    }
+}
