@@ -54,7 +54,17 @@ pub trait Reconcilable:
     fn interval(&self) -> Option<Duration>;
 }
 
-// TODO(api): blanket impl for ferroflux_api::FluxObject once crates/api lands.
+impl<T> Reconcilable for T
+where
+    T: ferroflux_api::FluxObject,
+{
+    fn suspended(&self) -> bool {
+        ferroflux_api::FluxObject::suspended(self)
+    }
+    fn interval(&self) -> Option<Duration> {
+        ferroflux_api::FluxObject::interval(self)
+    }
+}
 
 /// What a reconcile asks the driver to do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +123,26 @@ pub trait Reconciler<K: Reconcilable>: Send + Sync + 'static {
     /// Whether the driver adds and removes `finalizers.fluxcd.io` (false for static kinds).
     fn uses_finalizer(&self) -> bool {
         true
+    }
+}
+
+/// The reconciler of a kind whose behaviour a later milestone brings: it leaves the object
+/// untouched (no finalizer, no status), so nothing ever reports it Ready by mistake.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NotYetImplemented;
+
+impl<K: Reconcilable> Reconciler<K> for NotYetImplemented {
+    async fn reconcile(
+        &self,
+        _obj: Arc<K>,
+        _ctx: ReconcileContext,
+    ) -> Result<Outcome, ReconcileError> {
+        tracing::debug!("no reconciler for this kind yet; object left untouched");
+        Ok(Outcome::AwaitChange)
+    }
+
+    fn uses_finalizer(&self) -> bool {
+        false
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args};
 
-use crate::duration::parse_go_duration;
+use ferroflux_api::duration::parse_go_duration;
 
 /// Flags shared by all four controllers. Flatten into each binary's own `clap::Parser`.
 #[derive(Args, Clone, Debug)]

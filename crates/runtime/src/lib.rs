@@ -8,17 +8,18 @@
 //!   backoff, metrics, one span per reconcile);
 //! - [`status`]: status patching with a field manager; [`events`]: Kubernetes Events and the
 //!   forwarding to the notification service;
+//! - [`readiness`]: the Readiness gRPC stream appliers serve for their objects;
 //! - [`artifact`]: artifact download, digest verification and safe untar for consumers;
 //! - [`Manager`]: process bootstrap tying the above together for a controller binary.
 
 pub mod artifact;
 pub mod driver;
-pub mod duration;
 pub mod events;
 pub mod flags;
 pub mod leader;
 pub mod logging;
 pub mod metrics;
+pub mod readiness;
 pub mod serve;
 pub mod status;
 pub mod telemetry;
@@ -173,8 +174,33 @@ impl Manager {
         }
     }
 
+    /// The reconcile loop of one kind, configured from the common flags; runs until shutdown.
+    pub fn controller<K, R>(
+        &self,
+        group: &str,
+        default_concurrency: u16,
+        reconciler: R,
+        extra_triggers: Option<
+            futures::stream::BoxStream<'static, kube::runtime::reflector::ObjectRef<K>>,
+        >,
+    ) -> impl Future<Output = ()> + Send + use<K, R>
+    where
+        K: driver::Reconcilable<Scope = k8s_openapi::NamespaceResourceScope>,
+        R: Reconciler<K>,
+    {
+        let kind = K::kind(&()).to_string();
+        driver::run::<K, R>(
+            self.client.clone(),
+            self.driver_config(&kind, group, default_concurrency),
+            reconciler,
+            self.metrics.clone(),
+            extra_triggers,
+            self.shutdown_signal(),
+        )
+    }
+
     /// Resolves when the process should stop (signal or lost leadership).
-    pub fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
+    pub fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + Sync + 'static + use<> {
         let token = self.shutdown.clone();
         async move { token.cancelled().await }
     }

@@ -1,1 +1,6 @@
-fn main() {}
+//! The `helm-controller` binary; everything lives in the library so that the CLI's embedded
+//! mode and the end-to-end tests run the very same code.
+
+fn main() -> std::process::ExitCode {
+    helm_controller::main_entry(std::env::args_os())
+}

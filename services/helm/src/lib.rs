@@ -1,0 +1,130 @@
+//! helm-controller: reconciles HelmReleases (render charts as Helm does, install, upgrade, test,
+//! rollback, uninstall with remediation, drift detection, Helm-compatible release storage).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferroflux_api::HelmRelease;
+use ferroflux_runtime::driver::NotYetImplemented;
+use ferroflux_runtime::{Manager, RuntimeOptions};
+
+const CONTROLLER: &str = "helm-controller";
+const GROUP: &str = "helm.toolkit.fluxcd.io";
+
+/// Feature gates of helm-controller with upstream's defaults.
+const FEATURE_GATES: &[(&str, bool)] = &[
+    ("AdditiveCELDependencyCheck", false),
+    ("AdoptLegacyReleases", true),
+    ("AllowDNSLookups", false),
+    ("CacheSecretsAndConfigMaps", false),
+    ("CancelHealthCheckOnNewRevision", false),
+    ("DefaultToRetryOnFailure", false),
+    ("DirectSourceFetch", false),
+    ("DisableChartDigestTracking", false),
+    ("DisableConfigWatchers", false),
+    ("ExternalArtifact", true),
+    ("ObjectLevelWorkloadIdentity", false),
+    ("OOMWatch", false),
+    ("UseHelm3Defaults", false),
+];
+
+#[derive(Parser, Debug)]
+#[command(name = CONTROLLER, version, about = "ferroflux helm-controller")]
+pub struct Flags {
+    #[command(flatten)]
+    pub runtime: RuntimeOptions,
+
+    /// The maximum time to wait for in-flight Helm actions on shutdown.
+    #[arg(long = "graceful-shutdown-timeout", default_value = "600s")]
+    graceful_shutdown_timeout: String,
+
+    /// The maximum number of retries when failing to fetch artifacts over HTTP.
+    #[arg(long = "http-retry", default_value_t = 9)]
+    http_retry: u32,
+
+    /// The timeout of artifact downloads.
+    #[arg(long = "http-timeout", default_value = "30s")]
+    http_timeout: String,
+
+    /// Default service account used to access the remote clusters of kubeConfig.secretRef.
+    #[arg(long = "default-kubeconfig-service-account", default_value = "")]
+    default_kubeconfig_service_account: String,
+
+    /// The interval at which the OOM watcher checks memory usage.
+    #[arg(long = "oom-watch-interval", default_value = "500ms")]
+    oom_watch_interval: String,
+
+    /// The memory threshold (percentage) at which the OOM watcher cancels in-flight actions.
+    #[arg(long = "oom-watch-memory-threshold", default_value_t = 95)]
+    oom_watch_memory_threshold: u8,
+
+    /// Path to the cgroup file with the memory limit.
+    #[arg(long = "oom-watch-max-memory-path", default_value = "")]
+    oom_watch_max_memory_path: String,
+
+    /// Path to the cgroup file with the current memory usage.
+    #[arg(long = "oom-watch-current-memory-path", default_value = "")]
+    oom_watch_current_memory_path: String,
+
+    /// Field manager disallowed to perform changes on managed resources (repeatable).
+    #[arg(long = "override-manager")]
+    override_manager: Vec<String>,
+
+    /// The digest algorithm of release snapshots.
+    #[arg(long = "snapshot-digest-algo", default_value = "sha256")]
+    snapshot_digest_algo: String,
+
+    /// (ferroflux) source-controller's artifact events gRPC address, e.g. http://source-controller:9091.
+    #[arg(long = "artifact-events-addr", default_value = "")]
+    artifact_events_addr: String,
+}
+
+/// Runs the controller until SIGTERM/SIGINT (or lost leadership).
+pub async fn run(flags: Flags) -> anyhow::Result<()> {
+    flags
+        .runtime
+        .feature_gates(FEATURE_GATES)
+        .map_err(anyhow::Error::msg)?;
+    let manager = Manager::start(CONTROLLER, flags.runtime.clone()).await?;
+    let controllers = manager.controller::<HelmRelease, _>(GROUP, 4, NotYetImplemented, None);
+    manager.run(controllers).await?;
+    Ok(())
+}
+
+/// The process entry point: parses `args` (first item = program name), runs the controller on
+/// a multi-threaded tokio runtime, and maps the outcome to an exit code.
+pub fn main_entry<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let flags = match Flags::try_parse_from(args) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{CONTROLLER}: unable to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(flags)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let line = serde_json::json!({"level": "error", "msg": format!("{CONTROLLER} failed"), "error": format!("{e:#}")});
+            eprintln!("{line}");
+            ExitCode::FAILURE
+        }
+    }
+}

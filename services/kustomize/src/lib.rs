@@ -1,0 +1,127 @@
+//! kustomize-controller: reconciles Kustomizations (download the source artifact, kustomize
+//! build, post-build substitution, SOPS decryption, server-side apply in stages, prune by
+//! inventory, health checks, dependsOn).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferroflux_api::Kustomization;
+use ferroflux_runtime::driver::NotYetImplemented;
+use ferroflux_runtime::{Manager, RuntimeOptions};
+
+const CONTROLLER: &str = "kustomize-controller";
+const GROUP: &str = "kustomize.toolkit.fluxcd.io";
+
+/// Feature gates of kustomize-controller with upstream's defaults.
+const FEATURE_GATES: &[(&str, bool)] = &[
+    ("AdditiveCELDependencyCheck", false),
+    ("CacheSecretsAndConfigMaps", false),
+    ("CancelHealthCheckOnNewRevision", false),
+    ("DirectSourceFetch", false),
+    ("DisableConfigWatchers", false),
+    ("DisableFailFastBehavior", false),
+    ("DisableStatusPollerCache", true),
+    ("ExternalArtifact", true),
+    ("GroupChangeLog", false),
+    ("MigrateAPIVersion", false),
+    ("ObjectLevelWorkloadIdentity", false),
+    ("StrictPostBuildSubstitutions", true),
+];
+
+#[derive(Parser, Debug)]
+#[command(name = CONTROLLER, version, about = "ferroflux kustomize-controller")]
+pub struct Flags {
+    #[command(flatten)]
+    pub runtime: RuntimeOptions,
+
+    /// The number of concurrent server-side apply operations.
+    #[arg(long = "concurrent-ssa", default_value_t = 4)]
+    concurrent_ssa: u16,
+
+    /// The maximum number of retries when failing to fetch artifacts over HTTP.
+    #[arg(long = "http-retry", default_value_t = 9)]
+    http_retry: u32,
+
+    /// Disallow remote bases usage in Kustomize overlays.
+    #[arg(long = "no-remote-bases", action = clap::ArgAction::Set, num_args = 0..=1,
+          default_value_t = false, default_missing_value = "true")]
+    no_remote_bases: bool,
+
+    /// Default service account used for decryption.
+    #[arg(long = "default-decryption-service-account", default_value = "")]
+    default_decryption_service_account: String,
+
+    /// Default service account used to access the remote clusters of kubeConfig.secretRef.
+    #[arg(long = "default-kubeconfig-service-account", default_value = "")]
+    default_kubeconfig_service_account: String,
+
+    /// The name of a Secret with SOPS age keys used for all Kustomizations.
+    #[arg(long = "sops-age-secret", default_value = "")]
+    sops_age_secret: String,
+
+    /// The name of a ConfigMap with the Vault address for SOPS.
+    #[arg(long = "sops-vault-configmap", default_value = "")]
+    sops_vault_configmap: String,
+
+    /// Field manager disallowed to perform changes on managed resources (repeatable).
+    #[arg(long = "override-manager")]
+    override_manager: Vec<String>,
+
+    /// Kinds applied in a stage of their own before the rest, e.g. 'Gateway,HTTPRoute'.
+    #[arg(long = "custom-apply-stage-kinds", value_delimiter = ',')]
+    custom_apply_stage_kinds: Vec<String>,
+
+    /// (ferroflux) source-controller's artifact events gRPC address, e.g. http://source-controller:9091.
+    #[arg(long = "artifact-events-addr", default_value = "")]
+    artifact_events_addr: String,
+}
+
+/// Runs the controller until SIGTERM/SIGINT (or lost leadership).
+pub async fn run(flags: Flags) -> anyhow::Result<()> {
+    flags
+        .runtime
+        .feature_gates(FEATURE_GATES)
+        .map_err(anyhow::Error::msg)?;
+    let manager = Manager::start(CONTROLLER, flags.runtime.clone()).await?;
+    let controllers = manager.controller::<Kustomization, _>(GROUP, 4, NotYetImplemented, None);
+    manager.run(controllers).await?;
+    Ok(())
+}
+
+/// The process entry point: parses `args` (first item = program name), runs the controller on
+/// a multi-threaded tokio runtime, and maps the outcome to an exit code.
+pub fn main_entry<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let flags = match Flags::try_parse_from(args) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{CONTROLLER}: unable to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(flags)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let line = serde_json::json!({"level": "error", "msg": format!("{CONTROLLER} failed"), "error": format!("{e:#}")});
+            eprintln!("{line}");
+            ExitCode::FAILURE
+        }
+    }
+}

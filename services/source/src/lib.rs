@@ -1,0 +1,159 @@
+//! source-controller: fetches Git repositories, OCI artifacts, Helm repositories and charts and
+//! S3 buckets, packs each revision as a tar.gz artifact, serves artifacts over HTTP and streams
+//! artifact events over gRPC.
+
+pub mod artifact_events;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferroflux_api::{Bucket, GitRepository, HelmChart, HelmRepository, OCIRepository};
+use ferroflux_proto::artifact_events_server::ArtifactEventsServer;
+use ferroflux_runtime::driver::NotYetImplemented;
+use ferroflux_runtime::{Manager, RuntimeOptions};
+
+use crate::artifact_events::ArtifactEventLog;
+
+const CONTROLLER: &str = "source-controller";
+const GROUP: &str = "source.toolkit.fluxcd.io";
+
+/// Feature gates of source-controller with upstream's defaults.
+const FEATURE_GATES: &[(&str, bool)] = &[
+    ("CacheSecretsAndConfigMaps", false),
+    ("ObjectLevelWorkloadIdentity", false),
+    ("OptimizedGitClones", true),
+];
+
+#[derive(Parser, Debug)]
+#[command(name = CONTROLLER, version, about = "ferroflux source-controller")]
+pub struct Flags {
+    #[command(flatten)]
+    pub runtime: RuntimeOptions,
+
+    /// The local storage path.
+    #[arg(long = "storage-path", default_value = "/data")]
+    storage_path: String,
+
+    /// The address the static file server binds to.
+    #[arg(long = "storage-addr", default_value = ":9090")]
+    storage_addr: String,
+
+    /// The advertised address of the static file server.
+    #[arg(long = "storage-adv-addr", default_value = "")]
+    storage_adv_addr: String,
+
+    /// The duration of time that artifacts from previous reconciliations will be kept in storage
+    /// before being garbage collected.
+    #[arg(long = "artifact-retention-ttl", default_value = "1m")]
+    artifact_retention_ttl: String,
+
+    /// The maximum number of artifacts to be kept in storage after a garbage collection.
+    #[arg(long = "artifact-retention-records", default_value_t = 2)]
+    artifact_retention_records: u32,
+
+    /// The algorithm to use to calculate the digest of artifacts.
+    #[arg(long = "artifact-digest-algo", default_value = "sha256")]
+    artifact_digest_algo: String,
+
+    /// The max allowed size in bytes of a Helm repository index file.
+    #[arg(long = "helm-index-max-size", default_value_t = 52_428_800)]
+    helm_index_max_size: u64,
+
+    /// The max allowed size in bytes of a Helm chart file.
+    #[arg(long = "helm-chart-max-size", default_value_t = 10_485_760)]
+    helm_chart_max_size: u64,
+
+    /// The max allowed size in bytes of a file in a Helm chart.
+    #[arg(long = "helm-chart-file-max-size", default_value_t = 5_242_880)]
+    helm_chart_file_max_size: u64,
+
+    /// The maximum size of the index cache (0 disables it).
+    #[arg(long = "helm-cache-max-size", default_value_t = 0)]
+    helm_cache_max_size: u64,
+
+    /// The TTL of an index in the cache.
+    #[arg(long = "helm-cache-ttl", default_value = "15m")]
+    helm_cache_ttl: String,
+
+    /// The interval at which the cache is purged of expired items.
+    #[arg(long = "helm-cache-purge-interval", default_value = "1m")]
+    helm_cache_purge_interval: String,
+
+    /// The list of key exchange algorithms to use for SSH connections.
+    #[arg(long = "ssh-kex-algos", value_delimiter = ',')]
+    ssh_kex_algos: Vec<String>,
+
+    /// The list of hostkey algorithms to use for SSH connections.
+    #[arg(long = "ssh-hostkey-algos", value_delimiter = ',')]
+    ssh_hostkey_algos: Vec<String>,
+
+    /// (ferroflux) The address of the gRPC server streaming artifact events.
+    #[arg(long = "grpc-addr", default_value = ":9091")]
+    grpc_addr: String,
+}
+
+/// Runs the controller until SIGTERM/SIGINT (or lost leadership).
+pub async fn run(flags: Flags) -> anyhow::Result<()> {
+    flags.runtime.feature_gates(FEATURE_GATES).map_err(anyhow::Error::msg)?;
+    let manager = Manager::start(CONTROLLER, flags.runtime.clone()).await?;
+
+    let events = ArtifactEventLog::new(artifact_events::DEFAULT_RETAINED);
+    let grpc_addr = ferroflux_runtime::flags::parse_listen_addr(&flags.grpc_addr)
+        .map_err(anyhow::Error::msg)?;
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ArtifactEventsServer<ArtifactEventLog>>()
+        .await;
+    let shutdown = manager.shutdown_signal();
+    let grpc = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(ArtifactEventsServer::new(events.clone()))
+        .serve_with_shutdown(grpc_addr, shutdown);
+    tokio::spawn(async move {
+        if let Err(e) = grpc.await {
+            tracing::error!(error = %e, "artifact events gRPC server failed");
+        }
+    });
+
+    let git = manager.controller::<GitRepository, _>(GROUP, 2, NotYetImplemented, None);
+    let oci = manager.controller::<OCIRepository, _>(GROUP, 2, NotYetImplemented, None);
+    let helmrepo = manager.controller::<HelmRepository, _>(GROUP, 2, NotYetImplemented, None);
+    let chart = manager.controller::<HelmChart, _>(GROUP, 2, NotYetImplemented, None);
+    let bucket = manager.controller::<Bucket, _>(GROUP, 2, NotYetImplemented, None);
+    let controllers = async move {
+        tokio::join!(git, oci, helmrepo, chart, bucket);
+    };
+    manager.run(controllers).await?;
+    Ok(())
+}
+
+/// The process entry point: parses `args` (first item = program name), runs the controller on
+/// a multi-threaded tokio runtime, and maps the outcome to an exit code.
+pub fn main_entry<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let flags = match Flags::try_parse_from(args) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{CONTROLLER}: unable to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(flags)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let line = serde_json::json!({"level": "error", "msg": format!("{CONTROLLER} failed"), "error": format!("{e:#}")});
+            eprintln!("{line}");
+            ExitCode::FAILURE
+        }
+    }
+}
