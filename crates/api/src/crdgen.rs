@@ -67,6 +67,15 @@ pub fn crds() -> Vec<GeneratedCrd> {
         .collect()
 }
 
+/// Every CRD as a typed object, ready to be created on a cluster (e.g. by a test control plane
+/// or an installer).
+pub fn crd_objects() -> Result<Vec<CustomResourceDefinition>, serde_json::Error> {
+    crds()
+        .into_iter()
+        .map(|c| serde_json::from_value(c.value))
+        .collect()
+}
+
 /// Applies the rewrites described in the module docs to a CRD in JSON form.
 pub fn rewrite(crd: &mut Value) {
     if let Some(names) = crd
@@ -194,4 +203,62 @@ pub fn files() -> Result<Vec<(String, String)>, serde_saphyr::SerializeError> {
     }
     out.push(("kustomization.yaml".to_owned(), kustomization));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_crds_keep_the_rewrites() {
+        let crds = crd_objects().unwrap();
+        assert_eq!(crds.len(), raw_crds().len());
+        for crd in &crds {
+            assert_eq!(
+                crd.spec.names.list_kind.as_deref(),
+                Some(format!("{}List", crd.spec.names.kind).as_str())
+            );
+            let text = serde_json::to_string(crd).unwrap();
+            assert!(!text.contains("\"nullable\""), "{}", crd.spec.names.kind);
+        }
+    }
+
+    #[test]
+    fn rewrite_strips_nullable_but_not_property_names() {
+        let mut crd = json!({
+            "spec": {
+                "names": {"kind": "Thing"},
+                "versions": [{
+                    "name": "v1",
+                    "schema": {"openAPIV3Schema": {
+                        "type": "object",
+                        "required": ["spec"],
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "nullable": true,
+                                "properties": {
+                                    "nullable": {"type": "string", "nullable": true},
+                                    "mode": {"type": "string", "enum": ["a", null], "nullable": true},
+                                },
+                            },
+                        },
+                    }},
+                }],
+            },
+        });
+        rewrite(&mut crd);
+        let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        assert_eq!(root.get("required"), None);
+        assert_eq!(root["properties"]["metadata"], json!({"type": "object"}));
+        let spec = &root["properties"]["spec"];
+        assert_eq!(spec.get("nullable"), None);
+        assert_eq!(spec["properties"]["nullable"], json!({"type": "string"}));
+        assert_eq!(
+            spec["properties"]["mode"],
+            json!({"type": "string", "enum": ["a"]})
+        );
+        assert_eq!(crd["spec"]["names"]["listKind"], json!("ThingList"));
+        assert_eq!(crd["spec"]["versions"][0]["subresources"], json!({}));
+    }
 }

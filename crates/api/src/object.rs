@@ -114,3 +114,101 @@ impl OptDuration for Option<crate::duration::Duration> {
         self.as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FluxObject;
+    use crate::conditions::{self, READY, TRUE, reason};
+    use crate::{ExternalArtifact, HelmRelease, Kustomization};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn kustomization() -> Kustomization {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {
+                "name": "apps",
+                "namespace": "flux-system",
+                "generation": 3,
+                "annotations": {"reconcile.fluxcd.io/requestedAt": "2026-01-01T00:00:00Z"},
+            },
+            "spec": {
+                "interval": "10m",
+                "retryInterval": "1m30s",
+                "prune": true,
+                "suspend": true,
+                "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
+            },
+            "status": {
+                "observedGeneration": 3,
+                "lastHandledReconcileAt": "2025-12-31T00:00:00Z",
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_spec_and_status_fields() {
+        let mut ks = kustomization();
+        assert!(ks.suspended());
+        assert_eq!(ks.interval(), Some(std::time::Duration::from_secs(600)));
+        assert_eq!(
+            ks.retry_interval(),
+            Some(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(ks.observed_generation(), Some(3));
+        assert!(ks.generation_observed());
+        assert_eq!(ks.last_handled_reconcile_at(), Some("2025-12-31T00:00:00Z"));
+        assert!(ks.reconcile_request_pending());
+        assert!(ks.conditions().is_empty());
+        assert!(!ks.is_ready());
+
+        let status = ks.status.get_or_insert_with(Default::default);
+        status.last_handled_reconcile_at = Some("2026-01-01T00:00:00Z".into());
+        let list = status.conditions.get_or_insert_with(Vec::new);
+        let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        conditions::set(
+            list,
+            conditions::new_condition(READY, TRUE, reason::SUCCEEDED, "ok", Some(3), now),
+        );
+        assert!(!ks.reconcile_request_pending());
+        assert!(ks.is_ready());
+    }
+
+    #[test]
+    fn missing_or_invalid_fields_read_as_none() {
+        let mut hr: HelmRelease = serde_json::from_value(serde_json::json!({
+            "apiVersion": "helm.toolkit.fluxcd.io/v2",
+            "kind": "HelmRelease",
+            "metadata": {"name": "podinfo"},
+            "spec": {"interval": "soon"},
+        }))
+        .unwrap();
+        assert_eq!(hr.interval(), None, "unparsable interval");
+        assert!(!hr.suspended());
+        assert_eq!(hr.observed_generation(), None);
+        hr.spec.interval = None;
+        assert_eq!(hr.interval(), None);
+        assert!(!hr.reconcile_request_pending());
+
+        let ea: ExternalArtifact = serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "ExternalArtifact",
+            "metadata": {"name": "generated"},
+            "spec": {},
+        }))
+        .unwrap();
+        assert!(!ea.suspended());
+        assert_eq!(ea.interval(), None);
+    }
+
+    #[test]
+    fn default_status_has_unobserved_generation() {
+        let status = crate::kustomization::KustomizationStatus::default();
+        assert_eq!(status.observed_generation, Some(-1));
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            serde_json::json!({"observedGeneration": -1})
+        );
+    }
+}

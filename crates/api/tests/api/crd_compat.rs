@@ -25,6 +25,11 @@ struct Diff {
     detail: String,
 }
 
+/// JSON equality where numbers compare by value (`0` equals `0.0`).
+pub fn json_equal(a: &Value, b: &Value) -> bool {
+    num_eq(a, b)
+}
+
 fn num_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
@@ -310,4 +315,71 @@ fn generated_crds_match_upstream() {
         stale.len(),
         stale.join("\n")
     );
+}
+
+/// The comparator itself must see every kind of difference, or the test above proves nothing.
+#[test]
+fn comparator_reports_every_difference() {
+    let upstream =
+        read_yaml(&corpus().join("upstream-crds/source.toolkit.fluxcd.io_gitrepositories.yaml"));
+    let mut changed = upstream.clone();
+    let spec = "/spec/versions/0/schema/openAPIV3Schema/properties/spec";
+    let edits: &[(&str, Value)] = &[
+        ("/properties/interval/pattern", Value::from("^x$")),
+        ("/properties/timeout/default", Value::from("30s")),
+        (
+            "/properties/provider/enum",
+            serde_json::json!(["generic", "aws"]),
+        ),
+        (
+            "/properties/url/description",
+            Value::from("descriptions are ignored"),
+        ),
+        ("/required", serde_json::json!(["url"])),
+        ("/x-kubernetes-validations/0/rule", Value::from("true")),
+    ];
+    for (path, value) in edits {
+        *changed.pointer_mut(&format!("{spec}{path}")).unwrap() = value.clone();
+    }
+    changed
+        .pointer_mut(&format!("{spec}/properties"))
+        .and_then(Value::as_object_mut)
+        .unwrap()
+        .remove("ignore");
+    changed
+        .pointer_mut("/spec/versions/0/additionalPrinterColumns/0")
+        .and_then(Value::as_object_mut)
+        .unwrap()
+        .insert("jsonPath".into(), Value::from(".spec.other"));
+    *changed.pointer_mut("/spec/names/shortNames").unwrap() = serde_json::json!(["gr"]);
+
+    let mut ctx = Ctx {
+        kind: "GitRepository",
+        diffs: Vec::new(),
+    };
+    ctx.crd(&changed, &upstream);
+    let mut paths: Vec<&str> = ctx.diffs.iter().map(|d| d.path.as_str()).collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        vec![
+            ".spec required",
+            ".spec x-kubernetes-validations",
+            ".spec.ignore",
+            ".spec.interval pattern",
+            ".spec.provider enum",
+            ".spec.timeout default",
+            "spec.names.shortNames",
+            "spec.versions[v1].additionalPrinterColumns",
+        ],
+        "{:#?}",
+        ctx.diffs
+    );
+
+    let mut same = Ctx {
+        kind: "GitRepository",
+        diffs: Vec::new(),
+    };
+    same.crd(&upstream, &upstream);
+    assert!(same.diffs.is_empty(), "{:?}", same.diffs);
 }

@@ -3,6 +3,7 @@
 
 mod crd_compat;
 mod crds_current;
+mod crds_oracle;
 mod roundtrip;
 
 use std::path::PathBuf;
