@@ -163,6 +163,42 @@ impl Readiness for ReadinessHub {
     }
 }
 
+/// Serves the Readiness gRPC stream (plus the gRPC health service) for kind `K` on `addr`
+/// until `shutdown`, fed by a watch of `K`. Returns the bound address.
+pub async fn serve<K, F>(
+    client: Client,
+    namespace: Option<String>,
+    addr: std::net::SocketAddr,
+    revision: F,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<std::net::SocketAddr>
+where
+    K: FluxObject,
+    F: Fn(&K) -> String + Send + 'static,
+{
+    use ferroflux_proto::readiness_server::ReadinessServer;
+    let hub = ReadinessHub::new();
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ReadinessServer<ReadinessHub>>().await;
+    let feeder = tokio::spawn(feed::<K, F>(client, namespace, hub.clone(), revision));
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(ReadinessServer::new(hub))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        );
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "readiness gRPC server failed");
+        }
+        feeder.abort();
+    });
+    Ok(local)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,6 +71,10 @@ pub struct Flags {
     #[arg(long = "custom-apply-stage-kinds", value_delimiter = ',')]
     custom_apply_stage_kinds: Vec<String>,
 
+    /// (ferroflux) The address of the gRPC server streaming the readiness of this controller's objects.
+    #[arg(long = "grpc-addr", default_value = ":9091")]
+    pub grpc_addr: String,
+
     /// (ferroflux) source-controller's artifact events gRPC address, e.g. http://source-controller:9091.
     #[arg(long = "artifact-events-addr", default_value = "")]
     artifact_events_addr: String,
@@ -83,6 +87,22 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         .feature_gates(FEATURE_GATES)
         .map_err(anyhow::Error::msg)?;
     let manager = Manager::start(CONTROLLER, flags.runtime.clone()).await?;
+    let grpc_addr = ferroflux_runtime::flags::parse_listen_addr(&flags.grpc_addr)
+        .map_err(anyhow::Error::msg)?;
+    let bound = ferroflux_runtime::readiness::serve::<Kustomization, _>(
+        manager.client.clone(),
+        manager.watch_namespace(),
+        grpc_addr,
+        |obj| {
+            obj.status
+                .as_ref()
+                .and_then(|s| s.last_applied_revision.clone())
+                .unwrap_or_default()
+        },
+        manager.shutdown_signal(),
+    )
+    .await?;
+    tracing::info!(addr = %bound, "readiness gRPC server listening");
     let controllers = manager.controller::<Kustomization, _>(GROUP, 4, NotYetImplemented, None);
     manager.run(controllers).await?;
     Ok(())
