@@ -64,6 +64,12 @@ impl Duration {
     }
 }
 
+/// Parses an optional duration, falling back to `default` when it is absent or does not parse
+/// (the CRD patterns reject unparsable values at admission).
+pub fn or_default(d: Option<&Duration>, default: std::time::Duration) -> std::time::Duration {
+    d.and_then(|d| d.to_std().ok()).unwrap_or(default)
+}
+
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -224,4 +224,14 @@ impl Default for GitRepositoryStatus {
     }
 }
 
+impl GitRepository {
+    /// Timeout of Git operations: `spec.timeout`, or 60s.
+    pub fn effective_timeout(&self) -> std::time::Duration {
+        crate::duration::or_default(
+            self.spec.timeout.as_ref(),
+            std::time::Duration::from_secs(60),
+        )
+    }
+}
+
 crate::object::impl_flux_object!(GitRepository);

@@ -180,4 +180,16 @@ impl Default for HelmChartStatus {
     }
 }
 
+impl HelmChart {
+    /// The SemVer range of the chart version: `spec.version`, or `*`.
+    pub fn version_range(&self) -> &str {
+        self.spec.version.as_deref().unwrap_or("*")
+    }
+
+    /// When a new artifact is built: `spec.reconcileStrategy`, or `ChartVersion`.
+    pub fn reconcile_strategy(&self) -> ReconcileStrategy {
+        self.spec.reconcile_strategy.unwrap_or_default()
+    }
+}
+
 crate::object::impl_flux_object!(HelmChart);

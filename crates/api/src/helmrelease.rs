@@ -866,4 +866,375 @@ pub struct TestHookStatus {
     pub phase: Option<String>,
 }
 
+/// Default timeout of Helm actions.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+/// Default number of release revisions kept.
+pub const DEFAULT_MAX_HISTORY: i64 = 5;
+/// Default wait between retries with the `RetryOnFailure` strategy.
+pub const DEFAULT_STRATEGY_RETRY_INTERVAL: std::time::Duration =
+    std::time::Duration::from_secs(300);
+
+impl HelmRelease {
+    /// The Helm release name: `spec.releaseName`, else `<targetNamespace>-<name>` when a target
+    /// namespace is set, else the object name. (The helm controller shortens names longer than
+    /// 53 characters before use.)
+    pub fn release_name(&self) -> String {
+        let name = self.metadata.name.clone().unwrap_or_default();
+        match (&self.spec.release_name, &self.spec.target_namespace) {
+            (Some(release), _) if !release.is_empty() => release.clone(),
+            (_, Some(ns)) if !ns.is_empty() => format!("{ns}-{name}"),
+            _ => name,
+        }
+    }
+
+    /// Namespace the release is installed into: `spec.targetNamespace`, else the object's.
+    pub fn release_namespace(&self) -> String {
+        non_empty(self.spec.target_namespace.as_deref())
+            .or(self.metadata.namespace.as_deref())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Namespace of the Helm storage: `spec.storageNamespace`, else the object's.
+    pub fn storage_namespace(&self) -> String {
+        non_empty(self.spec.storage_namespace.as_deref())
+            .or(self.metadata.namespace.as_deref())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Name of the HelmChart generated from `spec.chart`: `<namespace>-<name>`.
+    pub fn helm_chart_name(&self) -> String {
+        format!(
+            "{}-{}",
+            self.metadata.namespace.as_deref().unwrap_or_default(),
+            self.metadata.name.as_deref().unwrap_or_default()
+        )
+    }
+
+    /// Default timeout of Helm actions: `spec.timeout`, or 5 minutes.
+    pub fn effective_timeout(&self) -> std::time::Duration {
+        crate::duration::or_default(self.spec.timeout.as_ref(), DEFAULT_TIMEOUT)
+    }
+
+    /// Revisions kept: `spec.maxHistory`, or 5 (0 means unlimited).
+    pub fn max_history(&self) -> i64 {
+        self.spec.max_history.unwrap_or(DEFAULT_MAX_HISTORY)
+    }
+
+    /// `spec.persistentClient`, true when absent.
+    pub fn persistent_client(&self) -> bool {
+        self.spec.persistent_client.unwrap_or(true)
+    }
+
+    /// Install settings, or the defaults.
+    pub fn install(&self) -> Install {
+        self.spec.install.clone().unwrap_or_default()
+    }
+
+    /// Upgrade settings, or the defaults.
+    pub fn upgrade(&self) -> Upgrade {
+        self.spec.upgrade.clone().unwrap_or_default()
+    }
+
+    /// Test settings, or the defaults.
+    pub fn test(&self) -> Test {
+        self.spec.test.clone().unwrap_or_default()
+    }
+
+    /// Rollback settings, or the defaults.
+    pub fn rollback(&self) -> Rollback {
+        self.spec.rollback.clone().unwrap_or_default()
+    }
+
+    /// Uninstall settings, or the defaults.
+    pub fn uninstall(&self) -> Uninstall {
+        self.spec.uninstall.clone().unwrap_or_default()
+    }
+
+    /// Drift detection mode, `disabled` when absent.
+    pub fn drift_detection_mode(&self) -> DriftDetectionMode {
+        self.spec
+            .drift_detection
+            .as_ref()
+            .and_then(|d| d.mode)
+            .unwrap_or_default()
+    }
+}
+
+fn non_empty(s: Option<&str>) -> Option<&str> {
+    s.filter(|s| !s.is_empty())
+}
+
+fn action_timeout(timeout: Option<&Duration>, default: std::time::Duration) -> std::time::Duration {
+    crate::duration::or_default(timeout, default)
+}
+
+impl Install {
+    /// Timeout of the install, or `default` (the release's timeout).
+    pub fn timeout_or(&self, default: std::time::Duration) -> std::time::Duration {
+        action_timeout(self.timeout.as_ref(), default)
+    }
+
+    /// Remediation settings, or the defaults.
+    pub fn remediation(&self) -> InstallRemediation {
+        self.remediation.clone().unwrap_or_default()
+    }
+}
+
+impl Upgrade {
+    /// Timeout of the upgrade, or `default` (the release's timeout).
+    pub fn timeout_or(&self, default: std::time::Duration) -> std::time::Duration {
+        action_timeout(self.timeout.as_ref(), default)
+    }
+
+    /// Remediation settings, or the defaults.
+    pub fn remediation(&self) -> UpgradeRemediation {
+        self.remediation.clone().unwrap_or_default()
+    }
+
+    /// `chartNameChangeStrategy`, or `Reinstall`.
+    pub fn chart_name_change_strategy(&self) -> ChartNameChangeStrategy {
+        self.chart_name_change_strategy.unwrap_or_default()
+    }
+}
+
+impl Test {
+    /// Timeout of the tests, or `default` (the release's timeout).
+    pub fn timeout_or(&self, default: std::time::Duration) -> std::time::Duration {
+        action_timeout(self.timeout.as_ref(), default)
+    }
+}
+
+impl Rollback {
+    /// Timeout of the rollback, or `default` (the release's timeout).
+    pub fn timeout_or(&self, default: std::time::Duration) -> std::time::Duration {
+        action_timeout(self.timeout.as_ref(), default)
+    }
+}
+
+impl Uninstall {
+    /// Timeout of the uninstall, or `default` (the release's timeout).
+    pub fn timeout_or(&self, default: std::time::Duration) -> std::time::Duration {
+        action_timeout(self.timeout.as_ref(), default)
+    }
+
+    /// Deletion propagation, `background` when absent.
+    pub fn deletion_propagation(&self) -> DeletionPropagation {
+        self.deletion_propagation.unwrap_or_default()
+    }
+}
+
+impl InstallStrategy {
+    /// Wait between retries: `retryInterval`, or 5 minutes.
+    pub fn effective_retry_interval(&self) -> std::time::Duration {
+        action_timeout(
+            self.retry_interval.as_ref(),
+            DEFAULT_STRATEGY_RETRY_INTERVAL,
+        )
+    }
+}
+
+impl UpgradeStrategy {
+    /// Wait between retries: `retryInterval`, or 5 minutes.
+    pub fn effective_retry_interval(&self) -> std::time::Duration {
+        action_timeout(
+            self.retry_interval.as_ref(),
+            DEFAULT_STRATEGY_RETRY_INTERVAL,
+        )
+    }
+}
+
+impl InstallRemediation {
+    /// Attempts before giving up; 0 when absent, negative for unlimited.
+    pub fn retries(&self) -> i64 {
+        self.retries.unwrap_or(0)
+    }
+
+    /// Whether the last failure is remediated too; false when absent.
+    pub fn remediate_last_failure(&self) -> bool {
+        self.remediate_last_failure.unwrap_or(false)
+    }
+
+    /// `ignoreTestFailures`, or `default` (the test settings' `ignoreFailures`).
+    pub fn ignore_test_failures_or(&self, default: bool) -> bool {
+        self.ignore_test_failures.unwrap_or(default)
+    }
+
+    /// True when `failures` exceeds a non-negative retry budget.
+    pub fn retries_exhausted(&self, failures: i64) -> bool {
+        self.retries() >= 0 && failures > self.retries()
+    }
+}
+
+impl UpgradeRemediation {
+    /// Attempts before giving up; 0 when absent, negative for unlimited.
+    pub fn retries(&self) -> i64 {
+        self.retries.unwrap_or(0)
+    }
+
+    /// Whether the last failure is remediated too; when absent, true if retries > 0.
+    pub fn remediate_last_failure(&self) -> bool {
+        self.remediate_last_failure.unwrap_or(self.retries() > 0)
+    }
+
+    /// `ignoreTestFailures`, or `default` (the test settings' `ignoreFailures`).
+    pub fn ignore_test_failures_or(&self, default: bool) -> bool {
+        self.ignore_test_failures.unwrap_or(default)
+    }
+
+    /// Remediation strategy, `rollback` when absent.
+    pub fn strategy(&self) -> RemediationStrategy {
+        self.strategy.unwrap_or_default()
+    }
+
+    /// True when `failures` exceeds a non-negative retry budget.
+    pub fn retries_exhausted(&self, failures: i64) -> bool {
+        self.retries() >= 0 && failures > self.retries()
+    }
+}
+
 crate::object::impl_flux_object!(HelmRelease);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration as Std;
+
+    fn release(spec: serde_json::Value) -> HelmRelease {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "helm.toolkit.fluxcd.io/v2",
+            "kind": "HelmRelease",
+            "metadata": {"name": "podinfo", "namespace": "apps"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn names_and_namespaces() {
+        let plain = release(serde_json::json!({"interval": "5m"}));
+        assert_eq!(plain.release_name(), "podinfo");
+        assert_eq!(plain.release_namespace(), "apps");
+        assert_eq!(plain.storage_namespace(), "apps");
+        assert_eq!(plain.helm_chart_name(), "apps-podinfo");
+
+        let targeted = release(serde_json::json!({
+            "interval": "5m", "targetNamespace": "prod", "storageNamespace": "helm",
+        }));
+        assert_eq!(targeted.release_name(), "prod-podinfo");
+        assert_eq!(targeted.release_namespace(), "prod");
+        assert_eq!(targeted.storage_namespace(), "helm");
+
+        let named = release(serde_json::json!({
+            "interval": "5m", "targetNamespace": "prod", "releaseName": "web",
+        }));
+        assert_eq!(named.release_name(), "web");
+    }
+
+    #[test]
+    fn defaults_when_absent() {
+        let hr = release(serde_json::json!({"interval": "5m"}));
+        assert_eq!(hr.effective_timeout(), Std::from_secs(300));
+        assert_eq!(hr.max_history(), 5);
+        assert!(hr.persistent_client());
+        assert_eq!(hr.drift_detection_mode(), DriftDetectionMode::Disabled);
+        assert_eq!(
+            hr.install().timeout_or(hr.effective_timeout()),
+            Std::from_secs(300)
+        );
+        assert_eq!(
+            hr.uninstall().deletion_propagation(),
+            DeletionPropagation::Background
+        );
+        assert_eq!(
+            hr.upgrade().chart_name_change_strategy(),
+            ChartNameChangeStrategy::Reinstall
+        );
+        let remediation = hr.upgrade().remediation();
+        assert_eq!(remediation.strategy(), RemediationStrategy::Rollback);
+        assert!(!remediation.remediate_last_failure());
+        assert!(remediation.retries_exhausted(1));
+        assert!(!remediation.retries_exhausted(0));
+    }
+
+    #[test]
+    fn configured_values_win() {
+        let hr = release(serde_json::json!({
+            "interval": "5m",
+            "timeout": "10m",
+            "maxHistory": 0,
+            "persistentClient": false,
+            "install": {"timeout": "2m", "strategy": {"name": "RetryOnFailure"},
+                        "remediation": {"retries": -1}},
+            "upgrade": {"remediation": {"retries": 3, "strategy": "uninstall"},
+                        "strategy": {"name": "RetryOnFailure", "retryInterval": "30s"}},
+            "driftDetection": {"mode": "warn"},
+        }));
+        assert_eq!(hr.effective_timeout(), Std::from_secs(600));
+        assert_eq!(hr.max_history(), 0);
+        assert!(!hr.persistent_client());
+        assert_eq!(hr.drift_detection_mode(), DriftDetectionMode::Warn);
+        let install = hr.install();
+        assert_eq!(
+            install.timeout_or(hr.effective_timeout()),
+            Std::from_secs(120)
+        );
+        assert_eq!(
+            install
+                .strategy
+                .as_ref()
+                .unwrap()
+                .effective_retry_interval(),
+            Std::from_secs(300)
+        );
+        assert!(
+            !install.remediation().retries_exhausted(1000),
+            "negative retries: unlimited"
+        );
+        let upgrade = hr.upgrade();
+        assert_eq!(
+            upgrade.timeout_or(hr.effective_timeout()),
+            Std::from_secs(600)
+        );
+        assert_eq!(
+            upgrade
+                .strategy
+                .as_ref()
+                .unwrap()
+                .effective_retry_interval(),
+            Std::from_secs(30)
+        );
+        let remediation = upgrade.remediation();
+        assert!(
+            remediation.remediate_last_failure(),
+            "defaults to true when retries > 0"
+        );
+        assert_eq!(remediation.strategy(), RemediationStrategy::Uninstall);
+        assert!(!remediation.retries_exhausted(3));
+        assert!(remediation.retries_exhausted(4));
+    }
+
+    #[test]
+    fn values_are_kept_as_free_json() {
+        let hr = release(serde_json::json!({
+            "interval": "5m",
+            "chart": {"spec": {"chart": "podinfo", "sourceRef": {"kind": "HelmRepository", "name": "repo"}}},
+            "values": {"replicas": 2, "nested": {"list": [1, "a", null]}},
+        }));
+        assert_eq!(
+            hr.spec.values.as_ref().unwrap()["nested"]["list"][2],
+            serde_json::Value::Null
+        );
+        let chart = hr
+            .spec
+            .chart
+            .as_ref()
+            .and_then(|c| c.spec.as_ref())
+            .unwrap();
+        assert_eq!(
+            chart.source_ref.as_ref().unwrap().kind,
+            HelmChartSourceKind::HelmRepository
+        );
+    }
+}

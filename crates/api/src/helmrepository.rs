@@ -143,4 +143,47 @@ impl Default for HelmRepositoryStatus {
     }
 }
 
+impl HelmRepository {
+    /// Timeout of index downloads and registry operations: `spec.timeout`, or 60s.
+    pub fn effective_timeout(&self) -> std::time::Duration {
+        crate::duration::or_default(
+            self.spec.timeout.as_ref(),
+            std::time::Duration::from_secs(60),
+        )
+    }
+
+    /// Time until the next reconciliation: `spec.interval`, or one minute.
+    pub fn requeue_after(&self) -> std::time::Duration {
+        crate::duration::or_default(
+            self.spec.interval.as_ref(),
+            std::time::Duration::from_secs(60),
+        )
+    }
+
+    /// True for `type: oci` repositories, which are static (no artifact, no status).
+    pub fn is_oci(&self) -> bool {
+        self.spec.r#type == Some(HelmRepositoryType::Oci)
+    }
+}
+
 crate::object::impl_flux_object!(HelmRepository);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_and_timeout_defaults() {
+        let repo: HelmRepository = serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "HelmRepository",
+            "metadata": {"name": "charts"},
+            "spec": {"url": "oci://ghcr.io/org/charts", "type": "oci"},
+        }))
+        .unwrap();
+        assert!(repo.is_oci());
+        assert_eq!(repo.requeue_after(), std::time::Duration::from_secs(60));
+        assert_eq!(repo.effective_timeout(), std::time::Duration::from_secs(60));
+        assert_eq!(crate::FluxObject::interval(&repo), None);
+    }
+}

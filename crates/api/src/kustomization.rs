@@ -326,4 +326,116 @@ pub struct HistoryEntry {
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
+impl Kustomization {
+    /// Timeout of build, apply and health checks: `spec.timeout`, else `spec.interval` minus
+    /// 30s; never less than 30s.
+    pub fn effective_timeout(&self) -> std::time::Duration {
+        let floor = std::time::Duration::from_secs(30);
+        let wanted = match &self.spec.timeout {
+            Some(t) => t.to_std().ok(),
+            None => crate::object::parse_opt(self.spec.interval.as_ref())
+                .map(|i| i.saturating_sub(floor)),
+        };
+        wanted.map_or(floor, |d| d.max(floor))
+    }
+
+    /// Wait after a failed reconciliation: `spec.retryInterval`, else `spec.interval`.
+    pub fn effective_retry_interval(&self) -> Option<std::time::Duration> {
+        crate::object::parse_opt(self.spec.retry_interval.as_ref())
+            .or_else(|| crate::object::parse_opt(self.spec.interval.as_ref()))
+    }
+
+    /// `spec.prune`, false when absent.
+    pub fn prune(&self) -> bool {
+        self.spec.prune.unwrap_or(false)
+    }
+
+    /// `spec.deletionPolicy`, or `MirrorPrune`.
+    pub fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy.unwrap_or_default()
+    }
+
+    /// `spec.postBuild.substituteStrategy`, or `WithVariables`.
+    pub fn substitute_strategy(&self) -> SubstituteStrategy {
+        self.spec
+            .post_build
+            .as_ref()
+            .and_then(|p| p.substitute_strategy)
+            .unwrap_or_default()
+    }
+}
+
 crate::object::impl_flux_object!(Kustomization, retry_interval = retry_interval);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration as Std;
+
+    fn ks(spec: serde_json::Value) -> Kustomization {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": "apps", "namespace": "flux-system"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn timeout_follows_interval_with_a_floor() {
+        assert_eq!(
+            ks(serde_json::json!({"interval": "10m"})).effective_timeout(),
+            Std::from_secs(570)
+        );
+        assert_eq!(
+            ks(serde_json::json!({"interval": "40s"})).effective_timeout(),
+            Std::from_secs(30)
+        );
+        assert_eq!(
+            ks(serde_json::json!({"interval": "10m", "timeout": "2m"})).effective_timeout(),
+            Std::from_secs(120)
+        );
+        assert_eq!(
+            ks(serde_json::json!({"interval": "10m", "timeout": "5s"})).effective_timeout(),
+            Std::from_secs(30)
+        );
+        assert_eq!(
+            ks(serde_json::json!({})).effective_timeout(),
+            Std::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn defaults_of_optional_fields() {
+        let k = ks(serde_json::json!({"interval": "10m"}));
+        assert_eq!(k.effective_retry_interval(), Some(Std::from_secs(600)));
+        assert!(!k.prune());
+        assert_eq!(k.deletion_policy(), DeletionPolicy::MirrorPrune);
+        assert_eq!(k.substitute_strategy(), SubstituteStrategy::WithVariables);
+        let k = ks(serde_json::json!({
+            "interval": "10m", "retryInterval": "1m", "prune": true, "deletionPolicy": "Orphan",
+            "postBuild": {"substituteStrategy": "Always"},
+            "sourceRef": {"kind": "ArtifactGenerator", "name": "x"},
+        }));
+        assert_eq!(k.effective_retry_interval(), Some(Std::from_secs(60)));
+        assert!(k.prune());
+        assert_eq!(k.deletion_policy(), DeletionPolicy::Orphan);
+        assert_eq!(k.substitute_strategy(), SubstituteStrategy::Always);
+        let kind = &k.spec.source_ref.as_ref().unwrap().kind;
+        assert_eq!(
+            kind,
+            &KustomizationSourceKind::Other("ArtifactGenerator".into())
+        );
+        assert!(!kind.is_known());
+    }
+
+    #[test]
+    fn serializes_only_what_is_set() {
+        let k = ks(serde_json::json!({"interval": "1m", "prune": false, "suspend": false}));
+        assert_eq!(
+            serde_json::to_value(&k).unwrap()["spec"],
+            serde_json::json!({"interval": "1m", "prune": false, "suspend": false})
+        );
+    }
+}

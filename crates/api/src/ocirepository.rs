@@ -227,4 +227,44 @@ impl Default for OCIRepositoryStatus {
     }
 }
 
+impl OCIRepository {
+    /// Timeout of registry operations: `spec.timeout`, or 60s.
+    pub fn effective_timeout(&self) -> std::time::Duration {
+        crate::duration::or_default(
+            self.spec.timeout.as_ref(),
+            std::time::Duration::from_secs(60),
+        )
+    }
+}
+
 crate::object::impl_flux_object!(OCIRepository);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_provider_may_be_left_to_the_api_server_default() {
+        let repo: OCIRepository = serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "OCIRepository",
+            "metadata": {"name": "app"},
+            "spec": {
+                "url": "oci://ghcr.io/org/app", "interval": "5m", "timeout": "30s",
+                "verify": {"secretRef": {"name": "keys"}},
+                "ref": {"semver": ">=1.0.0"},
+            },
+        }))
+        .unwrap();
+        let verify = repo.spec.verify.as_ref().unwrap();
+        assert_eq!(verify.provider, None);
+        assert_eq!(repo.effective_timeout(), std::time::Duration::from_secs(30));
+        let back = serde_json::to_value(&repo).unwrap();
+        assert_eq!(
+            back["spec"]["verify"],
+            serde_json::json!({"secretRef": {"name": "keys"}})
+        );
+        assert_eq!(back["apiVersion"], "source.toolkit.fluxcd.io/v1");
+        assert_eq!(back["kind"], "OCIRepository");
+    }
+}
