@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::refs::LocalObjectReference;
 
 /// Desired state of an Alert.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "notification.toolkit.fluxcd.io",
     version = "v1beta3",
@@ -22,11 +22,9 @@ use crate::refs::LocalObjectReference;
     category = "fluxcd",
     category = "fluxcd-notifications",
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    annotation("kustomize.toolkit.fluxcd.io/substitute", "disabled"),
-    label("app.kubernetes.io/part-of", "flux"),
-    label("app.kubernetes.io/component", "notification-controller"),
     doc = "Routes events about Flux objects to a notification Provider.",
-    derive = "PartialEq"
+    derive = "PartialEq",
+    derive = "Default"
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AlertSpec {

@@ -10,7 +10,11 @@
 //!    schemars' `title` keywords (type names) are dropped as well.
 //! 2. The root schema gets the `apiVersion`, `kind` and `metadata` properties upstream declares,
 //!    and loses the `required: [spec]` kube-derive adds (upstream requires nothing at the root).
-//! 3. `spec.names.listKind` is set to `<Kind>List`, as the API server would default it, and a
+//! 3. The CRD metadata gets `app.kubernetes.io/part-of: flux`, `app.kubernetes.io/component:
+//!    <controller>` and `kustomize.toolkit.fluxcd.io/substitute: disabled` (set here rather than
+//!    with kube-derive's `annotation`/`label`, which would also stamp them on every object made
+//!    with `Kind::new`).
+//! 4. `spec.names.listKind` is set to `<Kind>List`, as the API server would default it, and a
 //!    version without subresources gets `subresources: {}` as controller-gen writes it.
 //!
 //! Everything else (patterns, defaults, enums, CEL rules, printer columns, names) comes from the
@@ -20,6 +24,10 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use serde_json::{Map, Value, json};
+
+use crate::annotations::{
+    COMPONENT_LABEL, DISABLED_VALUE, KUSTOMIZE_SUBSTITUTE, PART_OF_FLUX, PART_OF_LABEL,
+};
 
 /// The command that regenerates `deploy/crds/`.
 pub const GENERATE_COMMAND: &str = "cargo run -p ferroflux-api --bin gen-crds";
@@ -76,8 +84,35 @@ pub fn crd_objects() -> Result<Vec<CustomResourceDefinition>, serde_json::Error>
         .collect()
 }
 
+/// The controller that serves an API group (`app.kubernetes.io/component` of its CRDs).
+pub fn controller_of(group: &str) -> Option<&'static str> {
+    match group {
+        "source.toolkit.fluxcd.io" => Some("source-controller"),
+        "kustomize.toolkit.fluxcd.io" => Some("kustomize-controller"),
+        "helm.toolkit.fluxcd.io" => Some("helm-controller"),
+        "notification.toolkit.fluxcd.io" => Some("notification-controller"),
+        _ => None,
+    }
+}
+
 /// Applies the rewrites described in the module docs to a CRD in JSON form.
 pub fn rewrite(crd: &mut Value) {
+    if let Some(group) = crd.pointer("/spec/group").and_then(Value::as_str) {
+        let component = controller_of(group);
+        if let Some(meta) = crd.get_mut("metadata").and_then(Value::as_object_mut) {
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert(PART_OF_LABEL.into(), json!(PART_OF_FLUX));
+                if let Some(component) = component {
+                    labels.insert(COMPONENT_LABEL.into(), json!(component));
+                }
+            }
+            let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+            if let Some(annotations) = annotations.as_object_mut() {
+                annotations.insert(KUSTOMIZE_SUBSTITUTE.into(), json!(DISABLED_VALUE));
+            }
+        }
+    }
     if let Some(names) = crd
         .pointer_mut("/spec/names")
         .and_then(Value::as_object_mut)
@@ -217,6 +252,21 @@ mod tests {
             assert_eq!(
                 crd.spec.names.list_kind.as_deref(),
                 Some(format!("{}List", crd.spec.names.kind).as_str())
+            );
+            let labels = crd.metadata.labels.clone().unwrap_or_default();
+            assert_eq!(
+                labels.get(PART_OF_LABEL).map(String::as_str),
+                Some(PART_OF_FLUX)
+            );
+            assert_eq!(
+                labels.get(COMPONENT_LABEL).map(String::as_str),
+                controller_of(&crd.spec.group)
+            );
+            assert!(controller_of(&crd.spec.group).is_some());
+            let annotations = crd.metadata.annotations.clone().unwrap_or_default();
+            assert_eq!(
+                annotations.get(KUSTOMIZE_SUBSTITUTE).map(String::as_str),
+                Some(DISABLED_VALUE)
             );
             let text = serde_json::to_string(crd).unwrap();
             assert!(!text.contains("\"nullable\""), "{}", crd.spec.names.kind);

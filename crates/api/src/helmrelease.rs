@@ -18,7 +18,7 @@ use crate::ocirepository::VerificationProvider;
 use crate::refs::{DependencyReference, KubeConfigReference, LocalObjectReference};
 
 /// Desired state of a HelmRelease.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "helm.toolkit.fluxcd.io",
     version = "v2",
@@ -34,11 +34,9 @@ use crate::refs::{DependencyReference, KubeConfigReference, LocalObjectReference
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
-    annotation("kustomize.toolkit.fluxcd.io/substitute", "disabled"),
-    label("app.kubernetes.io/part-of", "flux"),
-    label("app.kubernetes.io/component", "helm-controller"),
     doc = "Installs a Helm chart from a Flux source and keeps the release in sync.",
-    derive = "PartialEq"
+    derive = "PartialEq",
+    derive = "Default"
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [

@@ -15,7 +15,7 @@ use crate::ocirepository::OCIProvider;
 use crate::refs::LocalObjectReference;
 
 /// Desired state of a HelmRepository.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "source.toolkit.fluxcd.io",
     version = "v1",
@@ -32,11 +32,9 @@ use crate::refs::LocalObjectReference;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
-    annotation("kustomize.toolkit.fluxcd.io/substitute", "disabled"),
-    label("app.kubernetes.io/part-of", "flux"),
-    label("app.kubernetes.io/component", "source-controller"),
     doc = "A Helm chart repository, served over HTTP(S) or from an OCI registry.",
-    derive = "PartialEq"
+    derive = "PartialEq",
+    derive = "Default"
 )]
 #[serde(rename_all = "camelCase")]
 pub struct HelmRepositorySpec {

@@ -17,7 +17,7 @@ use crate::refs::{
 };
 
 /// Desired state of a Kustomization.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "kustomize.toolkit.fluxcd.io",
     version = "v1",
@@ -33,11 +33,9 @@ use crate::refs::{
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
-    annotation("kustomize.toolkit.fluxcd.io/substitute", "disabled"),
-    label("app.kubernetes.io/part-of", "flux"),
-    label("app.kubernetes.io/component", "kustomize-controller"),
     doc = "Applies a kustomize overlay from a Flux source to the cluster and keeps it in sync.",
-    derive = "PartialEq"
+    derive = "PartialEq",
+    derive = "Default"
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KustomizationSpec {

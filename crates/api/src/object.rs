@@ -203,6 +203,39 @@ mod tests {
     }
 
     #[test]
+    fn objects_can_be_built_in_code() {
+        use crate::gitrepository::{GitRepository, GitRepositoryRef, GitRepositorySpec};
+        let mut repo = GitRepository::new(
+            "podinfo",
+            GitRepositorySpec {
+                url: Some("https://github.com/stefanprodan/podinfo".into()),
+                interval: Some("1m".into()),
+                r#ref: Some(GitRepositoryRef {
+                    branch: Some("master".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        repo.metadata.namespace = Some("flux-system".into());
+        assert_eq!(repo.interval(), Some(std::time::Duration::from_secs(60)));
+        assert_eq!(
+            serde_json::to_value(&repo).unwrap(),
+            serde_json::json!({
+                "apiVersion": "source.toolkit.fluxcd.io/v1",
+                "kind": "GitRepository",
+                "metadata": {"name": "podinfo", "namespace": "flux-system"},
+                "spec": {
+                    "url": "https://github.com/stefanprodan/podinfo",
+                    "interval": "1m",
+                    "ref": {"branch": "master"},
+                },
+            })
+        );
+        assert!(Kustomization::default().spec.source_ref.is_none());
+    }
+
+    #[test]
     fn default_status_has_unobserved_generation() {
         let status = crate::kustomization::KustomizationStatus::default();
         assert_eq!(status.observed_generation, Some(-1));

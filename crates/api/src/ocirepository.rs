@@ -11,7 +11,7 @@ use crate::duration::Duration;
 use crate::refs::LocalObjectReference;
 
 /// Desired state of an OCIRepository.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "source.toolkit.fluxcd.io",
     version = "v1",
@@ -28,11 +28,9 @@ use crate::refs::LocalObjectReference;
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    annotation("kustomize.toolkit.fluxcd.io/substitute", "disabled"),
-    label("app.kubernetes.io/part-of", "flux"),
-    label("app.kubernetes.io/component", "source-controller"),
     doc = "A source that produces an artifact from an OCI artifact in a container registry.",
-    derive = "PartialEq"
+    derive = "PartialEq",
+    derive = "Default"
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OCIRepositorySpec {

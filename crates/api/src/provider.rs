@@ -9,7 +9,7 @@ use crate::duration::Duration;
 use crate::refs::LocalObjectReference;
 
 /// Desired state of a Provider.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "notification.toolkit.fluxcd.io",
     version = "v1beta3",
@@ -21,11 +21,9 @@ use crate::refs::LocalObjectReference;
     category = "fluxcd",
     category = "fluxcd-notifications",
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    annotation("kustomize.toolkit.fluxcd.io/substitute", "disabled"),
-    label("app.kubernetes.io/part-of", "flux"),
-    label("app.kubernetes.io/component", "notification-controller"),
     doc = "A destination for Flux events and the settings to reach it.",
-    derive = "PartialEq"
+    derive = "PartialEq",
+    derive = "Default"
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
