@@ -1,1 +1,57 @@
-//! placeholder
+//! A `kustomize build` in Rust: a pure library whose output matches `kubectl kustomize`
+//! byte for byte.
+//!
+//! - [`build_dir`] builds a directory on disk and returns the YAML stream.
+//! - [`Kustomizer`] builds from any [`Filesystem`] (e.g. [`MemFs`] over an artifact) and
+//!   returns the resources as JSON values, in output order.
+
+pub mod build;
+pub mod config;
+pub mod fieldspec;
+pub mod fs;
+pub mod generators;
+pub mod kustfile;
+pub mod patch;
+pub mod replacements;
+pub mod resource;
+pub mod transform;
+pub mod yaml;
+
+pub use build::{BuildOptions, Kustomizer, LoadRestrictions};
+pub use fs::{DiskFs, Filesystem, MemFs};
+
+/// A build failure. Messages name the kustomization file and the object involved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading a file or directory failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A file is not valid YAML, or not of the expected shape.
+    #[error("{file}: {message}")]
+    Yaml {
+        /// The file (or the kustomization naming inline content).
+        file: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// kustomize would refuse this build.
+    #[error("{0}")]
+    Build(String),
+    /// Something kustomize can do that this engine refuses (remote resources, Helm, plugins).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Build the kustomization in `path` on disk and return the YAML stream `kustomize build`
+/// prints.
+pub fn build_dir(path: &std::path::Path, options: &BuildOptions) -> Result<String, Error> {
+    let fs = DiskFs;
+    let k = Kustomizer::new(&fs, options.clone());
+    let resources = k.build(path)?;
+    Ok(yaml::to_yaml_stream(resources.iter()))
+}

@@ -1,0 +1,184 @@
+//! Transformer configuration: the field specs each built-in transformer uses, kustomize's
+//! defaults (tables under `tables/`, in our own compact notation), and merging of custom
+//! `configurations:` files.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::fieldspec::FieldSpec;
+use crate::resource::Gvk;
+
+/// Where a name reference points (the referral kind) and the fields that hold it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NameBackRefs {
+    /// Referral group.
+    pub group: String,
+    /// Referral version.
+    pub version: String,
+    /// Referral kind.
+    pub kind: String,
+    /// Referrer fields.
+    #[serde(rename = "fieldSpecs")]
+    pub field_specs: Vec<FieldSpec>,
+}
+
+impl NameBackRefs {
+    /// Referral gvk.
+    pub fn gvk(&self) -> Gvk {
+        Gvk {
+            group: self.group.clone(),
+            version: self.version.clone(),
+            kind: self.kind.clone(),
+        }
+    }
+}
+
+/// All transformer field specs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TransformerConfig {
+    pub name_prefix: Vec<FieldSpec>,
+    pub name_suffix: Vec<FieldSpec>,
+    pub name_space: Vec<FieldSpec>,
+    pub common_labels: Vec<FieldSpec>,
+    pub labels: Vec<FieldSpec>,
+    pub template_labels: Vec<FieldSpec>,
+    pub common_annotations: Vec<FieldSpec>,
+    pub name_reference: Vec<NameBackRefs>,
+    pub var_reference: Vec<FieldSpec>,
+    pub images: Vec<FieldSpec>,
+    pub replicas: Vec<FieldSpec>,
+}
+
+const FIELDSPECS: &str = include_str!("tables/fieldspecs.txt");
+const NAMEREFS: &str = include_str!("tables/namereference.txt");
+const VARREFS: &str = include_str!("tables/varreference.txt");
+
+fn parse_attrs(spec: &mut FieldSpec, words: &[&str]) {
+    for w in words {
+        if let Some(v) = w.strip_prefix("g=") {
+            spec.group = v.to_string();
+        } else if let Some(v) = w.strip_prefix("v=") {
+            spec.version = v.to_string();
+        } else if let Some(v) = w.strip_prefix("k=") {
+            spec.kind = v.to_string();
+        }
+    }
+}
+
+impl TransformerConfig {
+    /// kustomize's built-in configuration.
+    pub fn defaults() -> TransformerConfig {
+        let mut c = TransformerConfig::default();
+        let mut metadata_labels = Vec::new();
+        for line in FIELDSPECS.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.len() < 3 || words[0].starts_with('#') {
+                continue;
+            }
+            let mut fs = FieldSpec::any(words[1], words[2] == "+");
+            parse_attrs(&mut fs, &words[3..]);
+            match words[0] {
+                "commonLabels" => c.common_labels.push(fs),
+                "metadataLabels" => metadata_labels.push(fs),
+                "commonAnnotations" => c.common_annotations.push(fs),
+                "namespace" => c.name_space.push(fs),
+                "namePrefix" => c.name_prefix.push(fs),
+                "nameSuffix" => c.name_suffix.push(fs),
+                "images" => c.images.push(fs),
+                "replicas" => c.replicas.push(fs),
+                _ => {}
+            }
+        }
+        c.common_labels.extend(metadata_labels.iter().cloned());
+        c.template_labels = metadata_labels;
+        for line in NAMEREFS.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.is_empty() {
+                continue;
+            }
+            if let Some(kind) = words[0].strip_prefix('>') {
+                let mut head = FieldSpec::default();
+                parse_attrs(&mut head, &words[1..]);
+                c.name_reference.push(NameBackRefs {
+                    group: head.group,
+                    version: head.version,
+                    kind: kind.to_string(),
+                    field_specs: Vec::new(),
+                });
+            } else if let Some(last) = c.name_reference.last_mut() {
+                let mut fs = FieldSpec::any(words[0], false);
+                parse_attrs(&mut fs, &words[1..]);
+                last.field_specs.push(fs);
+            }
+        }
+        for line in VARREFS.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.is_empty() {
+                continue;
+            }
+            let mut fs = FieldSpec::any(words[0], false);
+            parse_attrs(&mut fs, &words[1..]);
+            c.var_reference.push(fs);
+        }
+        c
+    }
+
+    /// Parse a `configurations:` file.
+    pub fn from_value(v: &Value) -> Result<TransformerConfig, String> {
+        serde_json::from_value(v.clone()).map_err(|e| e.to_string())
+    }
+
+    /// Merge another configuration into this one (union of field specs).
+    pub fn merge(&mut self, o: &TransformerConfig) {
+        merge_specs(&mut self.name_prefix, &o.name_prefix);
+        merge_specs(&mut self.name_suffix, &o.name_suffix);
+        merge_specs(&mut self.name_space, &o.name_space);
+        merge_specs(&mut self.common_labels, &o.common_labels);
+        merge_specs(&mut self.labels, &o.labels);
+        merge_specs(&mut self.template_labels, &o.template_labels);
+        merge_specs(&mut self.common_annotations, &o.common_annotations);
+        merge_specs(&mut self.var_reference, &o.var_reference);
+        merge_specs(&mut self.images, &o.images);
+        merge_specs(&mut self.replicas, &o.replicas);
+        for nb in &o.name_reference {
+            match self.name_reference.iter_mut().find(|x| x.gvk() == nb.gvk()) {
+                Some(x) => merge_specs(&mut x.field_specs, &nb.field_specs),
+                None => self.name_reference.push(nb.clone()),
+            }
+        }
+    }
+}
+
+/// Append specs not already present (same selector and path).
+pub fn merge_specs(into: &mut Vec<FieldSpec>, more: &[FieldSpec]) {
+    for fs in more {
+        if !into.iter().any(|x| x.same_target(fs)) {
+            into.push(fs.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load() {
+        let c = TransformerConfig::defaults();
+        assert!(
+            c.common_labels
+                .iter()
+                .any(|f| f.path == "spec/selector/matchLabels" && f.kind == "Deployment")
+        );
+        let cm = c
+            .name_reference
+            .iter()
+            .find(|n| n.kind == "ConfigMap")
+            .unwrap();
+        assert!(cm.field_specs.len() > 40);
+        assert_eq!(c.template_labels.len(), 10);
+        assert!(c.var_reference.len() > 60);
+    }
+}

@@ -1,0 +1,738 @@
+//! YAML reader: parser events into `serde_json::Value`, resolving plain scalars the way
+//! kustomize's pipeline does (YAML 1.2 core schema with Go-style integer parsing, legacy
+//! octals, timestamps turned into RFC 3339 strings, anchors and `<<` merge keys expanded).
+
+use granit_parser::{Event, Parser, ScalarStyle, Span};
+use serde_json::{Map, Number, Value};
+
+/// Largest accepted YAML input, in bytes.
+pub const MAX_INPUT_BYTES: usize = 64 * 1024 * 1024;
+/// Deepest accepted nesting of collections.
+pub const MAX_DEPTH: usize = 256;
+/// Most nodes one document may expand to (guards against alias bombs).
+pub const MAX_NODES: usize = 4_000_000;
+
+/// A YAML reading failure with its position (1-based line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct YamlError {
+    /// What went wrong, with position where known.
+    pub message: String,
+}
+
+fn err_at(span: Option<&Span>, msg: impl std::fmt::Display) -> YamlError {
+    match span {
+        Some(s) => YamlError {
+            message: format!("line {}: {msg}", s.start.line()),
+        },
+        None => YamlError {
+            message: msg.to_string(),
+        },
+    }
+}
+
+/// Parse every document of a YAML stream. Empty documents (and documents that are only
+/// `null`) are returned as `Value::Null`; the caller decides what to do with them.
+pub fn parse_documents(src: &str) -> Result<Vec<Value>, YamlError> {
+    if src.len() > MAX_INPUT_BYTES {
+        return Err(err_at(
+            None,
+            format!("YAML input is larger than {MAX_INPUT_BYTES} bytes"),
+        ));
+    }
+    let mut parser = Parser::new_from_str(src);
+    let mut b = Builder {
+        anchors: Vec::new(),
+        nodes: 0,
+    };
+    let mut docs = Vec::new();
+    while let Some((ev, span)) = next(&mut parser)? {
+        match ev {
+            Event::StreamStart | Event::DocumentEnd => {}
+            Event::StreamEnd => break,
+            Event::DocumentStart(..) => {
+                b.anchors.clear();
+                b.nodes = 0;
+                // the document content, or an immediate end for an empty document
+                let (ev2, span2) = match next(&mut parser)? {
+                    Some(x) => x,
+                    None => break,
+                };
+                if matches!(ev2, Event::DocumentEnd) {
+                    docs.push(Value::Null);
+                    continue;
+                }
+                let v = b.node(&mut parser, ev2, span2, 0)?;
+                docs.push(v);
+            }
+            _ => {
+                return Err(err_at(
+                    Some(&span),
+                    "unexpected YAML event outside a document",
+                ));
+            }
+        }
+    }
+    Ok(docs)
+}
+
+type Ev<'a> = (Event<'a>, Span);
+
+fn next<'a>(p: &mut Parser<'a, granit_parser::StrInput<'a>>) -> Result<Option<Ev<'a>>, YamlError> {
+    loop {
+        match p.next_event() {
+            None => return Ok(None),
+            Some(Err(e)) => {
+                return Err(YamlError {
+                    message: format!(
+                        "line {} column {}: {}",
+                        e.marker().line(),
+                        e.marker().col() + 1,
+                        e.info()
+                    ),
+                });
+            }
+            Some(Ok((ev, span))) => {
+                let keep = matches!(
+                    ev,
+                    Event::StreamStart
+                        | Event::StreamEnd
+                        | Event::DocumentStart(..)
+                        | Event::DocumentEnd
+                        | Event::Alias(..)
+                        | Event::Scalar(..)
+                        | Event::SequenceStart(..)
+                        | Event::SequenceEnd
+                        | Event::MappingStart(..)
+                        | Event::MappingEnd
+                );
+                if let Event::UnresolvedAlias(name) = &ev {
+                    return Err(err_at(
+                        Some(&span),
+                        format!("unknown anchor '{name}' referenced"),
+                    ));
+                }
+                if keep {
+                    return Ok(Some((ev, span)));
+                }
+            }
+        }
+    }
+}
+
+struct Builder {
+    anchors: Vec<(usize, Value)>,
+    nodes: usize,
+}
+
+impl Builder {
+    fn count(&mut self, span: &Span, add: usize) -> Result<(), YamlError> {
+        self.nodes = self.nodes.saturating_add(add);
+        if self.nodes > MAX_NODES {
+            return Err(err_at(
+                Some(span),
+                format!("YAML document expands to more than {MAX_NODES} nodes"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, anchor: usize, v: &Value) {
+        if anchor != 0 {
+            self.anchors.push((anchor, v.clone()));
+        }
+    }
+
+    fn node<'a>(
+        &mut self,
+        p: &mut Parser<'a, granit_parser::StrInput<'a>>,
+        ev: Event<'a>,
+        span: Span,
+        depth: usize,
+    ) -> Result<Value, YamlError> {
+        if depth > MAX_DEPTH {
+            return Err(err_at(
+                Some(&span),
+                format!("YAML nesting deeper than {MAX_DEPTH}"),
+            ));
+        }
+        self.count(&span, 1)?;
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                let tag_s = tag
+                    .as_ref()
+                    .map(|t| format!("{}{}", t.handle(), t.suffix()));
+                let v = scalar_value(&text, style, tag_s.as_deref())
+                    .map_err(|m| err_at(Some(&span), m))?;
+                self.remember(anchor, &v);
+                Ok(v)
+            }
+            Event::Alias(id) => {
+                let found = self
+                    .anchors
+                    .iter()
+                    .rev()
+                    .find(|(a, _)| *a == id)
+                    .map(|(_, v)| v.clone());
+                match found {
+                    Some(v) => {
+                        let n = count_nodes(&v);
+                        self.count(&span, n)?;
+                        Ok(v)
+                    }
+                    None => Err(err_at(Some(&span), "unknown anchor referenced by alias")),
+                }
+            }
+            Event::SequenceStart(_, anchor, _) => {
+                let mut items = Vec::new();
+                loop {
+                    let (ev, sp) =
+                        next(p)?.ok_or_else(|| err_at(Some(&span), "unterminated sequence"))?;
+                    if matches!(ev, Event::SequenceEnd) {
+                        break;
+                    }
+                    items.push(self.node(p, ev, sp, depth + 1)?);
+                }
+                let v = Value::Array(items);
+                self.remember(anchor, &v);
+                Ok(v)
+            }
+            Event::MappingStart(_, anchor, _) => {
+                let mut map = Map::new();
+                let mut merges: Vec<Value> = Vec::new();
+                loop {
+                    let (kev, ksp) =
+                        next(p)?.ok_or_else(|| err_at(Some(&span), "unterminated mapping"))?;
+                    if matches!(kev, Event::MappingEnd) {
+                        break;
+                    }
+                    let is_merge =
+                        matches!(&kev, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
+                    let key = self.node(p, kev, ksp, depth + 1)?;
+                    let (vev, vsp) =
+                        next(p)?.ok_or_else(|| err_at(Some(&span), "mapping key without value"))?;
+                    let val_span = vsp;
+                    let val = self.node(p, vev, val_span, depth + 1)?;
+                    if is_merge {
+                        merges.push(val);
+                        continue;
+                    }
+                    let k = key_string(&key).map_err(|m| err_at(Some(&ksp), m))?;
+                    if map.contains_key(&k) {
+                        return Err(err_at(
+                            Some(&ksp),
+                            format!("mapping key {k:?} already defined"),
+                        ));
+                    }
+                    map.insert(k, val);
+                }
+                for m in merges {
+                    let sources: Vec<Value> = match m {
+                        Value::Object(_) => vec![m],
+                        Value::Array(items) => items,
+                        _ => {
+                            return Err(err_at(
+                                Some(&span),
+                                "map merge requires map or sequence of maps as the value",
+                            ));
+                        }
+                    };
+                    for src in sources {
+                        match src {
+                            Value::Object(o) => {
+                                for (k, v) in o {
+                                    map.entry(k).or_insert(v);
+                                }
+                            }
+                            _ => {
+                                return Err(err_at(
+                                    Some(&span),
+                                    "map merge requires map or sequence of maps as the value",
+                                ));
+                            }
+                        }
+                    }
+                }
+                let v = Value::Object(map);
+                self.remember(anchor, &v);
+                Ok(v)
+            }
+            _ => Err(err_at(Some(&span), "unexpected YAML event")),
+        }
+    }
+}
+
+fn count_nodes(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(count_nodes).sum::<usize>(),
+        Value::Object(o) => 1 + o.values().map(count_nodes).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+fn key_string(v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Null => Ok(String::new()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err("mapping keys must be scalars".to_string()),
+    }
+}
+
+const TAG_PREFIX: &str = "tag:yaml.org,2002:";
+
+/// Resolve one scalar into a JSON value.
+fn scalar_value(text: &str, style: ScalarStyle, tag: Option<&str>) -> Result<Value, String> {
+    let short = tag.map(|t| {
+        t.strip_prefix(TAG_PREFIX)
+            .map(|s| format!("!!{s}"))
+            .unwrap_or_else(|| t.to_string())
+    });
+    match short.as_deref() {
+        Some("!!str") => return Ok(Value::String(text.to_string())),
+        Some("!!binary") => {
+            use base64::Engine;
+            let cleaned: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(cleaned)
+                .map_err(|_| "!!binary value contains invalid base64 data".to_string())?;
+            return Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        }
+        Some("!!int") | Some("!!float") | Some("!!bool") | Some("!!null") | Some("!!timestamp")
+        | None | Some("!") => {}
+        Some(_) => return Ok(Value::String(text.to_string())),
+    }
+    if style == ScalarStyle::Folded && short.is_none() {
+        return Ok(Value::String(folded_roundtrip(text)));
+    }
+    if style != ScalarStyle::Plain && short.is_none() {
+        return Ok(Value::String(text.to_string()));
+    }
+    let v = resolve_plain(text)?;
+    match short.as_deref() {
+        Some("!!float") => match &v {
+            Value::Number(n) => Ok(n
+                .as_f64()
+                .and_then(Number::from_f64)
+                .map(Value::Number)
+                .unwrap_or(v)),
+            _ => Err(format!("cannot decode `{text}` as a !!float")),
+        },
+        Some("!!int") if !matches!(v, Value::Number(ref n) if !n.is_f64()) => {
+            Err(format!("cannot decode `{text}` as a !!int"))
+        }
+        Some("!!bool") if !v.is_boolean() => Err(format!("cannot decode `{text}` as a !!bool")),
+        Some("!!null") if !v.is_null() => Err(format!("cannot decode `{text}` as a !!null")),
+        _ => Ok(v),
+    }
+}
+
+/// kustomize re-encodes folded (`>`) scalars with go-yaml v3 and reads them back before
+/// printing. That encoder puts an extra line break after a line that does not start with a
+/// blank, and only when the whole value does not start with a blank; reading back, the extra
+/// break survives in front of more-indented lines (and, without it, single breaks between
+/// plain lines fold into spaces). This reproduces the round trip on the parsed value.
+pub fn folded_roundtrip(s: &str) -> String {
+    if !s.contains('\n') {
+        return s.to_string();
+    }
+    let is_blank = |c: char| c == ' ' || c == '\t';
+    // the emitter cannot write folded text with these; it falls back to quoting (lossless)
+    let special = s
+        .chars()
+        .any(|c| c != '\n' && !crate::yaml::emit::is_printable(c));
+    if special || s.contains(" \n") || s.ends_with(' ') {
+        return s.to_string();
+    }
+    let body = s.trim_end_matches('\n');
+    let tail = &s[body.len()..];
+    let extra = body
+        .chars()
+        .find(|&c| c != '\n')
+        .is_some_and(|c| !is_blank(c));
+    let lines: Vec<&str> = body.split('\n').collect();
+    let mut emitted: Vec<&str> = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        emitted.push(l);
+        if i + 1 < lines.len() && extra && !l.is_empty() && !l.starts_with(is_blank) {
+            emitted.push("");
+        }
+    }
+    let mut out = String::new();
+    let mut leading_break = false;
+    let mut trailing_breaks = String::new();
+    let mut leading_blank = false;
+    let mut first = true;
+    for l in emitted {
+        if l.is_empty() {
+            trailing_breaks.push('\n');
+            continue;
+        }
+        let trailing_blank = l.starts_with(is_blank);
+        if !first {
+            if leading_break && !leading_blank && !trailing_blank {
+                if trailing_breaks.is_empty() {
+                    out.push(' ');
+                }
+            } else if leading_break {
+                out.push('\n');
+            }
+        }
+        out.push_str(&trailing_breaks);
+        trailing_breaks.clear();
+        leading_blank = trailing_blank;
+        out.push_str(l);
+        leading_break = true;
+        first = false;
+    }
+    out.push_str(&trailing_breaks);
+    out.push_str(tail);
+    out
+}
+
+/// Resolve a plain (unquoted, untagged) scalar.
+pub fn resolve_plain(text: &str) -> Result<Value, String> {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
+        "true" | "True" | "TRUE" => return Ok(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
+        ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF"
+        | "-.inf" | "-.Inf" | "-.INF" => {
+            return Err(format!(
+                "json: unsupported value: {text} (NaN and infinity cannot be converted to JSON)"
+            ));
+        }
+        _ => {}
+    }
+    let first = text.as_bytes()[0];
+    match first {
+        b'.' => {
+            if let Some(f) = go_parse_float(text) {
+                return float_value(f, text);
+            }
+        }
+        b'0'..=b'9' | b'+' | b'-' => {
+            if let Some(ts) = parse_timestamp(text) {
+                return Ok(Value::String(ts));
+            }
+            let plain: String = text.chars().filter(|&c| c != '_').collect();
+            if let Some(i) = go_parse_int(&plain) {
+                return Ok(Value::Number(Number::from(i)));
+            }
+            if let Some(u) = go_parse_uint(&plain) {
+                return Ok(Value::Number(Number::from(u)));
+            }
+            if is_yaml_float(&plain)
+                && let Some(f) = go_parse_float(&plain)
+            {
+                return float_value(f, text);
+            }
+            for (prefix, radix) in [("0b", 2), ("0o", 8)] {
+                if let Some(rest) = plain.strip_prefix(prefix) {
+                    if let Ok(i) = i64::from_str_radix(rest, radix) {
+                        return Ok(Value::Number(Number::from(i)));
+                    }
+                    if let Ok(u) = u64::from_str_radix(rest, radix) {
+                        return Ok(Value::Number(Number::from(u)));
+                    }
+                }
+                if let Some(rest) = plain.strip_prefix(&format!("-{prefix}"))
+                    && let Ok(i) = i64::from_str_radix(&format!("-{rest}"), radix)
+                {
+                    return Ok(Value::Number(Number::from(i)));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(Value::String(text.to_string()))
+}
+
+fn float_value(f: f64, text: &str) -> Result<Value, String> {
+    Number::from_f64(f)
+        .map(Value::Number)
+        .ok_or_else(|| format!("json: unsupported value: {text}"))
+}
+
+/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
+fn is_yaml_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let st = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - st
+    };
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    } else {
+        if digits(&mut i) == 0 {
+            return false;
+        }
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            digits(&mut i);
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)` (underscores already removed by the caller).
+pub fn go_parse_int(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mag = go_parse_uint_body(body)?;
+    if neg {
+        if mag <= (i64::MAX as u64) + 1 {
+            Some((mag as i128).wrapping_neg() as i64)
+        } else {
+            None
+        }
+    } else if mag <= i64::MAX as u64 {
+        Some(mag as i64)
+    } else {
+        None
+    }
+}
+
+/// Go's `strconv.ParseUint(s, 0, 64)`.
+pub fn go_parse_uint(s: &str) -> Option<u64> {
+    go_parse_uint_body(s)
+}
+
+fn go_parse_uint_body(s: &str) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    let lower = s.to_ascii_lowercase();
+    let (radix, digits) = if let Some(r) = lower.strip_prefix("0x") {
+        (16, r)
+    } else if let Some(r) = lower.strip_prefix("0b") {
+        (2, r)
+    } else if let Some(r) = lower.strip_prefix("0o") {
+        (8, r)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(digits, radix).ok()
+}
+
+/// Go's `strconv.ParseFloat(s, 64)` for the decimal forms YAML produces; infinities,
+/// NaN and hexadecimal floats are not accepted here.
+pub fn go_parse_float(s: &str) -> Option<f64> {
+    let body = s.trim_start_matches(['+', '-']);
+    if body.is_empty()
+        || !body
+            .bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        return None;
+    }
+    let f: f64 = s.parse().ok()?;
+    if f.is_finite() { Some(f) } else { None }
+}
+
+/// Timestamps in the forms go-yaml accepts, returned formatted as Go's RFC3339Nano.
+pub fn parse_timestamp(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    if b.len() < 5 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
+        return None;
+    }
+    let mut p = Cur { b, i: 5 };
+    let year: i64 = s[..4].parse().ok()?;
+    let month = p.num(1, 2)?;
+    p.eat(b'-')?;
+    let day = p.num(1, 2)?;
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if p.i == b.len() {
+        return Some(format!("{year:04}-{month:02}-{day:02}T00:00:00Z"));
+    }
+    let sep = b[p.i];
+    if sep != b'T' && sep != b't' && sep != b' ' {
+        return None;
+    }
+    p.i += 1;
+    let hour = p.num(1, 2)?;
+    p.eat(b':')?;
+    let min = p.num(1, 2)?;
+    p.eat(b':')?;
+    let sec = p.num(1, 2)?;
+    if hour > 23 || min > 59 || sec > 59 {
+        return None;
+    }
+    let mut frac = String::new();
+    if p.i < b.len() && b[p.i] == b'.' {
+        p.i += 1;
+        let st = p.i;
+        while p.i < b.len() && b[p.i].is_ascii_digit() {
+            p.i += 1;
+        }
+        if p.i == st || p.i - st > 9 {
+            return None;
+        }
+        frac = s[st..p.i].trim_end_matches('0').to_string();
+    }
+    let zone = if sep == b' ' {
+        if p.i != b.len() {
+            return None;
+        }
+        "Z".to_string()
+    } else {
+        if p.i >= b.len() {
+            return None;
+        }
+        match b[p.i] {
+            b'Z' => {
+                p.i += 1;
+                "Z".to_string()
+            }
+            b'+' | b'-' => {
+                let sign = b[p.i] as char;
+                p.i += 1;
+                let zh = p.num(2, 2)?;
+                p.eat(b':')?;
+                let zm = p.num(2, 2)?;
+                if zh > 24 || zm > 59 {
+                    return None;
+                }
+                if zh == 0 && zm == 0 {
+                    "Z".to_string()
+                } else {
+                    format!("{sign}{zh:02}:{zm:02}")
+                }
+            }
+            _ => return None,
+        }
+    };
+    if p.i != b.len() {
+        return None;
+    }
+    let frac = if frac.is_empty() {
+        String::new()
+    } else {
+        format!(".{frac}")
+    };
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{hour:02}:{min:02}:{sec:02}{frac}{zone}"
+    ))
+}
+
+struct Cur<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Cur<'_> {
+    fn num(&mut self, min: usize, max: usize) -> Option<i64> {
+        let st = self.i;
+        while self.i < self.b.len() && self.i - st < max && self.b[self.i].is_ascii_digit() {
+            self.i += 1;
+        }
+        if self.i - st < min {
+            return None;
+        }
+        std::str::from_utf8(&self.b[st..self.i]).ok()?.parse().ok()
+    }
+    fn eat(&mut self, c: u8) -> Option<()> {
+        if self.i < self.b.len() && self.b[self.i] == c {
+            self.i += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ => {
+            if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
+                29
+            } else {
+                28
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn resolves_like_kustomize() {
+        assert_eq!(resolve_plain("0755").unwrap(), json!(493));
+        assert_eq!(resolve_plain("on").unwrap(), json!("on"));
+        assert_eq!(resolve_plain("1_000").unwrap(), json!(1000));
+        assert_eq!(resolve_plain("0x1F").unwrap(), json!(31));
+        assert_eq!(resolve_plain("1e3").unwrap(), json!(1000.0));
+        assert_eq!(resolve_plain("08").unwrap(), json!(8.0));
+        assert_eq!(
+            resolve_plain("2024-01-01").unwrap(),
+            json!("2024-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            resolve_plain("2024-1-2T3:04:05+01:00").unwrap(),
+            json!("2024-01-02T03:04:05+01:00")
+        );
+        assert_eq!(resolve_plain("1.2.3").unwrap(), json!("1.2.3"));
+        assert!(resolve_plain(".nan").is_err());
+    }
+
+    #[test]
+    fn folded_scalars_round_trip_like_kustomize() {
+        assert_eq!(
+            folded_roundtrip("[\n  JSONPatch{\n  }\n]"),
+            "[\n\n  JSONPatch{\n  }\n]"
+        );
+        assert_eq!(folded_roundtrip("a\nb\n"), "a\nb\n");
+        assert_eq!(folded_roundtrip("one line\n"), "one line\n");
+    }
+
+    #[test]
+    fn anchors_and_merge_keys() {
+        let docs = parse_documents("a: &x {p: 1, q: 2}\nb:\n  <<: *x\n  q: 3\n").unwrap();
+        assert_eq!(
+            docs[0],
+            json!({"a": {"p": 1, "q": 2}, "b": {"p": 1, "q": 3}})
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_and_depth_are_errors() {
+        assert!(parse_documents("a: 1\na: 2\n").is_err());
+        let deep = "[".repeat(MAX_DEPTH + 10);
+        assert!(parse_documents(&deep).is_err());
+    }
+}
