@@ -71,4 +71,44 @@ impl crate::object::FluxObject for ExternalArtifact {
     fn last_handled_reconcile_at(&self) -> Option<&str> {
         None
     }
+    /// The status has no `observedGeneration`: Ready alone decides.
+    fn is_ready(&self) -> bool {
+        crate::conditions::is_ready(self.conditions())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::{FluxObject, Source};
+
+    #[test]
+    fn readiness_and_artifact_come_from_the_producer() {
+        let ea: ExternalArtifact = serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "ExternalArtifact",
+            "metadata": {"name": "generated", "namespace": "apps", "generation": 4},
+            "spec": {"sourceRef": {"apiVersion": "source.extensions.fluxcd.io/v1beta1",
+                                   "kind": "ArtifactGenerator", "name": "gen"}},
+            "status": {
+                "artifact": {
+                    "path": "externalartifact/apps/generated/abc.tar.gz",
+                    "url": "http://source-watcher/externalartifact/apps/generated/abc.tar.gz",
+                    "revision": "latest@sha256:abc",
+                    "digest": "sha256:abc",
+                    "lastUpdateTime": "2026-01-01T00:00:00Z",
+                },
+                "conditions": [{
+                    "type": "Ready", "status": "True", "reason": "Succeeded", "message": "ok",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }],
+            },
+        }))
+        .unwrap();
+        assert!(ea.is_ready());
+        assert_eq!(
+            ea.artifact().map(|a| a.revision.as_str()),
+            Some("latest@sha256:abc")
+        );
+    }
 }

@@ -53,7 +53,7 @@ pub use helmchart::HelmChart;
 pub use helmrelease::HelmRelease;
 pub use helmrepository::HelmRepository;
 pub use kustomization::Kustomization;
-pub use object::FluxObject;
+pub use object::{FluxObject, Source};
 pub use ocirepository::OCIRepository;
 pub use provider::Provider;
 pub use receiver::Receiver;

@@ -58,6 +58,33 @@ pub trait FluxObject:
     }
 }
 
+/// A Flux source: a kind whose status publishes an [`Artifact`](crate::Artifact) for consumers.
+pub trait Source: FluxObject {
+    /// `status.artifact`, if one has been published.
+    fn artifact(&self) -> Option<&crate::artifact::Artifact>;
+}
+
+macro_rules! impl_source {
+    ($($kind:ty),+ $(,)?) => {
+        $(
+            impl Source for $kind {
+                fn artifact(&self) -> Option<&crate::artifact::Artifact> {
+                    self.status.as_ref().and_then(|s| s.artifact.as_ref())
+                }
+            }
+        )+
+    };
+}
+
+impl_source!(
+    crate::gitrepository::GitRepository,
+    crate::ocirepository::OCIRepository,
+    crate::helmrepository::HelmRepository,
+    crate::helmchart::HelmChart,
+    crate::bucket::Bucket,
+    crate::externalartifact::ExternalArtifact,
+);
+
 /// Implements [`FluxObject`] for a kind whose spec has `suspend`/`interval` and whose status has
 /// `conditions`, `observedGeneration` and `lastHandledReconcileAt`.
 macro_rules! impl_flux_object {
@@ -233,6 +260,7 @@ mod tests {
             })
         );
         assert!(Kustomization::default().spec.source_ref.is_none());
+        assert!(super::Source::artifact(&repo).is_none());
     }
 
     #[test]
