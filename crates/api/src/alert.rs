@@ -122,6 +122,18 @@ pub struct CrossNamespaceObjectReference {
     pub match_labels: Option<BTreeMap<String, String>>,
 }
 
+impl Alert {
+    /// `spec.eventSeverity`, or `info`.
+    pub fn event_severity(&self) -> EventSeverity {
+        self.spec.event_severity.unwrap_or_default()
+    }
+
+    /// `spec.suspend`, false when absent.
+    pub fn suspended(&self) -> bool {
+        self.spec.suspend.unwrap_or(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +155,25 @@ mod tests {
             serde_json::to_value(&other).unwrap(),
             serde_json::json!("FluxInstance")
         );
+    }
+
+    #[test]
+    fn notification_defaults() {
+        let alert = Alert::new("a", AlertSpec::default());
+        assert_eq!(alert.event_severity(), EventSeverity::Info);
+        assert!(!alert.suspended());
+        let provider = crate::Provider::new("p", crate::provider::ProviderSpec::default());
+        assert_eq!(
+            provider.effective_timeout(),
+            std::time::Duration::from_secs(15)
+        );
+        let receiver = crate::Receiver::new("r", crate::receiver::ReceiverSpec::default());
+        assert_eq!(
+            receiver.requeue_after(),
+            std::time::Duration::from_secs(600)
+        );
+        let provider_type: crate::provider::ProviderType =
+            serde_json::from_value(serde_json::json!("incident.io")).unwrap();
+        assert_eq!(provider_type.as_str(), "incident.io");
     }
 }

@@ -231,3 +231,18 @@ impl ProviderType {
         }
     }
 }
+
+impl Provider {
+    /// Timeout of one delivery: `spec.timeout`, or 15 seconds.
+    pub fn effective_timeout(&self) -> std::time::Duration {
+        crate::duration::or_default(
+            self.spec.timeout.as_ref(),
+            std::time::Duration::from_secs(15),
+        )
+    }
+
+    /// `spec.suspend`, false when absent.
+    pub fn suspended(&self) -> bool {
+        self.spec.suspend.unwrap_or(false)
+    }
+}

@@ -212,3 +212,13 @@ impl Default for ReceiverStatus {
 }
 
 crate::object::impl_flux_object!(Receiver);
+
+impl Receiver {
+    /// How often the Receiver is reconciled: `spec.interval`, or 10 minutes.
+    pub fn requeue_after(&self) -> std::time::Duration {
+        crate::duration::or_default(
+            self.spec.interval.as_ref(),
+            std::time::Duration::from_secs(600),
+        )
+    }
+}
