@@ -42,6 +42,7 @@ pub mod provider;
 pub mod receiver;
 pub mod refs;
 pub mod schema;
+pub mod versions;
 
 pub use alert::Alert;
 pub use artifact::Artifact;
