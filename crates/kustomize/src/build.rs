@@ -129,6 +129,9 @@ struct Target<'k, 'a> {
     root: PathBuf,
     file: PathBuf,
     chain: Vec<PathBuf>,
+    /// Origin tracking (when the top kustomization has buildMetadata): the path of this
+    /// kustomization relative to the top one.
+    origin: Option<String>,
 }
 
 fn is_remote(s: &str) -> bool {
@@ -150,7 +153,10 @@ impl<'a> Kustomizer<'a> {
     /// Build the kustomization in `dir`, returning the resources in output order.
     pub fn build(&self, dir: &Path) -> Result<Vec<Value>, Error> {
         let root = self.canonical_dir(dir)?;
-        let t = self.load_target(&root, Vec::new())?;
+        let mut t = self.load_target(&root, Vec::new())?;
+        if !t.k.build_metadata.is_empty() {
+            t.origin = Some(String::new());
+        }
         let mut acc = t.accumulate(Acc::new())?;
         // content hashes on generated names
         for r in acc.resources.iter_mut() {
@@ -181,7 +187,7 @@ impl<'a> Kustomizer<'a> {
                 let labels = labels_map(&mut r.obj);
                 labels.insert(
                     "app.kubernetes.io/managed-by".into(),
-                    Value::String("kustomize-v5.5.0".into()),
+                    Value::String("kustomize-(devel)".into()),
                 );
             }
             strip_build_annotations(&mut r.obj, origin_annotations);
@@ -289,6 +295,7 @@ impl<'a> Kustomizer<'a> {
             root: root.to_path_buf(),
             file,
             chain,
+            origin: None,
         })
     }
 }
@@ -479,10 +486,15 @@ impl Target<'_, '_> {
             let text = self.read_text(p)?;
             let objs = self.parse_objects(&text, &abs.display().to_string())?;
             for o in objs {
-                acc.append(
-                    Resource::new(o),
-                    &format!("{}: merging resources from '{p}'", self.ctx()),
-                )?;
+                let mut r = Resource::new(o);
+                if let Some(origin) = &self.origin {
+                    set_annotation(
+                        &mut r.obj,
+                        ORIGIN_ANNOTATION,
+                        &format!("path: {}\n", go_join(origin, p)),
+                    );
+                }
+                acc.append(r, &format!("{}: merging resources from '{p}'", self.ctx()))?;
             }
         }
         Ok(acc)
@@ -509,7 +521,8 @@ impl Target<'_, '_> {
                 )));
             }
         }
-        let sub = self.kz.load_target(&real, self.chain.clone())?;
+        let mut sub = self.kz.load_target(&real, self.chain.clone())?;
+        sub.origin = self.origin.as_ref().map(|o| go_join(o, rel));
         let is_comp = sub.k.kind == "Component";
         if component && !is_comp {
             return Err(Error::Build(format!(
@@ -537,16 +550,42 @@ impl Target<'_, '_> {
         }
     }
 
+    /// The origin annotation of a resource made by a built-in generator of this kustomization.
+    fn generator_origin(&self, r: &mut Resource, kind: &str) {
+        let Some(origin) = &self.origin else { return };
+        let has = r
+            .obj
+            .get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(|a| a.get(ORIGIN_ANNOTATION))
+            .is_some();
+        if has {
+            return;
+        }
+        let file = self
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = format!(
+            "configuredIn: {}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {kind}\n",
+            go_join(origin, &file)
+        );
+        set_annotation(&mut r.obj, ORIGIN_ANNOTATION, &text);
+    }
+
     fn run_generators(&self, acc: &mut Acc) -> Result<(), Error> {
         let global = self.k.generator_options.as_ref();
         for g in &self.k.config_map_generator {
             let opts = GeneratorOptions::merge_global(g.options.as_ref(), global);
-            let r = crate::generators::make(self, g, &opts, false)?;
+            let mut r = crate::generators::make(self, g, &opts, false)?;
+            self.generator_origin(&mut r, "ConfigMapGenerator");
             absorb(acc, r, &self.ctx())?;
         }
         for g in &self.k.secret_generator {
             let opts = GeneratorOptions::merge_global(g.options.as_ref(), global);
-            let r = crate::generators::make(self, g, &opts, true)?;
+            let mut r = crate::generators::make(self, g, &opts, true)?;
+            self.generator_origin(&mut r, "SecretGenerator");
             absorb(acc, r, &self.ctx())?;
         }
         for g in &self.k.generators {
@@ -908,6 +947,7 @@ impl Target<'_, '_> {
                 let ops = parse_json_patch(&text, &ctx)?;
                 crate::transform::apply_json_patch(&mut acc.resources, &target, &ops, &ctx)?;
             }
+            "ValueAddTransformer" => self.value_add(acc, cfg)?,
             "ReplacementTransformer" => {
                 let reps = cfg
                     .get("replacements")
@@ -925,6 +965,143 @@ impl Target<'_, '_> {
         }
         Ok(())
     }
+}
+
+impl Target<'_, '_> {
+    /// kustomize's ValueAddTransformer: put a value (by default the kustomization directory's
+    /// name) into fields, or into one position of a path-like field.
+    fn value_add(&self, acc: &mut Acc, cfg: &Value) -> Result<(), Error> {
+        let ctx = self.ctx();
+        let mut value = cfg
+            .get("value")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if value.is_empty() {
+            value = self
+                .root
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+        }
+        let mut targets: Vec<Value> = cfg
+            .get("targets")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(p) = cfg.get("targetFilePath").and_then(Value::as_str) {
+            let text = self.read_text(p)?;
+            let doc = yaml::parse_documents(&text)
+                .map_err(|e| Error::Yaml {
+                    file: p.to_string(),
+                    message: e.message,
+                })?
+                .into_iter()
+                .next()
+                .unwrap_or(Value::Null);
+            targets.extend(
+                doc.get("targets")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+        if targets.is_empty() {
+            return Err(Error::Build(format!(
+                "{ctx}: ValueAddTransformer: must specify at least one target"
+            )));
+        }
+        for t in &targets {
+            let field_path = t.get("fieldPath").and_then(Value::as_str).unwrap_or("");
+            if field_path.is_empty() {
+                return Err(Error::Build(format!(
+                    "{ctx}: ValueAddTransformer: fieldPath cannot be empty"
+                )));
+            }
+            let pos = t
+                .get("filePathPosition")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if pos < 0 {
+                return Err(Error::Build(format!(
+                    "{ctx}: value of FilePathPosition ({pos}) cannot be negative"
+                )));
+            }
+            let hits: Vec<usize> = match t.get("selector") {
+                Some(sel) if !sel.is_null() => {
+                    let sel: Selector = serde_json::from_value(sel.clone()).unwrap_or_default();
+                    crate::transform::select(&acc.resources, &sel)?
+                }
+                _ => (0..acc.resources.len()).collect(),
+            };
+            if field_path == "metadata/namespace" {
+                let specs = acc.config.name_space.clone();
+                let mut picked: Vec<Resource> =
+                    hits.iter().map(|&i| acc.resources[i].clone()).collect();
+                crate::transform::namespace(&mut picked, &value, &specs, false, "defaultOnly")?;
+                for (k, &i) in hits.iter().enumerate() {
+                    acc.resources[i] = picked[k].clone();
+                }
+                continue;
+            }
+            let fields = crate::fieldspec::split_path(field_path);
+            for &i in &hits {
+                let obj = &mut acc.resources[i].obj;
+                let mut cur = obj;
+                for (n, f) in fields.iter().enumerate() {
+                    let m = crate::resource::ensure_object(cur);
+                    let last = n + 1 == fields.len();
+                    cur = m.entry(f.clone()).or_insert_with(|| {
+                        if last {
+                            Value::String(String::new())
+                        } else {
+                            Value::Object(Map::new())
+                        }
+                    });
+                }
+                let old = match &*cur {
+                    Value::String(s) => s.clone(),
+                    Value::Null => String::new(),
+                    Value::Object(_) | Value::Array(_) => {
+                        return Err(Error::Build(format!(
+                            "{ctx}: ValueAddTransformer: {field_path} is not a scalar"
+                        )));
+                    }
+                    other => other.to_string(),
+                };
+                let new = if pos > 0 {
+                    insert_path_part(&old, (pos - 1) as usize, &value)
+                } else {
+                    value.clone()
+                };
+                *cur = Value::String(new);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// kyaml's InsertPathPart: put `part` at position `pos` of a slash-separated path.
+fn insert_path_part(path: &str, pos: usize, part: &str) -> String {
+    if part.is_empty() {
+        return path.to_string();
+    }
+    let parts: Vec<&str> = if path.is_empty() {
+        Vec::new()
+    } else {
+        path.split('/').collect()
+    };
+    if pos > parts.len() {
+        return go_join(path, part);
+    }
+    let mut out: Vec<&str> = parts[..pos].to_vec();
+    out.push(part);
+    out.extend_from_slice(&parts[pos..]);
+    if out.first() == Some(&"") {
+        return format!("/{}", go_join("", &out[1..].join("/")));
+    }
+    go_join("", &out.join("/"))
 }
 
 /// Read a generator's key/value sources.
@@ -1040,6 +1217,52 @@ fn labels_map(obj: &mut Value) -> &mut Map<String, Value> {
         md.entry("labels")
             .or_insert_with(|| Value::Object(Map::new())),
     )
+}
+
+const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
+
+/// Go's `filepath.Join`: join and clean lexically ("" when both are empty).
+fn go_join(a: &str, b: &str) -> String {
+    let joined = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return String::new(),
+        (true, false) => b.to_string(),
+        (false, true) => a.to_string(),
+        (false, false) => format!("{a}/{b}"),
+    };
+    let abs = joined.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in joined.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !abs {
+                    parts.push("..");
+                }
+            }
+            s => parts.push(s),
+        }
+    }
+    let body = parts.join("/");
+    match (abs, body.is_empty()) {
+        (true, _) => format!("/{body}"),
+        (false, true) => ".".to_string(),
+        (false, false) => body,
+    }
+}
+
+fn set_annotation(obj: &mut Value, key: &str, value: &str) {
+    let o = crate::resource::ensure_object(obj);
+    let md = crate::resource::ensure_object(
+        o.entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new())),
+    );
+    let ann = crate::resource::ensure_object(
+        md.entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new())),
+    );
+    ann.insert(key.to_string(), Value::String(value.to_string()));
 }
 
 fn strip_build_annotations(obj: &mut Value, keep_origin: bool) {

@@ -11,156 +11,7 @@ use ferroflux_kustomize::yaml::parse_documents;
 use ferroflux_kustomize::{BuildOptions, build_dir};
 
 /// Overlays known to differ from kubectl, with the reason.
-const EXCEPTIONS: &[(&str, &str)] = &[
-    (
-        "giantswarm+gitops-template/bases/app_sets/hello-web-app",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/apps/hello-world",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/apps/ingress-nginx",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/apps/simple-db",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/cluster_templates/hello_app_cluster",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/cluster_templates/hello_app_cluster/app_sets/hello-web-app",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/cluster_templates/hello_app_cluster/apps",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/cluster_templates/hello_app_cluster/apps/ingress-nginx-from-template",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/cluster_templates/hello_app_cluster/cluster",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/environments/regions/eu_central",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/environments/regions/us_west",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/environments/stages/dev/hello_app_cluster",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/environments/stages/dev/hello_app_cluster/automatic_updates",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/environments/stages/prod/hello_app_cluster",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/environments/stages/staging/hello_app_cluster",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/bases/environments/stages/staging/hello_app_cluster/automatic_updates",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/HELLO_APP_DEV_CLUSTER_1/mapi/cluster",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/HELLO_APP_PROD_CLUSTER_EU_CENTRAL/mapi/cluster",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/HELLO_APP_PROD_CLUSTER_US_WEST/mapi/cluster",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/HELLO_APP_STAGING_CLUSTER_1/mapi/cluster",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/WC_NAME/mapi/cluster",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/WC_NAME_OUT_OF_BAND_FLUX_APP/mapi/app_sets/hello-web-app-1",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/WC_NAME_OUT_OF_BAND_FLUX_APP/mapi/apps",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/WC_NAME_OUT_OF_BAND_FLUX_APP/mapi/apps/ingress-nginx-from-template",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/WC_NAME_OUT_OF_BAND_FLUX_APP/mapi/automatic-updates",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/WC_NAME_OUT_OF_BAND_FLUX_APP/mapi/cluster",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/WC_NAME_OUT_OF_BAND_NO_FLUX_APP/mapi/app_sets/hello-web-app-1",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/WC_NAME_OUT_OF_BAND_NO_FLUX_APP/mapi/apps",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/WC_NAME_OUT_OF_BAND_NO_FLUX_APP/mapi/apps/ingress-nginx-from-template",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/WC_NAME_OUT_OF_BAND_NO_FLUX_APP/mapi/automatic-updates",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/organizations/ORG_NAME/workload-clusters/WC_NAME_OUT_OF_BAND_NO_FLUX_APP/mapi/cluster",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "giantswarm+gitops-template/management-clusters/MC_NAME/secrets",
-        "buildMetadata originAnnotations (origin tracking) not implemented yet",
-    ),
-    (
-        "kubernetes-sigs+kustomize/md-examples/valueAdd/s1/demo1/projects/dog-222",
-        "ValueAddTransformer plugin not supported yet",
-    ),
-    (
-        "kubernetes-sigs+kustomize/md-examples/valueAdd/s1/demo1/all",
-        "ValueAddTransformer plugin not supported yet",
-    ),
-    (
-        "kubernetes-sigs+kustomize/md-examples/valueAdd/s1/demo1/projects/cat-111",
-        "ValueAddTransformer plugin not supported yet",
-    ),
-    (
-        "kubernetes-sigs+kustomize/md-examples/valueAdd/s1/demo1/projects/fox-333",
-        "ValueAddTransformer plugin not supported yet",
-    ),
-];
+const EXCEPTIONS: &[(&str, &str)] = &[];
 
 fn corpus_root() -> PathBuf {
     Path::new(concat!(
@@ -172,7 +23,8 @@ fn corpus_root() -> PathBuf {
 
 #[derive(Debug)]
 enum Outcome {
-    Same,
+    /// Equal after parsing; `true` when byte-identical too.
+    Same(bool),
     Differs(String),
 }
 
@@ -187,11 +39,11 @@ fn compare(dir: &Path) -> Outcome {
         (Ok(_), Err(e)) => Outcome::Differs(format!("we failed: {e}")),
         (Ok(w), Ok(g)) => {
             if w == g {
-                return Outcome::Same;
+                return Outcome::Same(true);
             }
             let (pw, pg) = (parse_documents(&w), parse_documents(&g));
             match (pw, pg) {
-                (Ok(a), Ok(b)) if a == b => Outcome::Same,
+                (Ok(a), Ok(b)) if a == b => Outcome::Same(false),
                 (Ok(a), Ok(b)) => {
                     let n = a.iter().zip(b.iter()).take_while(|(x, y)| x == y).count();
                     Outcome::Differs(format!(
@@ -246,10 +98,14 @@ fn corpus_matches_kubectl() {
     let mut unexpected = Vec::new();
     let mut now_passing = Vec::new();
     let mut same = 0;
+    let mut bytes = 0;
     for (d, o) in results.iter() {
         match (o, exceptions.get(d.as_str())) {
-            (Outcome::Same, None) => same += 1,
-            (Outcome::Same, Some(_)) => {
+            (Outcome::Same(b), None) => {
+                same += 1;
+                bytes += usize::from(*b);
+            }
+            (Outcome::Same(_), Some(_)) => {
                 same += 1;
                 now_passing.push(d.clone());
             }
@@ -264,7 +120,7 @@ fn corpus_matches_kubectl() {
         );
     }
     eprintln!(
-        "corpus: {same} of {} overlays identical to kubectl kustomize",
+        "corpus: {same} of {} overlays identical to kubectl kustomize after parsing ({bytes} byte for byte)",
         results.len()
     );
     assert!(
