@@ -20,7 +20,7 @@ pub struct Artifact {
     /// Origin revision the file was built from, e.g. `main@sha1:<hex>` or a chart version.
     pub revision: String,
     /// Checksum of the file, `<algorithm>:<checksum>`; consumers must verify it after download.
-    #[schemars(regex(pattern = r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"))]
+    #[schemars(regex(pattern = DIGEST_PATTERN))]
     pub digest: String,
     /// When the artifact was last written.
     pub last_update_time: Time,

@@ -102,11 +102,11 @@ pub struct BucketSpec {
     pub proxy_secret_ref: Option<LocalObjectReference>,
     /// How often the bucket is checked for changes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(required, regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(required, regex(pattern = crate::schema::DURATION_PATTERN))]
     pub interval: Option<Duration>,
     /// Timeout of the storage operations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m))+$"), extend("default" = "60s"))]
+    #[schemars(regex(pattern = crate::schema::SHORT_DURATION_PATTERN), extend("default" = "60s"))]
     pub timeout: Option<Duration>,
     /// Extra `.gitignore`-style rules for keys to leave out of the artifact.
     #[serde(default, skip_serializing_if = "Option::is_none")]

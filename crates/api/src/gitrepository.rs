@@ -57,11 +57,11 @@ pub struct GitRepositorySpec {
     pub service_account_name: Option<String>,
     /// How often the remote is checked for a new revision.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(required, regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(required, regex(pattern = crate::schema::DURATION_PATTERN))]
     pub interval: Option<Duration>,
     /// Timeout of Git operations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m))+$"), extend("default" = "60s"))]
+    #[schemars(regex(pattern = crate::schema::SHORT_DURATION_PATTERN), extend("default" = "60s"))]
     pub timeout: Option<Duration>,
     /// Which reference to check out; branch `master` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]

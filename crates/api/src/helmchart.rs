@@ -58,7 +58,7 @@ pub struct HelmChartSpec {
     pub source_ref: Option<LocalHelmChartSourceReference>,
     /// How often the source is checked for a new chart.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(required, regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(required, regex(pattern = crate::schema::DURATION_PATTERN))]
     pub interval: Option<Duration>,
     /// When to build a new artifact: on a new chart version, or on any new source revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -55,7 +55,7 @@ pub struct HelmReleaseSpec {
     pub chart_ref: Option<CrossNamespaceSourceReference>,
     /// How often the release is reconciled.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(required, regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(required, regex(pattern = crate::schema::DURATION_PATTERN))]
     pub interval: Option<Duration>,
     /// Kubeconfig of a remote cluster to install into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,7 +80,7 @@ pub struct HelmReleaseSpec {
     pub depends_on: Option<Vec<DependencyReference>>,
     /// Default timeout of Helm actions; `5m0s` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN))]
     pub timeout: Option<Duration>,
     /// Number of release revisions kept; 5 when absent, 0 for unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,7 +178,7 @@ pub struct HelmChartTemplateSpec {
     pub source_ref: Option<CrossNamespaceObjectReference>,
     /// How often the generated HelmChart checks its source; the HelmRelease interval when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN))]
     pub interval: Option<Duration>,
     /// When the generated HelmChart builds a new artifact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -315,7 +315,7 @@ pub struct InstallStrategy {
     pub name: StrategyName,
     /// Wait between retries with `RetryOnFailure`; 5m when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN))]
     pub retry_interval: Option<Duration>,
 }
 
@@ -333,7 +333,7 @@ pub struct UpgradeStrategy {
     pub name: StrategyName,
     /// Wait between retries with `RetryOnFailure`; 5m when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN))]
     pub retry_interval: Option<Duration>,
 }
 
@@ -343,7 +343,7 @@ pub struct UpgradeStrategy {
 pub struct Install {
     /// Timeout of the install; `spec.timeout` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN))]
     pub timeout: Option<Duration>,
     /// What to do when the install fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -410,7 +410,7 @@ pub struct InstallRemediation {
 pub struct Upgrade {
     /// Timeout of the upgrade; `spec.timeout` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN))]
     pub timeout: Option<Duration>,
     /// What to do when the upgrade fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -519,7 +519,7 @@ pub struct Test {
     pub enable: Option<bool>,
     /// Timeout of the tests; `spec.timeout` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN))]
     pub timeout: Option<Duration>,
     /// Do not let failed tests affect readiness.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -547,7 +547,7 @@ pub struct TestFilter {
 pub struct Rollback {
     /// Timeout of the rollback; `spec.timeout` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN))]
     pub timeout: Option<Duration>,
     /// Do not wait for the objects to become ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -578,7 +578,7 @@ pub struct Rollback {
 pub struct Uninstall {
     /// Timeout of the uninstall; `spec.timeout` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN))]
     pub timeout: Option<Duration>,
     /// Do not run hooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -54,14 +54,14 @@ pub struct HelmRepositorySpec {
     pub pass_credentials: Option<bool>,
     /// How often the index is fetched; one minute when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN))]
     pub interval: Option<Duration>,
     /// Talk plain HTTP to an OCI registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure: Option<bool>,
     /// Timeout of index downloads and registry operations; 60s when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m))+$"))]
+    #[schemars(regex(pattern = crate::schema::SHORT_DURATION_PATTERN))]
     pub timeout: Option<Duration>,
     /// Stop reconciling this object.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -53,11 +53,11 @@ pub struct KustomizationSpec {
     pub deletion_policy: Option<DeletionPolicy>,
     /// How often the overlay is applied again to correct drift.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(required, regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(required, regex(pattern = crate::schema::DURATION_PATTERN))]
     pub interval: Option<Duration>,
     /// Retry interval after a failure; `interval` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN))]
     pub retry_interval: Option<Duration>,
     /// Kubeconfig of a remote cluster to apply to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,7 +108,7 @@ pub struct KustomizationSpec {
     pub target_namespace: Option<String>,
     /// Timeout of build, apply and health checks; derived from `interval` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN))]
     pub timeout: Option<Duration>,
     /// Recreate objects whose immutable fields changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -94,11 +94,11 @@ macro_rules! impl_flux_object {
                 self.spec.suspend.unwrap_or(false)
             }
             fn interval(&self) -> Option<std::time::Duration> {
-                $crate::object::parse_opt($crate::object::OptDuration::as_opt(&self.spec.interval))
+                $crate::object::parse_opt(self.spec.interval.as_ref())
             }
             $(
                 fn retry_interval(&self) -> Option<std::time::Duration> {
-                    $crate::object::parse_opt($crate::object::OptDuration::as_opt(&self.spec.$retry))
+                    $crate::object::parse_opt(self.spec.$retry.as_ref())
                 }
             )?
             fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
@@ -123,23 +123,6 @@ pub(crate) use impl_flux_object;
 /// Parses an optional duration, `None` when absent or invalid.
 pub(crate) fn parse_opt(d: Option<&crate::duration::Duration>) -> Option<std::time::Duration> {
     d.and_then(|d| d.to_std().ok())
-}
-
-/// Lets the macro read required (`Duration`) and optional (`Option<Duration>`) fields alike.
-pub(crate) trait OptDuration {
-    fn as_opt(&self) -> Option<&crate::duration::Duration>;
-}
-
-impl OptDuration for crate::duration::Duration {
-    fn as_opt(&self) -> Option<&crate::duration::Duration> {
-        Some(self)
-    }
-}
-
-impl OptDuration for Option<crate::duration::Duration> {
-    fn as_opt(&self) -> Option<&crate::duration::Duration> {
-        self.as_ref()
-    }
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ pub struct ProviderSpec {
     pub r#type: Option<ProviderType>,
     /// Polling interval (deprecated, not used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN))]
     pub interval: Option<Duration>,
     /// Channel, room or topic to post to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,7 +55,7 @@ pub struct ProviderSpec {
     pub address: Option<String>,
     /// Timeout of a delivery; 15s when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m))+$"))]
+    #[schemars(regex(pattern = crate::schema::SHORT_DURATION_PATTERN))]
     pub timeout: Option<Duration>,
     /// HTTP(S) proxy address (deprecated, use `proxySecretRef`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

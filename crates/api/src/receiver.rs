@@ -58,7 +58,7 @@ pub struct ReceiverSpec {
     pub r#type: Option<ReceiverType>,
     /// How often the Receiver's Secret is re-read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), extend("default" = "10m"))]
+    #[schemars(regex(pattern = crate::schema::DURATION_PATTERN), extend("default" = "10m"))]
     pub interval: Option<Duration>,
     /// Event types to accept (e.g. `push` for GitHub); all when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
