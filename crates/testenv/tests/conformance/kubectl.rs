@@ -1,0 +1,266 @@
+//! The same API through kubectl: get, apply --server-side, patch, delete, wait, -A, -l, -o yaml.
+
+use crate::common::*;
+use crate::crd::widget_crd;
+use ferroflux_testenv::Options;
+use std::time::Duration;
+
+const MANIFESTS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: apps
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: apps
+  labels: {team: blue}
+data:
+  mode: fast
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: apps
+  labels: {team: blue}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+        ports: [{containerPort: 80}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: other
+  namespace: default
+  labels: {team: red}
+"#;
+
+#[tokio::test]
+async fn kubectl_apply_get_patch_wait_delete() {
+    let (env, _client) = env_with(Options {
+        simulate_workloads: Some(Duration::from_millis(200)),
+        ..Default::default()
+    })
+    .await;
+    let k = Kubectl::new(&env);
+
+    let out = k
+        .ok(&["apply", "--server-side", "-f", "-"], Some(MANIFESTS))
+        .await;
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    assert!(
+        out.contains("configmap/settings serverside-applied"),
+        "{out}"
+    );
+
+    // -A and -l
+    let out = k
+        .ok(
+            &["get", "configmaps", "-A", "-l", "team", "-o", "name"],
+            None,
+        )
+        .await;
+    let mut names: Vec<&str> = out.trim().lines().collect();
+    names.sort();
+    assert_eq!(names, ["configmap/other", "configmap/settings"]);
+    let out = k.ok(&["get", "cm", "-A", "-l", "team=blue"], None).await;
+    assert!(
+        out.contains("NAMESPACE") && out.contains("settings") && !out.contains("other"),
+        "{out}"
+    );
+
+    // -o yaml
+    let out = k
+        .ok(&["get", "deploy", "web", "-n", "apps", "-o", "yaml"], None)
+        .await;
+    assert!(
+        out.contains("kind: Deployment")
+            && out.contains("image: nginx:1.27")
+            && out.contains("resourceVersion:"),
+        "{out}"
+    );
+
+    // wait for the simulated rollout
+    k.ok(
+        &[
+            "wait",
+            "--for=condition=Available",
+            "deployment/web",
+            "-n",
+            "apps",
+            "--timeout=20s",
+        ],
+        None,
+    )
+    .await;
+    let out = k
+        .ok(
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-n",
+                "apps",
+                "-o",
+                "jsonpath={.status.readyReplicas}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out, "2");
+
+    // patches: strategic (default), merge, json
+    k.ok(&["patch", "deploy", "web", "-n", "apps", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:1.28"}]}}}}"#], None).await;
+    k.ok(
+        &[
+            "patch",
+            "cm",
+            "settings",
+            "-n",
+            "apps",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"extra":"1"}}"#,
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &[
+            "patch",
+            "cm",
+            "settings",
+            "-n",
+            "apps",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/data/mode"}]"#,
+        ],
+        None,
+    )
+    .await;
+    let out = k.ok(&["get", "deploy", "web", "-n", "apps", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort} {.metadata.generation}"], None).await;
+    assert_eq!(out, "nginx:1.28 80 2");
+    let out = k
+        .ok(
+            &[
+                "get",
+                "cm",
+                "settings",
+                "-n",
+                "apps",
+                "-o",
+                "jsonpath={.data}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out, r#"{"extra":"1"}"#);
+
+    // a conflicting server-side apply from another manager fails, --force-conflicts wins
+    let change = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: apps\ndata:\n  extra: \"2\"\n";
+    let (ok, _, err) = k
+        .run_async(
+            &["apply", "--server-side", "--field-manager=other", "-f", "-"],
+            Some(change),
+        )
+        .await;
+    assert!(!ok && err.contains("conflict"), "{err}");
+    k.ok(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        Some(change),
+    )
+    .await;
+
+    // delete and wait for deletion
+    k.ok(&["delete", "namespace", "apps", "--wait=false"], None)
+        .await;
+    k.ok(
+        &["wait", "--for=delete", "namespace/apps", "--timeout=20s"],
+        None,
+    )
+    .await;
+    let (ok, _, err) = k
+        .run_async(&["get", "cm", "settings", "-n", "apps"], None)
+        .await;
+    assert!(
+        !ok && err.contains("NotFound") || err.contains("not found"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn kubectl_with_custom_resources() {
+    let (env, _client) = env().await;
+    let k = Kubectl::new(&env);
+    let crd = serde_json::to_string(&widget_crd()).unwrap();
+    k.ok(&["apply", "--server-side", "-f", "-"], Some(&crd))
+        .await;
+    k.ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/widgets.example.com",
+            "--timeout=10s",
+        ],
+        None,
+    )
+    .await;
+    let out = k
+        .ok(&["api-resources", "--api-group=example.com"], None)
+        .await;
+    assert!(
+        out.contains("widgets") && out.contains("wd") && out.contains("Widget"),
+        "{out}"
+    );
+    let w = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\n  labels: {size: big}\nspec:\n  url: https://example.com\n";
+    k.ok(&["apply", "--server-side", "-f", "-"], Some(w)).await;
+    // printer columns from the CRD
+    let out = k.ok(&["get", "wd", "-l", "size=big"], None).await;
+    assert!(
+        out.contains("URL") && out.contains("https://example.com"),
+        "{out}"
+    );
+    let out = k.ok(&["get", "widget", "w1", "-o", "yaml"], None).await;
+    assert!(
+        out.contains("interval: 5m"),
+        "defaulted field visible: {out}"
+    );
+    // validation errors reach kubectl
+    let bad =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w2\nspec:\n  url: ftp://x\n";
+    let (ok, _, err) = k
+        .run_async(&["apply", "--server-side", "-f", "-"], Some(bad))
+        .await;
+    assert!(
+        !ok && err.contains("spec.url in body should match"),
+        "{err}"
+    );
+    // `all` category includes widgets
+    let out = k.ok(&["get", "all", "-o", "name"], None).await;
+    assert!(out.contains("widget.example.com/w1"), "{out}");
+    k.ok(&["delete", "widget", "w1"], None).await;
+    let out = k.ok(&["get", "widgets", "-o", "name"], None).await;
+    assert!(out.trim().is_empty(), "{out}");
+    k.ok(&["delete", "crd", "widgets.example.com"], None).await;
+}

@@ -1,0 +1,14 @@
+//! Conformance suite: drives testenv through kube-rs and kubectl, as controllers and people do.
+
+mod common;
+
+mod auth;
+mod crd;
+mod discovery;
+mod gc;
+mod kubectl;
+mod listwatch;
+mod objects;
+mod persist;
+mod simulator;
+mod writes;

@@ -1,0 +1,219 @@
+//! Object semantics and metav1.Status errors.
+
+use crate::common::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+fn cm(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": {"a": "1"}})).unwrap()
+}
+
+pub fn deployment(name: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [
+                {"name": "app", "image": "nginx:1", "env": [{"name": "A", "value": "1"}], "ports": [{"containerPort": 80}]}
+            ]}}}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn create_sets_system_fields_and_one_global_resource_version() {
+    let (_env, client) = env().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let a = cms.create(&PostParams::default(), &cm("a")).await.unwrap();
+    let ns: Api<Namespace> = Api::all(client.clone());
+    let n = ns
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "other"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let b = cms.create(&PostParams::default(), &cm("b")).await.unwrap();
+    let rv = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        m.resource_version.clone().unwrap().parse::<u64>().unwrap()
+    };
+    assert!(rv(&a.metadata) < rv(&n.metadata) && rv(&n.metadata) < rv(&b.metadata));
+    assert_eq!(a.metadata.uid.as_ref().unwrap().len(), 36);
+    assert_ne!(a.metadata.uid, b.metadata.uid);
+    assert!(a.metadata.creation_timestamp.is_some());
+    assert_eq!(a.metadata.namespace.as_deref(), Some("default"));
+    let mf = a.metadata.managed_fields.as_ref().unwrap();
+    assert_eq!(mf[0].operation.as_deref(), Some("Update"));
+    assert!(to_value(&mf[0].fields_v1)["f:data"]["f:a"].is_object());
+    // namespaces get the kubernetes finalizer and phase
+    assert_eq!(n.status.unwrap().phase.as_deref(), Some("Active"));
+    assert_eq!(
+        n.metadata.labels.unwrap()["kubernetes.io/metadata.name"],
+        "other"
+    );
+}
+
+#[tokio::test]
+async fn generate_name() {
+    let (_env, client) = env().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let o: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"generateName": "gen-"}})).unwrap();
+    let a = cms.create(&PostParams::default(), &o).await.unwrap();
+    let b = cms.create(&PostParams::default(), &o).await.unwrap();
+    let (an, bn) = (a.metadata.name.unwrap(), b.metadata.name.unwrap());
+    assert!(an.starts_with("gen-") && an.len() == 9, "{an}");
+    assert_ne!(an, bn);
+}
+
+#[tokio::test]
+async fn errors_have_real_reasons_and_codes() {
+    let (env, client) = env().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &cm("x")).await.unwrap();
+
+    let s = status_of(
+        cms.create(&PostParams::default(), &cm("x"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists"));
+    assert_eq!(s.message, "configmaps \"x\" already exists");
+
+    let s = status_of(cms.get("nope").await.unwrap_err());
+    assert_eq!((s.code, s.reason.as_str()), (404, "NotFound"));
+    assert_eq!(s.message, "configmaps \"nope\" not found");
+    assert_eq!(s.details.unwrap().kind, "configmaps");
+
+    // stale resourceVersion
+    let mut cur = cms.get("x").await.unwrap();
+    let stale = cur.clone();
+    cur.data.as_mut().unwrap().insert("b".into(), "2".into());
+    cms.replace("x", &PostParams::default(), &cur)
+        .await
+        .unwrap();
+    let s = status_of(
+        cms.replace("x", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+    assert!(
+        s.message.contains("the object has been modified"),
+        "{}",
+        s.message
+    );
+
+    // invalid name: 422 with a field cause
+    let s = status_of(
+        cms.create(&PostParams::default(), &cm("Bad_Name"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+    let causes = s.details.unwrap().causes;
+    assert_eq!(causes[0].field, "metadata.name");
+    assert!(
+        s.message.starts_with(
+            "ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\""
+        ),
+        "{}",
+        s.message
+    );
+
+    // namespace mismatch: 400
+    let other: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "y", "namespace": "kube-system"}}))
+            .unwrap();
+    let s = status_of(
+        cms.create(&PostParams::default(), &other)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"));
+
+    // missing namespace: 404 on namespaces
+    let missing: Api<ConfigMap> = Api::namespaced(client.clone(), "missing");
+    let s = status_of(
+        missing
+            .create(&PostParams::default(), &cm("z"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s.code, 404);
+    assert_eq!(s.message, "namespaces \"missing\" not found");
+
+    // PUT on a collection: 405
+    let req = http::Request::put("/api/v1/namespaces/default/configmaps")
+        .body(b"{}".to_vec())
+        .unwrap();
+    let s = status_of(client.request_text(req).await.unwrap_err());
+    assert_eq!((s.code, s.reason.as_str()), (405, "MethodNotAllowed"));
+
+    // wrong token: 401
+    let bad = ferroflux_testenv::client_from_yaml(&env.kubeconfig_for("not-a-token", "x"))
+        .await
+        .unwrap();
+    let s = status_of(
+        Api::<ConfigMap>::namespaced(bad, "default")
+            .list(&Default::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((s.code, s.reason.as_str()), (401, "Unauthorized"));
+}
+
+#[tokio::test]
+async fn generation_moves_only_with_spec_and_noop_keeps_version() {
+    let (_env, client) = env().await;
+    let deps: Api<Deployment> = Api::namespaced(client, "default");
+    let d = deps
+        .create(&PostParams::default(), &deployment("web"))
+        .await
+        .unwrap();
+    assert_eq!(d.metadata.generation, Some(1));
+    // metadata-only change
+    let p = deps
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.metadata.generation, Some(1));
+    // status change
+    let s = deps
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 1}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.metadata.generation, Some(1));
+    // spec change
+    let g = deps
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(g.metadata.generation, Some(2));
+    // no-op keeps the resourceVersion
+    let again = deps
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.metadata.resource_version, g.metadata.resource_version);
+    // delete returns the object; then it is gone
+    deps.delete("web", &DeleteParams::default()).await.unwrap();
+    assert_eq!(status_of(deps.get("web").await.unwrap_err()).code, 404);
+}
