@@ -3,3 +3,4 @@
 mod corpus;
 mod fixtures;
 mod oracle;
+mod robustness;
