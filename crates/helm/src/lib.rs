@@ -1,1 +1,426 @@
-//! placeholder
+//! Helm chart rendering identical to `helm template`: chart loading (directories and .tgz,
+//! subcharts, .helmignore), values (files, `--set`, coalescing, globals, dependency
+//! conditions/tags/aliases/import-values), the Sprig and Helm function set on
+//! `ferroflux-gotemplate`, and Helm's output (`# Source:` headers, install order, hooks).
+//!
+//! Entry point: [`template`].
+
+mod chart;
+mod decimal;
+mod objects;
+mod render;
+mod semver;
+mod sha1;
+mod sprig;
+mod toml;
+mod values;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use ferroflux_gotemplate::Value;
+
+pub use chart::{Chart, Dependency, load as load_chart};
+pub use render::render;
+
+/// Errors, displayed as `helm template` prints them after `Error: `.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Chart(String),
+    #[error("{0}")]
+    Values(String),
+    #[error("{0}")]
+    Render(String),
+    #[error("{0}")]
+    Manifest(String),
+}
+
+/// Options of `helm template` that affect rendering.
+#[derive(Clone, Debug)]
+pub struct TemplateOptions {
+    /// `-f/--values` files, in order.
+    pub values_files: Vec<PathBuf>,
+    /// `--set` arguments, in order.
+    pub set: Vec<String>,
+    /// `--set-string` arguments, in order (applied after `--set`).
+    pub set_string: Vec<String>,
+    /// `--namespace` (default `default`).
+    pub namespace: String,
+    /// `--kube-version` (default `v1.35.0`, as helm v4.1).
+    pub kube_version: Option<String>,
+    /// `--api-versions`, added to the built-in set.
+    pub api_versions: Vec<String>,
+    /// `--include-crds`.
+    pub include_crds: bool,
+    /// `--skip-tests`.
+    pub skip_tests: bool,
+    /// `--is-upgrade`.
+    pub is_upgrade: bool,
+}
+
+impl Default for TemplateOptions {
+    fn default() -> Self {
+        TemplateOptions {
+            values_files: Vec::new(),
+            set: Vec::new(),
+            set_string: Vec::new(),
+            namespace: "default".into(),
+            kube_version: None,
+            api_versions: Vec::new(),
+            include_crds: false,
+            skip_tests: false,
+            is_upgrade: false,
+        }
+    }
+}
+
+const DEFAULT_KUBE_VERSION: &str = "v1.35.0";
+
+fn parse_kube_version(v: &str) -> Result<objects::KubeVersion, Error> {
+    let t = v.strip_prefix('v').unwrap_or(v);
+    let core = t.split(['-', '+']).next().unwrap_or(t);
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.len() < 2 || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+        return Err(Error::Values(format!(
+            "invalid kube version '{v}': could not parse \"{v}\" as version"
+        )));
+    }
+    let patch = parts.get(2).copied().unwrap_or("0");
+    Ok(objects::KubeVersion {
+        version: format!("v{}.{}.{}", parts[0], parts[1], patch),
+        major: parts[0].to_string(),
+        minor: parts[1].to_string(),
+    })
+}
+
+fn read_values_file(p: &Path) -> Result<BTreeMap<String, Value>, Error> {
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| Error::Values(format!("open {}: {e}", p.display())))?;
+    let v = yaml::parse_yaml(&text).map_err(|e| {
+        Error::Values(format!(
+            "failed to parse {}: error converting YAML to JSON: {e}",
+            p.display()
+        ))
+    })?;
+    Ok(v.as_map().map(|m| m.borrow().clone()).unwrap_or_default())
+}
+
+fn api_versions(extra: &[String]) -> Vec<String> {
+    let mut v: Vec<String> =
+        serde_json::from_str(include_str!("api_versions.json")).unwrap_or_default();
+    v.extend(extra.iter().cloned());
+    v
+}
+
+/// A manifest after splitting, with the head fields Helm sorts by.
+struct Manifest {
+    name: String,
+    content: String,
+    kind: String,
+}
+
+const INSTALL_ORDER: &[&str] = &[
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
+
+fn kind_less(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let pa = INSTALL_ORDER.iter().position(|k| *k == a);
+    let pb = INSTALL_ORDER.iter().position(|k| *k == b);
+    match (pa, pb) {
+        (None, None) => a.cmp(b),
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(x), Some(y)) => x.cmp(&y),
+    }
+}
+
+/// Helm's `SplitManifests` (v4.1).
+fn split_manifests(text: &str) -> Vec<String> {
+    let t = text.trim();
+    let mut docs = Vec::new();
+    // separator: (?:^|\s*\n)---\s*
+    let mut rest = t;
+    let mut cur_start = 0usize;
+    let bytes = t.as_bytes();
+    let mut i = 0usize;
+    let mut pieces: Vec<(usize, usize)> = Vec::new();
+    while i < bytes.len() {
+        let at_start = i == 0;
+        // find "---" either at start or after a newline
+        if (at_start || bytes[i - 1] == b'\n') && t[i..].starts_with("---") {
+            // back up over whitespace before the newline
+            let mut s = i;
+            if !at_start {
+                s -= 1; // the newline
+                while s > cur_start && (bytes[s - 1] as char).is_whitespace() {
+                    s -= 1;
+                }
+            }
+            let mut e = i + 3;
+            while e < bytes.len() && (bytes[e] as char).is_whitespace() {
+                e += 1;
+            }
+            pieces.push((cur_start, s));
+            cur_start = e;
+            i = e;
+            continue;
+        }
+        i += 1;
+    }
+    pieces.push((cur_start, bytes.len()));
+    rest = &rest[..0];
+    let _ = rest;
+    for (a, b) in pieces {
+        let d = t[a..b.max(a)].trim();
+        if !d.is_empty() {
+            docs.push(d.to_string());
+        }
+    }
+    docs
+}
+
+fn head(doc: &str, path: &str) -> Result<(String, Option<BTreeMap<String, String>>), Error> {
+    let v = yaml::parse_yaml(doc).map_err(|e| {
+        Error::Manifest(format!(
+            "YAML parse error on {path}: error converting YAML to JSON: {e}"
+        ))
+    })?;
+    let m = match &v {
+        Value::Map(m) => m.borrow().clone(),
+        Value::Nil => BTreeMap::new(),
+        Value::String(_) => {
+            return Err(Error::Manifest(format!(
+                "YAML parse error on {path}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go value of type releaseutil.SimpleHead"
+            )));
+        }
+        Value::List(_) => {
+            return Err(Error::Manifest(format!(
+                "YAML parse error on {path}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type releaseutil.SimpleHead"
+            )));
+        }
+        _ => {
+            return Err(Error::Manifest(format!(
+                "YAML parse error on {path}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number into Go value of type releaseutil.SimpleHead"
+            )));
+        }
+    };
+    let kind = m
+        .get("kind")
+        .and_then(|k| k.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let ann = m
+        .get("metadata")
+        .and_then(Value::as_map)
+        .and_then(|md| md.borrow().get("annotations").cloned())
+        .and_then(|a| a.as_map())
+        .map(|a| {
+            a.borrow()
+                .iter()
+                .map(|(k, v)| (k.clone(), sprig::strval(v)))
+                .collect::<BTreeMap<_, _>>()
+        });
+    Ok((kind, ann))
+}
+
+const HOOK_EVENTS: &[&str] = &[
+    "pre-install",
+    "post-install",
+    "pre-delete",
+    "post-delete",
+    "pre-upgrade",
+    "post-upgrade",
+    "pre-rollback",
+    "post-rollback",
+    "test",
+    "test-success",
+];
+
+/// Turn rendered files into `helm template` output.
+fn format_output(
+    files: &BTreeMap<String, String>,
+    chart: &Chart,
+    opts: &TemplateOptions,
+) -> Result<String, Error> {
+    let mut generic: Vec<Manifest> = Vec::new();
+    let mut hooks: Vec<(Manifest, bool)> = Vec::new();
+    for (path, content) in files {
+        let base = path.rsplit('/').next().unwrap_or(path);
+        if base.starts_with('_') || content.trim().is_empty() {
+            continue;
+        }
+        for doc in split_manifests(content) {
+            let (kind, ann) = head(&doc, path)?;
+            let m = Manifest {
+                name: path.clone(),
+                content: doc,
+                kind,
+            };
+            let Some(ann) = ann.filter(|a| !a.is_empty()) else {
+                generic.push(m);
+                continue;
+            };
+            let Some(types) = ann.get("helm.sh/hook") else {
+                generic.push(m);
+                continue;
+            };
+            let events: Vec<String> = types.split(',').map(|t| t.trim().to_lowercase()).collect();
+            if events.iter().any(|e| !HOOK_EVENTS.contains(&e.as_str())) {
+                continue;
+            }
+            let is_test = events.iter().any(|e| e == "test" || e == "test-success");
+            hooks.push((m, is_test));
+        }
+    }
+    generic.sort_by(|a, b| kind_less(&a.kind, &b.kind));
+    hooks.sort_by(|a, b| kind_less(&a.0.kind, &b.0.kind));
+    let mut manifest = String::new();
+    if opts.include_crds {
+        crds(chart, &mut manifest);
+    }
+    for m in &generic {
+        manifest.push_str(&format!("---\n# Source: {}\n{}\n", m.name, m.content));
+    }
+    let mut out = String::new();
+    out.push_str(manifest.trim());
+    out.push('\n');
+    for (h, is_test) in &hooks {
+        if opts.skip_tests && *is_test {
+            continue;
+        }
+        out.push_str(&format!("---\n# Source: {}\n{}\n", h.name, h.content));
+    }
+    Ok(out)
+}
+
+fn crds(c: &Chart, out: &mut String) {
+    // Helm's CRDObjects: the chart's crds/ files, then each dependency's.
+    for (name, data) in c.crd_files() {
+        out.push_str(&format!(
+            "---\n# Source: {}/{}\n{}\n",
+            c.full_path(),
+            name,
+            String::from_utf8_lossy(&data)
+        ));
+    }
+    for s in &c.subcharts {
+        crds(s, out);
+    }
+}
+
+fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<String, Error> {
+    let mut chart = chart::load(chart_path)?;
+    if chart.is_library() {
+        return Err(Error::Chart(
+            "library charts are not installable".to_string(),
+        ));
+    }
+    let mut user: BTreeMap<String, Value> = BTreeMap::new();
+    for f in &opts.values_files {
+        let m = read_values_file(f)?;
+        user = values::merge_maps(&user, &m);
+    }
+    for s in &opts.set {
+        values::parse_set(&mut user, s, false)
+            .map_err(|e| Error::Values(format!("failed parsing --set data: {e}")))?;
+    }
+    for s in &opts.set_string {
+        values::parse_set(&mut user, s, true)
+            .map_err(|e| Error::Values(format!("failed parsing --set-string data: {e}")))?;
+    }
+    let kube = parse_kube_version(opts.kube_version.as_deref().unwrap_or(DEFAULT_KUBE_VERSION))?;
+    if !chart.kube_version.is_empty()
+        && !semver::is_compatible_range(&chart.kube_version, &kube.version)
+    {
+        return Err(Error::Chart(format!(
+            "chart requires kubeVersion: {} which is incompatible with Kubernetes {}",
+            chart.kube_version, kube.version
+        )));
+    }
+    values::process_dependencies(&mut chart, &user)?;
+    let vals = values::coalesce_values_top(&chart, &user, false)?;
+    let caps = Value::Object(Rc::new(objects::Capabilities {
+        kube: Rc::new(kube),
+        apis: Rc::new(objects::ApiVersions(Rc::new(api_versions(
+            &opts.api_versions,
+        )))),
+    }));
+    let mut release = BTreeMap::new();
+    release.insert("Name".to_string(), Value::str(release_name));
+    release.insert("Namespace".to_string(), Value::str(opts.namespace.as_str()));
+    release.insert("IsUpgrade".to_string(), Value::Bool(opts.is_upgrade));
+    release.insert("IsInstall".to_string(), Value::Bool(!opts.is_upgrade));
+    release.insert("Revision".to_string(), Value::Int(1));
+    release.insert("Service".to_string(), Value::str("Helm"));
+    let mut top = BTreeMap::new();
+    top.insert("Chart".to_string(), chart::metadata_map(&chart, true));
+    top.insert("Capabilities".to_string(), caps);
+    top.insert("Release".to_string(), Value::map(release));
+    top.insert("Values".to_string(), vals);
+    let top = Value::map(top);
+    let mut files = render::render(&chart, &top)?;
+    files.retain(|k, _| !k.ends_with("NOTES.txt"));
+    format_output(&files, &chart, opts)
+}
+
+/// Render a chart like `helm template RELEASE CHART [flags]` and return its standard output.
+///
+/// Rendering runs on a thread with a large stack so deeply recursive templates fail with
+/// Helm's recursion errors instead of overflowing the native stack.
+pub fn template(
+    release_name: &str,
+    chart_path: &Path,
+    opts: &TemplateOptions,
+) -> Result<String, Error> {
+    let name = release_name.to_string();
+    let path = chart_path.to_path_buf();
+    let opts = opts.clone();
+    let handle = std::thread::Builder::new()
+        .name("helm-template".into())
+        .stack_size(1 << 30)
+        .spawn(move || run(&name, &path, &opts))
+        .map_err(|e| Error::Render(format!("cannot start render thread: {e}")))?;
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(Error::Render("rendering template failed".into())))
+}

@@ -1,0 +1,575 @@
+//! Loading charts from directories and `.tgz` archives (Helm's loader), with `.helmignore`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::rc::Rc;
+
+use ferroflux_gotemplate::Value;
+
+use crate::Error;
+use crate::yaml;
+
+/// Maximum size of one decompressed file, and of a whole archive (Helm: 5 MiB per file).
+const MAX_FILE: u64 = 5 * 1024 * 1024;
+const MAX_ARCHIVE: u64 = 100 * 1024 * 1024;
+
+/// A chart dependency from Chart.yaml.
+#[derive(Clone, Debug, Default)]
+pub struct Dependency {
+    pub name: String,
+    pub version: String,
+    pub repository: String,
+    pub condition: String,
+    pub tags: Vec<String>,
+    pub enabled: bool,
+    pub import_values: Vec<Value>,
+    pub alias: String,
+}
+
+/// A loaded chart.
+#[derive(Clone, Debug)]
+pub struct Chart {
+    /// Chart.yaml as parsed.
+    pub metadata: Value,
+    pub name: String,
+    pub version: String,
+    pub api_version: String,
+    pub chart_type: String,
+    pub kube_version: String,
+    pub dependencies: Vec<Dependency>,
+    /// values.yaml (a map).
+    pub values: Value,
+    pub schema: Option<Vec<u8>>,
+    /// Files under templates/ (names relative to the chart root).
+    pub templates: Vec<(String, Rc<[u8]>)>,
+    /// Every other file (for `.Files`), including crds/.
+    pub files: Vec<(String, Rc<[u8]>)>,
+    /// Loaded subcharts (charts/).
+    pub subcharts: Vec<Chart>,
+    /// Parent chain for `ChartFullPath`.
+    pub parent_path: Option<String>,
+}
+
+impl Chart {
+    pub fn is_library(&self) -> bool {
+        self.chart_type == "library"
+    }
+
+    /// `ChartFullPath`: `parent/charts/name`.
+    pub fn full_path(&self) -> String {
+        match &self.parent_path {
+            None => self.name.clone(),
+            Some(p) => format!("{p}/charts/{}", self.name),
+        }
+    }
+
+    fn set_parent(&mut self, parent: Option<String>) {
+        self.parent_path = parent;
+        let me = self.full_path();
+        for s in &mut self.subcharts {
+            s.set_parent(Some(me.clone()));
+        }
+    }
+
+    /// Files under crds/ (name, data).
+    pub fn crd_files(&self) -> Vec<(String, Rc<[u8]>)> {
+        self.files
+            .iter()
+            .filter(|(n, _)| n.starts_with("crds/"))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Go's `path/filepath.Match` on '/'-separated names.
+pub fn path_match(pattern: &str, name: &str) -> bool {
+    fn m(p: &[char], n: &[char]) -> bool {
+        if p.is_empty() {
+            return n.is_empty();
+        }
+        match p[0] {
+            '*' => (0..=n.len())
+                .take_while(|&i| i == 0 || n[i - 1] != '/')
+                .any(|i| m(&p[1..], &n[i..])),
+            '?' => !n.is_empty() && n[0] != '/' && m(&p[1..], &n[1..]),
+            '[' => {
+                let Some(end) = p.iter().skip(1).position(|c| *c == ']').map(|x| x + 1) else {
+                    return false;
+                };
+                if n.is_empty() || n[0] == '/' {
+                    return false;
+                }
+                let set = &p[1..end];
+                let (neg, set) = match set.first() {
+                    Some('^') => (true, &set[1..]),
+                    _ => (false, set),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < set.len() {
+                    if i + 2 < set.len() && set[i + 1] == '-' {
+                        if set[i] <= n[0] && n[0] <= set[i + 2] {
+                            hit = true;
+                        }
+                        i += 3;
+                    } else {
+                        if set[i] == n[0] {
+                            hit = true;
+                        }
+                        i += 1;
+                    }
+                }
+                hit != neg && m(&p[end + 1..], &n[1..])
+            }
+            '\\' if p.len() > 1 => !n.is_empty() && n[0] == p[1] && m(&p[2..], &n[1..]),
+            c => !n.is_empty() && n[0] == c && m(&p[1..], &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    m(&p, &n)
+}
+
+struct Rule {
+    pattern: String,
+    negate: bool,
+    must_dir: bool,
+    kind: u8, // 0: basename, 1: path, 2: rooted
+}
+
+/// `.helmignore` rules.
+pub struct Ignore {
+    rules: Vec<Rule>,
+}
+
+impl Ignore {
+    pub fn parse(text: &str) -> Result<Ignore, Error> {
+        let mut rules = Vec::new();
+        for line in text.lines() {
+            let line = line.trim_start_matches('\u{feff}');
+            Self::add(&mut rules, line)?;
+        }
+        Self::add(&mut rules, "templates/.?*")?;
+        Ok(Ignore { rules })
+    }
+
+    fn add(rules: &mut Vec<Rule>, rule: &str) -> Result<(), Error> {
+        let mut rule = rule.trim();
+        if rule.is_empty() || rule.starts_with('#') {
+            return Ok(());
+        }
+        if rule.contains("**") {
+            return Err(Error::Chart(
+                "double-star (**) syntax is not supported".to_string(),
+            ));
+        }
+        let negate = rule.starts_with('!');
+        if negate {
+            rule = &rule[1..];
+        }
+        let must_dir = rule.ends_with('/');
+        let rule = rule.trim_end_matches('/');
+        let (pattern, kind) = if let Some(r) = rule.strip_prefix('/') {
+            (r.to_string(), 2)
+        } else if rule.contains('/') {
+            (rule.to_string(), 1)
+        } else {
+            (rule.to_string(), 0)
+        };
+        rules.push(Rule {
+            pattern,
+            negate,
+            must_dir,
+            kind,
+        });
+        Ok(())
+    }
+
+    pub fn ignore(&self, path: &str, is_dir: bool) -> bool {
+        if path.is_empty() || path == "." || path == "./" {
+            return false;
+        }
+        for r in &self.rules {
+            let target = if r.kind == 0 {
+                path.rsplit('/').next().unwrap_or(path)
+            } else {
+                path
+            };
+            let hit = path_match(&r.pattern, target);
+            if r.negate {
+                if r.must_dir && !is_dir {
+                    return true;
+                }
+                if !hit {
+                    return true;
+                }
+                continue;
+            }
+            if r.must_dir && !is_dir {
+                continue;
+            }
+            if hit {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+fn read_dir_files(root: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let ignore = match std::fs::read_to_string(root.join(".helmignore")) {
+        Ok(t) => Ignore::parse(&t)?,
+        Err(_) => Ignore::parse("")?,
+    };
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::Chart(format!("{}: {e}", dir.display())))?
+            .filter_map(Result::ok)
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let relp = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let path = e.path();
+            let md = std::fs::metadata(&path)
+                .map_err(|err| Error::Chart(format!("{}: {err}", path.display())))?;
+            if md.is_dir() {
+                if !ignore.ignore(&relp, true) {
+                    stack.push((path, relp));
+                }
+                continue;
+            }
+            if ignore.ignore(&relp, false) {
+                continue;
+            }
+            if !md.is_file() {
+                return Err(Error::Chart(format!(
+                    "cannot load irregular file {} as it has file mode type bits set",
+                    path.display()
+                )));
+            }
+            if md.len() > MAX_FILE {
+                return Err(Error::Chart(format!(
+                    "chart file {name:?} is larger than the maximum file size {MAX_FILE}"
+                )));
+            }
+            let mut data = std::fs::read(&path)
+                .map_err(|err| Error::Chart(format!("error reading {relp}: {err}")))?;
+            if data.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                data.drain(..3);
+            }
+            out.push((relp, data));
+        }
+    }
+    Ok(out)
+}
+
+fn read_archive(data: &[u8]) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let gz = flate2::read::GzDecoder::new(data);
+    let mut ar = tar::Archive::new(gz.take(MAX_ARCHIVE));
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    let entries = ar
+        .entries()
+        .map_err(|e| Error::Chart(format!("invalid archive: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| Error::Chart(format!("invalid archive: {e}")))?;
+        let kind = entry.header().entry_type();
+        if kind == tar::EntryType::Directory {
+            continue;
+        }
+        if kind != tar::EntryType::Regular && kind != tar::EntryType::GNUSparse {
+            if kind == tar::EntryType::XGlobalHeader || kind == tar::EntryType::XHeader {
+                continue;
+            }
+            return Err(Error::Chart(format!(
+                "archive contains a non-regular file: {kind:?}"
+            )));
+        }
+        let path = entry
+            .path()
+            .map_err(|e| Error::Chart(format!("invalid archive path: {e}")))?
+            .to_string_lossy()
+            .replace('\\', "/");
+        let mut parts = path.splitn(2, '/');
+        let _top = parts.next();
+        let Some(rel) = parts.next() else {
+            continue;
+        };
+        if rel.split('/').any(|p| p == "..") || rel.starts_with('/') {
+            return Err(Error::Chart(format!(
+                "chart illegally references parent directory: {path}"
+            )));
+        }
+        if entry.size() > MAX_FILE {
+            return Err(Error::Chart(format!(
+                "decompression size limit reached for {rel}"
+            )));
+        }
+        let mut buf = Vec::new();
+        entry
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::Chart(format!("invalid archive: {e}")))?;
+        if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            buf.drain(..3);
+        }
+        out.push((rel.to_string(), buf));
+    }
+    // .helmignore inside archives is applied by `helm package`, not on load.
+    Ok(out)
+}
+
+/// Load a chart from a directory or a `.tgz` archive.
+pub fn load(path: &Path) -> Result<Chart, Error> {
+    let files = if path.is_dir() {
+        read_dir_files(path)?
+    } else {
+        let data =
+            std::fs::read(path).map_err(|e| Error::Chart(format!("{}: {e}", path.display())))?;
+        read_archive(&data)?
+    };
+    let mut c = load_files(files)?;
+    c.set_parent(None);
+    Ok(c)
+}
+
+fn str_field(m: &BTreeMap<String, Value>, k: &str) -> String {
+    match m.get(k) {
+        Some(Value::String(s)) => s.to_string(),
+        Some(Value::Float(f)) => ferroflux_gotemplate::gofmt::format_float_shortest(*f),
+        Some(Value::Bool(b)) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn parse_dependency(v: &Value) -> Dependency {
+    let m = v.as_map().map(|m| m.borrow().clone()).unwrap_or_default();
+    Dependency {
+        name: str_field(&m, "name"),
+        version: str_field(&m, "version"),
+        repository: str_field(&m, "repository"),
+        condition: str_field(&m, "condition"),
+        tags: match m.get("tags") {
+            Some(Value::List(l)) => l
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        },
+        enabled: false,
+        import_values: match m.get("import-values") {
+            Some(Value::List(l)) => l.as_ref().clone(),
+            _ => Vec::new(),
+        },
+        alias: str_field(&m, "alias"),
+    }
+}
+
+/// Build a chart from its files (names relative to the chart root).
+pub fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
+    let mut metadata: Option<Value> = None;
+    let mut values = Value::new_map();
+    let mut schema = None;
+    let mut templates = Vec::new();
+    let mut other = Vec::new();
+    let mut sub: BTreeMap<String, Vec<(String, Vec<u8>)>> = BTreeMap::new();
+    let mut requirements: Option<Value> = None;
+    for (name, data) in files {
+        match name.as_str() {
+            "Chart.yaml" => {
+                let text = String::from_utf8_lossy(&data);
+                metadata = Some(yaml::parse_yaml(&text).map_err(|e| {
+                    Error::Chart(format!(
+                        "cannot load Chart.yaml: error converting YAML to JSON: {e}"
+                    ))
+                })?);
+            }
+            "values.yaml" => {
+                let text = String::from_utf8_lossy(&data);
+                let v = yaml::parse_yaml(&text).map_err(|e| {
+                    Error::Chart(format!(
+                        "cannot load values.yaml: error converting YAML to JSON: {e}"
+                    ))
+                })?;
+                values = if v.is_nil() { Value::new_map() } else { v };
+            }
+            "values.schema.json" => schema = Some(data),
+            "requirements.yaml" => {
+                let text = String::from_utf8_lossy(&data);
+                requirements = yaml::parse_yaml(&text).ok();
+                other.push((name, Rc::from(data)));
+            }
+            n if n.starts_with("templates/") => templates.push((name, Rc::from(data))),
+            n if n.starts_with("charts/") => {
+                if n.ends_with(".prov") {
+                    other.push((name, Rc::from(data)));
+                    continue;
+                }
+                let rest = &n["charts/".len()..];
+                let cname = rest.split('/').next().unwrap_or(rest).to_string();
+                sub.entry(cname).or_default().push((rest.to_string(), data));
+            }
+            _ => other.push((name, Rc::from(data))),
+        }
+    }
+    let Some(metadata) = metadata else {
+        return Err(Error::Chart("Chart.yaml file is missing".into()));
+    };
+    let m = metadata
+        .as_map()
+        .map(|m| m.borrow().clone())
+        .unwrap_or_default();
+    let name = str_field(&m, "name");
+    if name.is_empty() {
+        return Err(Error::Chart(
+            "validation: chart.metadata.name is required".into(),
+        ));
+    }
+    let api_version = str_field(&m, "apiVersion");
+    let mut deps: Vec<Dependency> = match m.get("dependencies") {
+        Some(Value::List(l)) => l.iter().map(parse_dependency).collect(),
+        _ => Vec::new(),
+    };
+    if api_version == "v1"
+        && deps.is_empty()
+        && let Some(r) = &requirements
+        && let Some(rm) = r.as_map()
+        && let Some(Value::List(l)) = rm.borrow().get("dependencies")
+    {
+        deps = l.iter().map(parse_dependency).collect();
+    }
+    let mut subcharts = Vec::new();
+    for (cname, files) in sub {
+        // an archive `charts/foo-1.0.0.tgz` or a directory `charts/foo/...`
+        if files.len() == 1
+            && (files[0].0.ends_with(".tgz") || files[0].0.ends_with(".tar.gz"))
+            && !files[0].0.contains('/')
+        {
+            let inner = read_archive(&files[0].1).map_err(|e| {
+                Error::Chart(format!(
+                    "error unpacking subchart {} in {name}: {e}",
+                    files[0].0
+                ))
+            })?;
+            subcharts.push(load_files(inner)?);
+            continue;
+        }
+        let prefix = format!("{cname}/");
+        let inner: Vec<(String, Vec<u8>)> = files
+            .into_iter()
+            .filter_map(|(n, d)| n.strip_prefix(&prefix).map(|r| (r.to_string(), d)))
+            .collect();
+        if inner.is_empty() {
+            continue;
+        }
+        subcharts.push(load_files(inner).map_err(|e| {
+            Error::Chart(format!("error unpacking subchart {cname} in {name}: {e}"))
+        })?);
+    }
+    Ok(Chart {
+        name,
+        version: str_field(&m, "version"),
+        api_version,
+        chart_type: str_field(&m, "type"),
+        kube_version: str_field(&m, "kubeVersion"),
+        dependencies: deps,
+        metadata,
+        values,
+        schema,
+        templates,
+        files: other,
+        subcharts,
+        parent_path: None,
+    })
+}
+
+/// `MetadataAsMap` of Helm v4: Go field names as keys.
+pub fn metadata_map(c: &Chart, is_root: bool) -> Value {
+    let m = c
+        .metadata
+        .as_map()
+        .map(|m| m.borrow().clone())
+        .unwrap_or_default();
+    let s = |k: &str| Value::str(str_field(&m, k));
+    let strs = |k: &str| match m.get(k) {
+        Some(Value::List(l)) => Value::list(
+            l.iter()
+                .map(|x| Value::str(crate::sprig::strval(x)))
+                .collect(),
+        ),
+        _ => Value::list(Vec::new()),
+    };
+    let mut out = BTreeMap::new();
+    out.insert("Name".into(), Value::str(c.name.as_str()));
+    out.insert("Home".into(), s("home"));
+    out.insert("Sources".into(), strs("sources"));
+    out.insert("Version".into(), s("version"));
+    out.insert("Description".into(), s("description"));
+    out.insert("Keywords".into(), strs("keywords"));
+    let maint = match m.get("maintainers") {
+        Some(Value::List(l)) => Value::list(
+            l.iter()
+                .map(|x| {
+                    let mm = x.as_map().map(|m| m.borrow().clone()).unwrap_or_default();
+                    let mut o = BTreeMap::new();
+                    o.insert("Name".into(), Value::str(str_field(&mm, "name")));
+                    o.insert("Email".into(), Value::str(str_field(&mm, "email")));
+                    o.insert("URL".into(), Value::str(str_field(&mm, "url")));
+                    Value::map(o)
+                })
+                .collect(),
+        ),
+        _ => Value::list(Vec::new()),
+    };
+    out.insert("Maintainers".into(), maint);
+    out.insert("Icon".into(), s("icon"));
+    out.insert("APIVersion".into(), s("apiVersion"));
+    out.insert("Condition".into(), s("condition"));
+    out.insert("Tags".into(), s("tags"));
+    out.insert("AppVersion".into(), s("appVersion"));
+    out.insert(
+        "Deprecated".into(),
+        Value::Bool(matches!(m.get("deprecated"), Some(Value::Bool(true)))),
+    );
+    let ann = match m.get("annotations").and_then(Value::as_map) {
+        Some(a) => Value::map(
+            a.borrow()
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::str(crate::sprig::strval(v))))
+                .collect(),
+        ),
+        None => Value::new_map(),
+    };
+    out.insert("Annotations".into(), ann);
+    out.insert("KubeVersion".into(), s("kubeVersion"));
+    let deps = Value::list(
+        c.dependencies
+            .iter()
+            .map(|d| {
+                let mut o = BTreeMap::new();
+                o.insert("Name".into(), Value::str(d.name.as_str()));
+                o.insert("Version".into(), Value::str(d.version.as_str()));
+                o.insert("Repository".into(), Value::str(d.repository.as_str()));
+                o.insert("Condition".into(), Value::str(d.condition.as_str()));
+                o.insert(
+                    "Tags".into(),
+                    Value::list(d.tags.iter().map(|t| Value::str(t.as_str())).collect()),
+                );
+                o.insert("Enabled".into(), Value::Bool(d.enabled));
+                o.insert("ImportValues".into(), Value::list(d.import_values.clone()));
+                o.insert("Alias".into(), Value::str(d.alias.as_str()));
+                Value::map(o)
+            })
+            .collect(),
+    );
+    out.insert("Dependencies".into(), deps);
+    out.insert("Type".into(), s("type"));
+    out.insert("IsRoot".into(), Value::Bool(is_root));
+    Value::map(out)
+}

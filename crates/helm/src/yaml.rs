@@ -1,0 +1,1187 @@
+//! YAML and JSON as Helm sees them: reading through `sigs.k8s.io/yaml` (YAML 1.1 scalars,
+//! every number a float64), writing like `yaml.Marshal` (JSON first, then go-yaml v2's
+//! emitter) and `encoding/json`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ferroflux_gotemplate::Value;
+use ferroflux_gotemplate::gofmt::format_float_shortest;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// A Helm value read from YAML.
+struct YValue(Value);
+
+impl<'de> de::Deserialize<'de> for YValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(YVisitor).map(YValue)
+    }
+}
+
+struct YVisitor;
+
+impl<'de> Visitor<'de> for YVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Float(v as f64))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Float(v as f64))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
+        Ok(Value::Float(v as f64))
+    }
+    fn visit_u128<E>(self, v: u128) -> Result<Value, E> {
+        Ok(Value::Float(v as f64))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::str(v))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::str(v))
+    }
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
+        Ok(Value::str(String::from_utf8_lossy(v).into_owned()))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Nil)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Nil)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(YVisitor)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut v = Vec::new();
+        while let Some(YValue(x)) = seq.next_element()? {
+            v.push(x);
+        }
+        Ok(Value::list(v))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut m = BTreeMap::new();
+        while let Some((YValue(k), YValue(v))) = map.next_entry()? {
+            m.insert(key_string(&k), v);
+        }
+        Ok(Value::map(m))
+    }
+}
+
+fn key_string(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.to_string(),
+        Value::Nil | Value::NoValue => "null".into(),
+        Value::Float(f) => json_number(*f),
+        other => other.to_go_string(),
+    }
+}
+
+/// Parse one YAML document into a value (numbers become float64, like sigs.k8s.io/yaml).
+pub fn parse_yaml(text: &str) -> Result<Value, String> {
+    if text.trim().is_empty() {
+        return Ok(Value::Nil);
+    }
+    let opts = serde_saphyr::options! { legacy_octal_numbers: true };
+    serde_saphyr::from_str_with_options::<YValue>(text, opts)
+        .map(|y| y.0)
+        .map_err(|e| e.to_string())
+}
+
+/// Parse every document of a multi-document YAML stream.
+pub fn parse_yaml_docs(text: &str) -> Result<Vec<Value>, String> {
+    let opts = serde_saphyr::options! { legacy_octal_numbers: true };
+    serde_saphyr::from_multiple_with_options::<YValue>(text, opts)
+        .map(|v| v.into_iter().map(|y| y.0).collect())
+        .map_err(|e| e.to_string())
+}
+
+/// Parse JSON like Go's `json.Unmarshal` into `interface{}` (numbers are float64).
+pub fn parse_json(text: &str) -> Result<Value, String> {
+    if let Some(e) = go_json_syntax_error(text) {
+        return Err(e);
+    }
+    let j: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    Ok(from_json(&j))
+}
+
+fn from_json(j: &serde_json::Value) -> Value {
+    match j {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::String(s) => Value::str(s.as_str()),
+        serde_json::Value::Array(a) => Value::list(a.iter().map(from_json).collect()),
+        serde_json::Value::Object(o) => {
+            Value::map(o.iter().map(|(k, v)| (k.clone(), from_json(v))).collect())
+        }
+    }
+}
+
+/// Go's `encoding/json` float64 text.
+pub fn json_number(f: f64) -> String {
+    if f.is_nan() || f.is_infinite() {
+        return "null".into();
+    }
+    let a = f.abs();
+    if a != 0.0 && !(1e-6..1e21).contains(&a) {
+        let s = ferroflux_gotemplate::gofmt::format_float(f, 'e', None);
+        // Go trims "e-07" to "e-7"
+        if let Some(i) = s.find('e') {
+            let (m, e) = s.split_at(i);
+            let sign = &e[1..2];
+            let digits = e[2..].trim_start_matches('0');
+            let digits = if digits.is_empty() { "0" } else { digits };
+            return format!("{m}e{sign}{digits}");
+        }
+        return s;
+    }
+    ferroflux_gotemplate::gofmt::format_float(f, 'f', None)
+}
+
+fn json_string(s: &str, escape_html: bool, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' if escape_html => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Go's `json.Marshal` (or `MarshalIndent` with `indent`, or without HTML escaping).
+pub fn to_json(v: &Value, escape_html: bool, indent: Option<&str>) -> Result<String, String> {
+    let mut out = String::new();
+    write_json(v, escape_html, indent, 0, &mut out, 0)?;
+    Ok(out)
+}
+
+fn newline(out: &mut String, indent: Option<&str>, level: usize) {
+    if let Some(ind) = indent {
+        out.push('\n');
+        for _ in 0..level {
+            out.push_str(ind);
+        }
+    }
+}
+
+fn write_json(
+    v: &Value,
+    eh: bool,
+    indent: Option<&str>,
+    level: usize,
+    out: &mut String,
+    depth: usize,
+) -> Result<(), String> {
+    if depth > 1000 {
+        return Err("json: unsupported value: encountered a cycle".into());
+    }
+    match v {
+        Value::NoValue | Value::Nil => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) | Value::Int64(i) => out.push_str(&i.to_string()),
+        Value::Uint(u) => out.push_str(&u.to_string()),
+        Value::Byte(b) => out.push_str(&b.to_string()),
+        Value::Float(f) => {
+            if f.is_nan() || f.is_infinite() {
+                return Err(format!(
+                    "json: unsupported value: {}",
+                    format_float_shortest(*f)
+                ));
+            }
+            out.push_str(&json_number(*f))
+        }
+        Value::String(s) => json_string(s, eh, out),
+        Value::Bytes(b) => {
+            use base64::Engine as _;
+            let s = base64::engine::general_purpose::STANDARD.encode(b);
+            json_string(&s, eh, out)
+        }
+        Value::List(l) => {
+            out.push('[');
+            for (i, e) in l.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, indent, level + 1);
+                write_json(e, eh, indent, level + 1, out, depth + 1)?;
+            }
+            if !l.is_empty() {
+                newline(out, indent, level);
+            }
+            out.push(']');
+        }
+        Value::Map(_) | Value::Object(_) if v.as_map().is_some() => {
+            let m = v.as_map().unwrap_or_default();
+            let m = m.borrow();
+            out.push('{');
+            for (i, (k, e)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, indent, level + 1);
+                json_string(k, eh, out);
+                out.push(':');
+                if indent.is_some() {
+                    out.push(' ');
+                }
+                write_json(e, eh, indent, level + 1, out, depth + 1)?;
+            }
+            if !m.is_empty() {
+                newline(out, indent, level);
+            }
+            out.push('}');
+        }
+        Value::Object(o) => json_string(&o.format(false), eh, out),
+        Value::Map(_) => out.push_str("{}"),
+        Value::Func(_) => return Err("json: unsupported type: func()".into()),
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// YAML emitter (go-yaml v2 via sigs.k8s.io/yaml)
+
+/// A value after the JSON round trip that `yaml.Marshal` performs.
+enum Node {
+    Null,
+    Bool(bool),
+    /// Number text as go-yaml re-emits it.
+    Num(String),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(String, Node)>),
+}
+
+fn to_node(v: &Value, depth: usize) -> Result<Node, String> {
+    if depth > 1000 {
+        return Err("json: unsupported value: encountered a cycle".into());
+    }
+    Ok(match v {
+        Value::NoValue | Value::Nil => Node::Null,
+        Value::Bool(b) => Node::Bool(*b),
+        Value::Int(i) | Value::Int64(i) => Node::Num(i.to_string()),
+        Value::Uint(u) => Node::Num(u.to_string()),
+        Value::Byte(b) => Node::Num(b.to_string()),
+        Value::Float(f) => {
+            if f.is_nan() || f.is_infinite() {
+                return Err(format!(
+                    "json: unsupported value: {}",
+                    format_float_shortest(*f)
+                ));
+            }
+            let j = json_number(*f);
+            if j.contains(['.', 'e', 'E']) {
+                let back: f64 = j.parse().unwrap_or(*f);
+                Node::Num(format_float_shortest(back))
+            } else {
+                Node::Num(j)
+            }
+        }
+        Value::String(s) => Node::Str(s.to_string()),
+        Value::Bytes(b) => {
+            use base64::Engine as _;
+            Node::Str(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        Value::List(l) => Node::Seq(
+            l.iter()
+                .map(|e| to_node(e, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map(_) | Value::Object(_) if v.as_map().is_some() => {
+            let m = v.as_map().unwrap_or_default();
+            let m = m.borrow();
+            let mut out = Vec::with_capacity(m.len());
+            for (k, e) in m.iter() {
+                out.push((k.clone(), to_node(e, depth + 1)?));
+            }
+            Node::Map(out)
+        }
+        Value::Object(o) => Node::Str(o.format(false)),
+        Value::Map(_) => Node::Map(Vec::new()),
+        Value::Func(_) => return Err("json: unsupported type: func()".into()),
+    })
+}
+
+/// Helm's `toYaml`: `yaml.Marshal` output (with its trailing newline).
+pub fn to_yaml(v: &Value) -> Result<String, String> {
+    let n = to_node(v, 0)?;
+    let mut e = Emitter {
+        out: String::new(),
+        column: 0,
+    };
+    e.node(&n, 0, Ctx::Top);
+    if !e.out.ends_with('\n') {
+        e.out.push('\n');
+    }
+    Ok(e.out)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Ctx {
+    Top,
+    MapValue,
+    SeqItem,
+}
+
+struct Emitter {
+    out: String,
+    column: usize,
+}
+
+const BEST_WIDTH: usize = 80;
+
+impl Emitter {
+    fn write(&mut self, s: &str) {
+        for c in s.chars() {
+            if c == '\n' {
+                self.column = 0;
+            } else {
+                self.column += 1;
+            }
+        }
+        self.out.push_str(s);
+    }
+
+    fn write_indent(&mut self, indent: usize) {
+        if !self.out.is_empty() && !self.out.ends_with('\n') {
+            self.write("\n");
+        }
+        for _ in 0..indent {
+            self.write(" ");
+        }
+    }
+
+    /// Emit `n` whose first line continues the current line; `indent` is the block indent
+    /// for nested lines.
+    fn node(&mut self, n: &Node, indent: usize, ctx: Ctx) {
+        match n {
+            Node::Null => self.scalar_inline("null"),
+            Node::Bool(b) => self.scalar_inline(if *b { "true" } else { "false" }),
+            Node::Num(s) => self.scalar_inline(s),
+            Node::Str(s) => self.string(s, indent),
+            Node::Seq(items) => {
+                if items.is_empty() {
+                    self.scalar_inline("[]");
+                    return;
+                }
+                let seq_indent = indent;
+                for (i, it) in items.iter().enumerate() {
+                    if i > 0 || ctx == Ctx::MapValue {
+                        self.write_indent(seq_indent);
+                    }
+                    self.write("-");
+                    match it {
+                        Node::Seq(inner) if !inner.is_empty() => {
+                            self.write(" ");
+                            self.node(it, seq_indent + 2, Ctx::SeqItem);
+                        }
+                        Node::Map(m) if !m.is_empty() => {
+                            self.write(" ");
+                            self.node(it, seq_indent + 2, Ctx::SeqItem);
+                        }
+                        _ => {
+                            self.write(" ");
+                            self.node(it, seq_indent + 2, Ctx::SeqItem);
+                        }
+                    }
+                }
+            }
+            Node::Map(entries) => {
+                if entries.is_empty() {
+                    self.scalar_inline("{}");
+                    return;
+                }
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 || ctx == Ctx::MapValue {
+                        self.write_indent(indent);
+                    }
+                    self.key(k);
+                    self.write(":");
+                    match v {
+                        Node::Map(m) if !m.is_empty() => {
+                            self.node(v, indent + 2, Ctx::MapValue);
+                        }
+                        Node::Seq(s) if !s.is_empty() => {
+                            self.node(v, indent, Ctx::MapValue);
+                        }
+                        _ => {
+                            self.write(" ");
+                            self.node(v, indent + 2, Ctx::MapValue);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn scalar_inline(&mut self, s: &str) {
+        self.write(s);
+    }
+
+    fn key(&mut self, k: &str) {
+        let style = choose_style(k, true);
+        match style {
+            Style::Plain => self.write(k),
+            Style::Single => {
+                let q = single_quoted(k);
+                self.write(&q)
+            }
+            Style::Double | Style::Literal => {
+                let q = double_quoted(k);
+                self.write(&q)
+            }
+        }
+    }
+
+    fn string(&mut self, s: &str, indent: usize) {
+        match choose_style(s, false) {
+            Style::Plain => self.plain(s, indent),
+            Style::Single => self.single(s, indent),
+            Style::Double => self.double(s, indent),
+            Style::Literal => self.literal(s, indent),
+        }
+    }
+
+    fn plain(&mut self, s: &str, indent: usize) {
+        // Break at a single space once past the best width (allow_breaks: not a key).
+        let chars: Vec<char> = s.chars().collect();
+        let mut spaces = false;
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c == ' ' {
+                let next_space = chars.get(i + 1) == Some(&' ');
+                if !spaces && self.column > BEST_WIDTH && !next_space {
+                    self.write_indent(indent);
+                } else {
+                    self.write(" ");
+                }
+                spaces = true;
+            } else {
+                let mut b = [0u8; 4];
+                self.write(c.encode_utf8(&mut b));
+                spaces = false;
+            }
+            i += 1;
+        }
+    }
+
+    fn single(&mut self, s: &str, indent: usize) {
+        self.write("'");
+        let chars: Vec<char> = s.chars().collect();
+        let mut spaces = false;
+        let mut breaks = false;
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c == ' ' {
+                if !spaces
+                    && self.column > BEST_WIDTH
+                    && i != 0
+                    && i != chars.len() - 1
+                    && chars.get(i + 1) != Some(&' ')
+                {
+                    self.write_indent(indent);
+                } else {
+                    self.write(" ");
+                }
+                spaces = true;
+            } else if c == '\n' {
+                if !breaks && c == '\n' {
+                    self.write("\n");
+                }
+                self.write("\n");
+                breaks = true;
+            } else {
+                if breaks {
+                    for _ in 0..indent {
+                        self.write(" ");
+                    }
+                }
+                if c == '\'' {
+                    self.write("''");
+                } else {
+                    let mut b = [0u8; 4];
+                    self.write(c.encode_utf8(&mut b));
+                }
+                spaces = false;
+                breaks = false;
+            }
+            i += 1;
+        }
+        self.write("'");
+    }
+
+    fn double(&mut self, s: &str, indent: usize) {
+        self.write("\"");
+        let chars: Vec<char> = s.chars().collect();
+        let mut spaces = false;
+        for (i, &c) in chars.iter().enumerate() {
+            if needs_escape(c) {
+                let esc = escape_char(c);
+                self.write(&esc);
+                spaces = false;
+            } else if c == ' ' {
+                if !spaces && self.column > BEST_WIDTH && i != 0 && i != chars.len() - 1 {
+                    self.write_indent(indent);
+                    if chars.get(i + 1) == Some(&' ') {
+                        self.write("\\");
+                    }
+                } else {
+                    self.write(" ");
+                }
+                spaces = true;
+            } else {
+                let mut b = [0u8; 4];
+                self.write(c.encode_utf8(&mut b));
+                spaces = false;
+            }
+        }
+        self.write("\"");
+    }
+
+    fn literal(&mut self, s: &str, indent: usize) {
+        let indent = indent.max(2);
+        self.write("|");
+        if s.starts_with(' ') || s.starts_with('\n') {
+            self.write("2");
+        }
+        let trailing = s.len() - s.trim_end_matches('\n').len();
+        match trailing {
+            0 => self.write("-"),
+            1 => {}
+            _ => self.write("+"),
+        }
+        // content lines
+        let mut at_line_start = true;
+        self.write("\n");
+        for c in s.chars() {
+            if c == '\n' {
+                self.write("\n");
+                at_line_start = true;
+                continue;
+            }
+            if at_line_start {
+                for _ in 0..indent {
+                    self.write(" ");
+                }
+                at_line_start = false;
+            }
+            let mut b = [0u8; 4];
+            self.write(c.encode_utf8(&mut b));
+        }
+        // strip the final newline we wrote, the caller adds line ends
+        if self.out.ends_with('\n') && trailing > 0 {
+            self.out.pop();
+            self.column = self.out.len() - self.out.rfind('\n').map(|p| p + 1).unwrap_or(0);
+        }
+    }
+}
+
+#[derive(PartialEq, Clone, Copy, Debug)]
+enum Style {
+    Plain,
+    Single,
+    Double,
+    Literal,
+}
+
+fn is_printable(c: char) -> bool {
+    let u = c as u32;
+    u == 0x0A
+        || (0x20..=0x7E).contains(&u)
+        || (0xA0..=0xD7FF).contains(&u)
+        || ((0xE000..=0xFFFD).contains(&u) && u != 0xFEFF)
+}
+
+fn needs_escape(c: char) -> bool {
+    !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\'
+}
+
+fn is_break(c: char) -> bool {
+    matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
+fn escape_char(c: char) -> String {
+    match c {
+        '\0' => "\\0".into(),
+        '\u{7}' => "\\a".into(),
+        '\u{8}' => "\\b".into(),
+        '\t' => "\\t".into(),
+        '\n' => "\\n".into(),
+        '\u{b}' => "\\v".into(),
+        '\u{c}' => "\\f".into(),
+        '\r' => "\\r".into(),
+        '\u{1b}' => "\\e".into(),
+        '"' => "\\\"".into(),
+        '\\' => "\\\\".into(),
+        '\u{85}' => "\\N".into(),
+        '\u{a0}' => "\\_".into(),
+        '\u{2028}' => "\\L".into(),
+        '\u{2029}' => "\\P".into(),
+        c if (c as u32) <= 0xFF => format!("\\x{:02X}", c as u32),
+        c if (c as u32) <= 0xFFFF => format!("\\u{:04X}", c as u32),
+        c => format!("\\U{:08X}", c as u32),
+    }
+}
+
+fn double_quoted(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        if needs_escape(c) {
+            out.push_str(&escape_char(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn single_quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// go-yaml v2 `resolve`: would this plain scalar read back as something other than a string?
+fn resolves_non_string(s: &str) -> bool {
+    if s.is_empty() {
+        return true;
+    }
+    const SPECIAL: &[&str] = &[
+        "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "n", "N", "no",
+        "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF", "~", "null", "Null", "NULL",
+        ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
+        "-.Inf", "-.INF", "<<",
+    ];
+    if SPECIAL.contains(&s) {
+        return true;
+    }
+    let first = s.as_bytes()[0];
+    match first {
+        b'.' => {
+            s.parse::<f64>().is_ok()
+                && s[1..]
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || c == b'e' || c == b'E' || c == b'-' || c == b'+')
+        }
+        b'+' | b'-' | b'0'..=b'9' => {
+            if is_timestamp(s) {
+                return true;
+            }
+            let plain = s.replace('_', "");
+            if parse_go_int_base0(&plain) {
+                return true;
+            }
+            if yaml_style_float(&plain) {
+                return true;
+            }
+            let p = plain.strip_prefix('-').unwrap_or(&plain);
+            if let Some(b) = p.strip_prefix("0b") {
+                return !b.is_empty() && b.bytes().all(|c| c == b'0' || c == b'1');
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+fn parse_go_int_base0(s: &str) -> bool {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if body.is_empty() {
+        return false;
+    }
+    let (digits, radix) = if let Some(r) = body.strip_prefix("0x").or(body.strip_prefix("0X")) {
+        (r, 16)
+    } else if let Some(r) = body.strip_prefix("0o").or(body.strip_prefix("0O")) {
+        (r, 8)
+    } else if let Some(r) = body.strip_prefix("0b").or(body.strip_prefix("0B")) {
+        (r, 2)
+    } else if body.len() > 1 && body.starts_with('0') {
+        (&body[1..], 8)
+    } else {
+        (body, 10)
+    };
+    !digits.is_empty() && u64::from_str_radix(digits, radix).is_ok()
+}
+
+fn yaml_style_float(s: &str) -> bool {
+    // ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+        i += 1;
+    }
+    let start = i;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let d = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == d {
+            return false;
+        }
+    } else {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+            i += 1;
+        }
+        let d = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == d {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+fn is_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits != 4 || b.len() == 4 || b[4] != b'-' {
+        return false;
+    }
+    // 2006-1-2 with optional time part
+    let (date, rest) = match s.find(['T', 't', ' ']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let parts: Vec<&str> = date.split('-').collect();
+    if parts.len() != 3
+        || parts[1].is_empty()
+        || parts[1].len() > 2
+        || parts[2].is_empty()
+        || parts[2].len() > 2
+        || !parts.iter().all(|p| p.bytes().all(|c| c.is_ascii_digit()))
+    {
+        return false;
+    }
+    let m: u32 = parts[1].parse().unwrap_or(0);
+    let d: u32 = parts[2].parse().unwrap_or(0);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return false;
+    }
+    match rest {
+        None => true,
+        Some(t) => {
+            let t = t.trim_end_matches('Z');
+            let hm: Vec<&str> = t.split(':').collect();
+            hm.len() >= 3 && hm[0].bytes().all(|c| c.is_ascii_digit()) && !hm[0].is_empty()
+        }
+    }
+}
+
+fn is_base60_float(s: &str) -> bool {
+    // ^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$
+    let b = s.strip_prefix(['-', '+']).unwrap_or(s).as_bytes();
+    if b.is_empty() || !b[0].is_ascii_digit() {
+        return false;
+    }
+    let mut i = 1;
+    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
+        i += 1;
+    }
+    let mut groups = 0;
+    while i < b.len() && b[i] == b':' {
+        i += 1;
+        let st = i;
+        while i < b.len() && b[i].is_ascii_digit() && i - st < 2 {
+            i += 1;
+        }
+        let g = &b[st..i];
+        let ok = match g.len() {
+            1 => true,
+            2 => g[0] <= b'5',
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+        groups += 1;
+    }
+    if groups == 0 {
+        return false;
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
+            i += 1;
+        }
+    }
+    i == b.len()
+}
+
+/// The scalar style go-yaml v2 chooses for a string.
+fn choose_style(s: &str, key: bool) -> Style {
+    let can_plain = !resolves_non_string(s) && !is_base60_float(s);
+    let mut style = if s.contains('\n') && !key {
+        Style::Literal
+    } else if can_plain {
+        Style::Plain
+    } else {
+        Style::Double
+    };
+    let a = analyze(s);
+    if style == Style::Plain && (!a.block_plain_allowed || (s.is_empty() && key)) {
+        style = Style::Single;
+    }
+    if style == Style::Single && !a.single_quoted_allowed {
+        style = Style::Double;
+    }
+    if style == Style::Literal && (!a.block_allowed || key) {
+        style = Style::Double;
+    }
+    style
+}
+
+struct Analysis {
+    block_plain_allowed: bool,
+    single_quoted_allowed: bool,
+    block_allowed: bool,
+}
+
+fn analyze(s: &str) -> Analysis {
+    if s.is_empty() {
+        return Analysis {
+            block_plain_allowed: true,
+            single_quoted_allowed: true,
+            block_allowed: false,
+        };
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let mut block_indicators = false;
+    let mut line_breaks = false;
+    let mut special = false;
+    let mut leading_space = false;
+    let mut leading_break = false;
+    let mut trailing_space = false;
+    let mut trailing_break = false;
+    let mut break_space = false;
+    let mut space_break = false;
+    let mut previous_space = false;
+    let mut previous_break = false;
+    if s.starts_with("---") || s.starts_with("...") {
+        block_indicators = true;
+    }
+    let mut preceded_by_ws = true;
+    let n = chars.len();
+    for i in 0..n {
+        let c = chars[i];
+        let followed_by_ws =
+            i + 1 >= n || matches!(chars[i + 1], ' ' | '\t') || is_break(chars[i + 1]);
+        if i == 0 {
+            match c {
+                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
+                | '%' | '@' | '`' => block_indicators = true,
+                '?' | ':' | '-' if followed_by_ws => block_indicators = true,
+                _ => {}
+            }
+        } else {
+            match c {
+                ':' if followed_by_ws => block_indicators = true,
+                '#' if preceded_by_ws => block_indicators = true,
+                _ => {}
+            }
+        }
+        if !is_printable(c) {
+            special = true;
+        }
+        if c == ' ' {
+            if i == 0 {
+                leading_space = true;
+            }
+            if i + 1 == n {
+                trailing_space = true;
+            }
+            if previous_break {
+                break_space = true;
+            }
+            previous_space = true;
+            previous_break = false;
+        } else if is_break(c) {
+            line_breaks = true;
+            if i == 0 {
+                leading_break = true;
+            }
+            if i + 1 == n {
+                trailing_break = true;
+            }
+            if previous_space {
+                space_break = true;
+            }
+            previous_space = false;
+            previous_break = true;
+        } else {
+            previous_space = false;
+            previous_break = false;
+        }
+        preceded_by_ws = matches!(c, ' ' | '\t') || is_break(c);
+    }
+    let mut a = Analysis {
+        block_plain_allowed: true,
+        single_quoted_allowed: true,
+        block_allowed: true,
+    };
+    if leading_space || leading_break || trailing_space || trailing_break {
+        a.block_plain_allowed = false;
+    }
+    if trailing_space {
+        a.block_allowed = false;
+    }
+    if break_space {
+        a.block_plain_allowed = false;
+        a.single_quoted_allowed = false;
+    }
+    if space_break || special {
+        a.block_plain_allowed = false;
+        a.single_quoted_allowed = false;
+        a.block_allowed = false;
+    }
+    if line_breaks {
+        a.block_plain_allowed = false;
+    }
+    if block_indicators {
+        a.block_plain_allowed = false;
+    }
+    a
+}
+
+/// Check JSON syntax the way Go's `encoding/json` scanner reports errors.
+pub fn go_json_syntax_error(text: &str) -> Option<String> {
+    struct P<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+    fn ch(c: u8) -> String {
+        match c {
+            b'\'' => "'\\''".to_string(),
+            b'"' => "'\"'".to_string(),
+            c if c.is_ascii_graphic() || c == b' ' => format!("'{}'", c as char),
+            c => format!("'\\x{c:02x}'"),
+        }
+    }
+    impl P<'_> {
+        fn ws(&mut self) {
+            while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+                self.i += 1;
+            }
+        }
+        fn eof(&self) -> String {
+            "unexpected end of JSON input".into()
+        }
+        fn value(&mut self) -> Result<(), String> {
+            self.ws();
+            let Some(&c) = self.b.get(self.i) else {
+                return Err(self.eof());
+            };
+            match c {
+                b'{' => {
+                    self.i += 1;
+                    self.ws();
+                    if self.b.get(self.i) == Some(&b'}') {
+                        self.i += 1;
+                        return Ok(());
+                    }
+                    loop {
+                        self.ws();
+                        match self.b.get(self.i) {
+                            None => return Err(self.eof()),
+                            Some(b'"') => self.string()?,
+                            Some(&c) => {
+                                return Err(format!(
+                                    "invalid character {} looking for beginning of object key string",
+                                    ch(c)
+                                ));
+                            }
+                        }
+                        self.ws();
+                        match self.b.get(self.i) {
+                            None => return Err(self.eof()),
+                            Some(b':') => self.i += 1,
+                            Some(&c) => {
+                                return Err(format!(
+                                    "invalid character {} after object key",
+                                    ch(c)
+                                ));
+                            }
+                        }
+                        self.value()?;
+                        self.ws();
+                        match self.b.get(self.i) {
+                            None => return Err(self.eof()),
+                            Some(b',') => self.i += 1,
+                            Some(b'}') => {
+                                self.i += 1;
+                                return Ok(());
+                            }
+                            Some(&c) => {
+                                return Err(format!(
+                                    "invalid character {} after object key:value pair",
+                                    ch(c)
+                                ));
+                            }
+                        }
+                    }
+                }
+                b'[' => {
+                    self.i += 1;
+                    self.ws();
+                    if self.b.get(self.i) == Some(&b']') {
+                        self.i += 1;
+                        return Ok(());
+                    }
+                    loop {
+                        self.value()?;
+                        self.ws();
+                        match self.b.get(self.i) {
+                            None => return Err(self.eof()),
+                            Some(b',') => self.i += 1,
+                            Some(b']') => {
+                                self.i += 1;
+                                return Ok(());
+                            }
+                            Some(&c) => {
+                                return Err(format!(
+                                    "invalid character {} after array element",
+                                    ch(c)
+                                ));
+                            }
+                        }
+                    }
+                }
+                b'"' => self.string(),
+                b't' => self.lit("true"),
+                b'f' => self.lit("false"),
+                b'n' => self.lit("null"),
+                b'-' | b'0'..=b'9' => self.number(),
+                c => Err(format!(
+                    "invalid character {} looking for beginning of value",
+                    ch(c)
+                )),
+            }
+        }
+        fn lit(&mut self, w: &str) -> Result<(), String> {
+            for (k, &e) in w.as_bytes().iter().enumerate() {
+                match self.b.get(self.i + k) {
+                    None => return Err(self.eof()),
+                    Some(&c) if c != e => {
+                        return Err(format!(
+                            "invalid character {} in literal {w} (expecting {})",
+                            ch(c),
+                            ch(e)
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            self.i += w.len();
+            Ok(())
+        }
+        fn string(&mut self) -> Result<(), String> {
+            self.i += 1;
+            loop {
+                match self.b.get(self.i) {
+                    None => return Err(self.eof()),
+                    Some(b'"') => {
+                        self.i += 1;
+                        return Ok(());
+                    }
+                    Some(b'\\') => self.i += 2,
+                    Some(&c) if c < 0x20 => {
+                        return Err(format!("invalid character {} in string literal", ch(c)));
+                    }
+                    _ => self.i += 1,
+                }
+            }
+        }
+        fn number(&mut self) -> Result<(), String> {
+            if self.b.get(self.i) == Some(&b'-') {
+                self.i += 1;
+            }
+            let start = self.i;
+            while self.i < self.b.len()
+                && (self.b[self.i].is_ascii_digit() || b".eE+-".contains(&self.b[self.i]))
+            {
+                self.i += 1;
+            }
+            if self.i == start {
+                return match self.b.get(self.i) {
+                    None => Err(self.eof()),
+                    Some(&c) => Err(format!("invalid character {} in numeric literal", ch(c))),
+                };
+            }
+            Ok(())
+        }
+    }
+    let mut p = P {
+        b: text.as_bytes(),
+        i: 0,
+    };
+    if let Err(e) = p.value() {
+        return Some(e);
+    }
+    p.ws();
+    if let Some(&c) = p.b.get(p.i) {
+        return Some(format!("invalid character {} after top-level value", ch(c)));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn y(v: &Value) -> String {
+        to_yaml(v).unwrap()
+    }
+
+    #[test]
+    fn parses_like_sigs_yaml() {
+        let v = parse_yaml("a: yes\nb: 0755\nc: 1e3\nd: [1, x]\n").unwrap();
+        assert_eq!(v.to_go_string(), "map[a:true b:493 c:1000 d:[1 x]]");
+    }
+
+    #[test]
+    fn emits_like_go_yaml_v2() {
+        let v = parse_yaml("b: {x: 1, q: [a, 'true', '']}\na: \"multi\\nline\"\n").unwrap();
+        assert_eq!(
+            y(&v),
+            "a: |-\n  multi\n  line\nb:\n  q:\n  - a\n  - \"true\"\n  - \"\"\n  x: 1\n"
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! Sprig and Helm function cases, batched into one chart (one `define` per case, compared
+//! through base64 so whitespace and `<no value>` are exact).
+
+pub const VALUES: &str = r#"{
+  "str": "Hello World", "num": 42, "big": 1000000, "flt": 1.5, "neg": -3, "zero": 0,
+  "t": true, "f": false, "empty": "", "list": [3, "b", 1.5, true], "strs": ["banana", "apple", "cherry", "apple"],
+  "map": {"b": 2, "a": {"x": "y"}, "c": [1, 2]}, "nested": {"a": {"b": {"c": "deep"}}},
+  "yamlish": "a: 1\nb: [x, y]\n", "jsonish": "{\"k\": [1, 2, {\"z\": null}]}",
+  "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}],
+  "multiline": "line one\nline two\n", "spacey": "  trim me  ", "quotes": "it's \"quoted\"",
+  "ver": "1.2.3", "labels": {"app.kubernetes.io/name": "x", "tier": "web"}
+}"#;
+
+pub const CASES: &[&str] = &[
+    // strings
+    "{{ upper .Values.str }}|{{ lower .Values.str }}|{{ title \"hello wide-world foo_bar\" }}|{{ untitle \"Hello\" }}",
+    "{{ trim .Values.spacey }}|{{ trimAll \"xy\" \"xxhixy\" }}|{{ trimSuffix \"-x\" \"a-x\" }}|{{ trimPrefix \"a-\" \"a-x\" }}",
+    "{{ nospace \"a b\\tc\" }}|{{ repeat 3 \"ab\" }}|{{ substr 1 3 \"hello\" }}|{{ substr 2 99 \"hello\" }}|{{ trunc 3 \"hello\" }}|{{ trunc -2 \"hello\" }}|{{ trunc 10 \"hi\" }}",
+    "{{ abbrev 5 \"hello world\" }}|{{ initials \"First Try\" }}|{{ swapcase \"aBc\" }}|{{ snakecase \"FirstName\" }}|{{ kebabcase \"FirstName\" }}|{{ camelcase \"http_server\" }}",
+    "{{ contains \"cat\" \"catch\" }}|{{ hasPrefix \"ca\" \"cat\" }}|{{ hasSuffix \"at\" \"cat\" }}",
+    "{{ quote .Values.str }}|{{ quote 1 2.5 true }}|{{ squote .Values.str }}|{{ quote .Values.quotes }}|{{ quote .Values.missing }}|",
+    "{{ cat \"a\" 1 .Values.missing \"b\" }}|{{ indent 2 \"a\\nb\" }}|{{ nindent 4 \"x\" }}",
+    "{{ replace \" \" \"-\" .Values.str }}|{{ plural \"one\" \"many\" 1 }}|{{ plural \"one\" \"many\" 2 }}",
+    "{{ toString 42 }}|{{ toString .Values.flt }}|{{ toString .Values.list }}|{{ atoi \"42\" }}|{{ atoi \"x\" }}",
+    "{{ int \"42\" }}|{{ int 3.9 }}|{{ int64 \"0x1F\" }}|{{ float64 \"1.5\" }}|{{ int .Values.num }}|{{ int \"3.0\" }}",
+    "{{ splitList \",\" \"a,b,c\" }}|{{ split \",\" \"a,b\" }}|{{ (split \",\" \"a,b\")._1 }}|{{ splitn \",\" 2 \"a,b,c\" }}",
+    "{{ join \"-\" .Values.strs }}|{{ join \",\" .Values.list }}|{{ toStrings .Values.list }}|{{ sortAlpha .Values.strs }}",
+    "{{ wrap 5 \"one two three four\" }}|{{ wrapWith 5 \"<br>\" \"one two three\" }}",
+    // printf and fmt via Helm
+    "{{ printf \"%s-%d-%v-%.2f\" .Values.str 3 .Values.list .Values.flt }}|{{ printf \"%d\" .Values.num }}|{{ printf \"%v\" .Values.big }}",
+    // math
+    "{{ add 1 2 3 }}|{{ add1 5 }}|{{ sub 10 3 }}|{{ div 10 3 }}|{{ mod 10 3 }}|{{ mul 2 3 4 }}|{{ add .Values.num 1 }}|{{ add .Values.flt 1 }}",
+    "{{ max 1 5 3 }}|{{ min 4 2 8 }}|{{ maxf 1.5 2.5 }}|{{ minf 1.5 2.5 }}|{{ floor 1.7 }}|{{ ceil 1.2 }}|{{ round 3.14159 2 }}|{{ round 2.5 0 }}",
+    "{{ until 5 }}|{{ untilStep 0 10 3 }}|{{ seq 5 }}|{{ seq 2 5 }}|{{ seq 0 2 10 }}|{{ seq 5 1 }}",
+    "{{ addf 1.1 2.2 }}|{{ subf 5.5 1.1 }}|{{ mulf 1.1 3 }}|{{ divf 10 3 }}|{{ add1f 1.5 }}",
+    "{{ typeOf (add 1 2) }}|{{ typeOf .Values.num }}|{{ typeOf (int 1) }}|{{ typeOf \"x\" }}|{{ typeOf .Values.list }}|{{ typeOf .Values.map }}",
+    "{{ kindOf .Values.num }}|{{ kindOf .Values.list }}|{{ kindOf .Values.map }}|{{ kindIs \"string\" \"x\" }}|{{ typeIs \"int64\" (add 1 1) }}",
+    // defaults
+    "{{ default \"d\" .Values.missing }}|{{ default \"d\" .Values.empty }}|{{ default \"d\" .Values.str }}|{{ default 5 .Values.zero }}|{{ .Values.missing | default \"piped\" }}",
+    "{{ empty .Values.empty }}|{{ empty .Values.zero }}|{{ empty .Values.list }}|{{ empty .Values.missing }}|{{ empty .Values.f }}",
+    "{{ coalesce .Values.missing .Values.empty \"c\" }}|{{ ternary \"y\" \"n\" true }}|{{ ternary \"y\" \"n\" false }}|{{ all 1 \"a\" true }}|{{ any 0 \"\" 1 }}",
+    "{{ compact (list 1 0 \"\" \"a\" false) }}|{{ deepEqual (list 1 2) (list 1 2) }}|{{ deepEqual .Values.num 42 }}",
+    // lists
+    "{{ list 1 \"a\" 2.5 }}|{{ first .Values.strs }}|{{ last .Values.strs }}|{{ rest .Values.strs }}|{{ initial .Values.strs }}",
+    "{{ append .Values.strs \"x\" }}|{{ prepend .Values.strs \"x\" }}|{{ concat (list 1 2) (list 3) }}|{{ reverse .Values.strs }}|{{ uniq .Values.strs }}",
+    "{{ without .Values.strs \"apple\" }}|{{ has \"apple\" .Values.strs }}|{{ has \"kiwi\" .Values.strs }}|{{ slice .Values.strs 1 3 }}|{{ slice .Values.strs 2 }}",
+    "{{ chunk 2 .Values.strs }}|{{ first (list) }}|{{ len (list) }}",
+    // dicts
+    "{{ $d := dict \"a\" 1 \"b\" \"two\" }}{{ $d }}|{{ get $d \"a\" }}|{{ get $d \"zz\" }}|{{ hasKey $d \"b\" }}|{{ keys $d | sortAlpha }}",
+    "{{ $d := dict \"a\" 1 }}{{ $_ := set $d \"b\" 2 }}{{ $d }}|{{ unset $d \"a\" }}|{{ $d }}",
+    "{{ pick .Values.map \"a\" \"c\" }}|{{ omit .Values.map \"a\" }}|{{ pluck \"b\" .Values.map (dict \"b\" 9) }}|{{ values (dict \"x\" 1) }}",
+    "{{ $a := dict \"a\" 1 \"n\" (dict \"x\" 1) }}{{ $b := dict \"a\" 2 \"c\" 3 \"n\" (dict \"y\" 2) }}{{ merge $a $b }}",
+    "{{ $a := dict \"a\" 1 \"n\" (dict \"x\" 1) }}{{ $b := dict \"a\" 2 \"c\" 3 \"n\" (dict \"x\" 5) }}{{ mergeOverwrite $a $b }}",
+    "{{ dig \"a\" \"b\" \"c\" \"def\" .Values.nested }}|{{ dig \"a\" \"zz\" \"def\" .Values.nested }}|{{ deepCopy .Values.map }}",
+    "{{ $x := .Values.map }}{{ $_ := set $x \"new\" 1 }}{{ .Values.map.new }}",
+    // encoding
+    "{{ b64enc \"hello\" }}|{{ b64dec \"aGVsbG8=\" }}|{{ b32enc \"hello\" }}|{{ b32dec \"NBSWY3DP\" }}|{{ b64dec \"!!\" }}",
+    "{{ sha256sum \"hello\" }}|{{ sha1sum \"hello\" }}|{{ adler32sum \"hello\" }}|{{ sha512sum \"a\" | trunc 16 }}",
+    // regex
+    "{{ regexMatch \"^h.*o$\" \"hello\" }}|{{ regexFind \"l+\" \"hello\" }}|{{ regexFindAll \"[aeiou]\" \"education\" 3 }}|{{ regexFindAll \"[aeiou]\" \"education\" -1 }}",
+    "{{ regexReplaceAll \"a(x*)b\" \"-ab-axxb-\" \"${1}W\" }}|{{ regexReplaceAllLiteral \"a(x*)b\" \"-ab-axxb-\" \"${1}\" }}|{{ regexSplit \"z+\" \"pizza\" -1 }}|{{ regexQuoteMeta \"1.2.3\" }}",
+    // paths
+    "{{ base \"/a/b.txt\" }}|{{ dir \"/a/b.txt\" }}|{{ ext \"b.tar.gz\" }}|{{ clean \"a//b/../c\" }}|{{ isAbs \"/x\" }}",
+    // semver
+    "{{ semverCompare \">=1.2.0\" .Values.ver }}|{{ semverCompare \"~1.2\" \"1.3.0\" }}|{{ semverCompare \"^1.0\" \"1.9.9\" }}|{{ semverCompare \">=1.19-0\" .Capabilities.KubeVersion.Version }}",
+    "{{ (semver \"1.2.3-beta.1+b5\").Major }}|{{ (semver \"v2.0\").Minor }}|{{ (semver \"1.2.3-rc.1\").Prerelease }}",
+    // yaml / json
+    "{{ toYaml .Values.map }}",
+    "{{ toYaml .Values.ports }}",
+    "{{ toYaml .Values.labels | nindent 4 }}",
+    "{{ toYaml (dict \"s\" \"true\" \"n\" \"123\" \"e\" \"\" \"y\" \"yes\" \"d\" \"2024-01-01\" \"ml\" \"a\\nb\" \"colon\" \"a: b\" \"hash\" \"a #b\" \"lead\" \" x\" \"star\" \"*x\" \"dash\" \"- x\" \"tab\" \"a\\tb\") }}",
+    "{{ toYaml (dict \"f\" 1.5 \"big\" 1e21 \"small\" 0.000001 \"i\" 1000000.0 \"neg\" -0.5 \"mil\" 1234567.5 \"null\" nil \"emptyl\" (list) \"emptym\" (dict)) }}",
+    "{{ toYaml (list (list 1 2) (dict \"a\" (list \"x\"))) }}",
+    "{{ toYaml \"plain\" }}|{{ toYaml 3 }}|{{ toYaml .Values.multiline }}",
+    "{{ toJson .Values.map }}|{{ toJson .Values.list }}|{{ toJson \"<&>\" }}|{{ toRawJson \"<&>\" }}|{{ toJson .Values.big }}",
+    "{{ toPrettyJson .Values.map }}",
+    "{{ fromYaml .Values.yamlish }}|{{ (fromYaml .Values.yamlish).b }}|{{ fromYamlArray \"[1, a]\" }}|{{ fromYaml \"- a\" }}",
+    "{{ fromJson .Values.jsonish }}|{{ fromJsonArray \"[1,2]\" }}|{{ fromJson \"{bad\" }}",
+    "{{ toYaml (fromYaml \"a:\\n  b: c\\nl:\\n- 1\\n- x: y\\n\") }}",
+    "{{ fromYaml \"y: 1\\non: 2\\n3: x\" }}|{{ toYaml (dict \"y\" 1 \"on\" 2 \"null\" 3) }}",
+    "{{ toToml (dict \"a\" 1 \"b\" \"s\" \"t\" (dict \"x\" true)) }}",
+    // helm objects and functions
+    "{{ .Release.Name }}|{{ .Release.Namespace }}|{{ .Release.Service }}|{{ .Release.IsInstall }}|{{ .Release.Revision }}",
+    "{{ .Chart.Name }}|{{ .Chart.Version }}|{{ .Chart.AppVersion }}|{{ .Chart.IsRoot }}|{{ .Chart.Description }}",
+    "{{ .Capabilities.KubeVersion }}|{{ .Capabilities.KubeVersion.Major }}|{{ .Capabilities.APIVersions.Has \"apps/v1\" }}|{{ .Capabilities.APIVersions.Has \"nope/v9\" }}",
+    "{{ .Template.Name }}|{{ .Template.BasePath }}",
+    "{{ tpl \"{{ .Values.str }}-{{ .Release.Name }}\" . }}|{{ tpl \"{{ .missing }}\" dict }}",
+    "{{ include \"helper\" . }}|{{ include \"helper\" . | upper }}",
+    "{{ required \"need\" .Values.str }}|{{ lookup \"v1\" \"Pod\" \"ns\" \"name\" }}|{{ getHostByName \"example.com\" }}",
+    "{{ .Files.Get \"files/a.txt\" }}|{{ .Files.GetBytes \"files/a.txt\" }}|{{ .Files.Lines \"files/a.txt\" }}|{{ .Files.Get \"nope\" }}",
+    "{{ (.Files.Glob \"files/*\").AsConfig }}",
+    "{{ (.Files.Glob \"files/*.txt\").AsSecrets }}",
+    "{{ range $path, $_ := .Files.Glob \"**.txt\" }}{{ $path }};{{ end }}",
+    // random values, checked for shape
+    "{{ randAlphaNum 12 | len }}|{{ regexMatch \"^[A-Za-z0-9]{12}$\" (randAlphaNum 12) }}|{{ regexMatch \"^[0-9]{5}$\" (randNumeric 5) }}|{{ regexMatch \"^[A-Za-z]{4}$\" (randAlpha 4) }}",
+    "{{ regexMatch \"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$\" uuidv4 }}|{{ len (randAscii 7) }}|{{ $r := randInt 5 10 }}{{ and (ge $r 5) (lt $r 10) }}",
+];
