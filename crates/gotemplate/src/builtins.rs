@@ -86,8 +86,8 @@ fn length(v: &V) -> Result<usize, FuncError> {
         Value::Bytes(b) => Ok(b.len()),
         Value::List(l) => Ok(l.len()),
         Value::Map(m) => Ok(m.borrow().len()),
-        Value::Object(o) => match o.as_map() {
-            Some(m) => Ok(m.borrow().len()),
+        Value::Object(o) => match o.as_len() {
+            Some(n) => Ok(n),
             None => Err(format!("len of type {}", o.type_name()).into()),
         },
         other => Err(format!("len of type {}", other.type_name()).into()),

@@ -439,6 +439,12 @@ impl<'a> State<'a> {
                     iterate!(V::new(Value::str(k)), V::iface(e));
                 }
             }
+            Value::Object(o) if o.as_list().is_some() => {
+                let l = o.as_list().unwrap_or_default();
+                for (i, e) in l.into_iter().enumerate() {
+                    iterate!(V::new(Value::Int(i as i64)), V::new(e));
+                }
+            }
             Value::NoValue => {}
             Value::Int(_) | Value::Int64(_) | Value::Uint(_) | Value::Byte(_) => {
                 if b.pipe.decl.len() > 1 {

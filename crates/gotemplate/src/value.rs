@@ -62,6 +62,16 @@ pub trait Object {
     fn as_map(&self) -> Option<MapRef> {
         None
     }
+    /// Whether the object counts as a Go slice (e.g. named slice types).
+    fn as_list(&self) -> Option<Vec<Value>> {
+        None
+    }
+    /// `len` of the object, when it has one.
+    fn as_len(&self) -> Option<usize> {
+        self.as_map()
+            .map(|m| m.borrow().len())
+            .or_else(|| self.as_list().map(|l| l.len()))
+    }
 }
 
 impl Value {
@@ -115,7 +125,7 @@ impl Value {
             Value::Map(m) => !m.borrow().is_empty(),
             Value::Object(o) => match o.as_map() {
                 Some(m) => !m.borrow().is_empty(),
-                None => true,
+                None => o.as_list().is_none_or(|l| !l.is_empty()),
             },
             Value::Func(_) => true,
         }
