@@ -231,17 +231,17 @@ fn head(doc: &str, path: &str) -> Result<(String, Option<BTreeMap<String, String
         Value::Nil => BTreeMap::new(),
         Value::String(_) => {
             return Err(Error::Manifest(format!(
-                "YAML parse error on {path}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go value of type releaseutil.SimpleHead"
+                "YAML parse error on {path}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal string into Go value of type util.SimpleHead"
             )));
         }
         Value::List(_) => {
             return Err(Error::Manifest(format!(
-                "YAML parse error on {path}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type releaseutil.SimpleHead"
+                "YAML parse error on {path}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type util.SimpleHead"
             )));
         }
         _ => {
             return Err(Error::Manifest(format!(
-                "YAML parse error on {path}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number into Go value of type releaseutil.SimpleHead"
+                "YAML parse error on {path}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number into Go value of type util.SimpleHead"
             )));
         }
     };

@@ -431,6 +431,9 @@ pub fn render(chart: &Chart, top: &Value) -> Result<BTreeMap<String, String>, Er
 
     let mut t = Templates::new("gotpl");
     t.options.missing_key = MissingKey::Zero;
+    // Go's limit; `template` runs on a thread with a large stack (see `crate::template`).
+    t.options.max_depth = 100_000;
+    t.options.max_nesting = 100_010;
     t.add_funcs(crate::sprig::functions());
     let included = Rc::new(RefCell::new(HashMap::new()));
     t.add_funcs(helm_functions(included));

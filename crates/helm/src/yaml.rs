@@ -92,7 +92,7 @@ pub fn parse_yaml(text: &str) -> Result<Value, String> {
     if text.trim().is_empty() {
         return Ok(Value::Nil);
     }
-    let opts = serde_saphyr::options! { legacy_octal_numbers: true };
+    let opts = serde_saphyr::options! { legacy_octal_numbers: true, duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins };
     serde_saphyr::from_str_with_options::<YValue>(text, opts)
         .map(|y| y.0)
         .map_err(|e| e.to_string())
@@ -100,7 +100,7 @@ pub fn parse_yaml(text: &str) -> Result<Value, String> {
 
 /// Parse every document of a multi-document YAML stream.
 pub fn parse_yaml_docs(text: &str) -> Result<Vec<Value>, String> {
-    let opts = serde_saphyr::options! { legacy_octal_numbers: true };
+    let opts = serde_saphyr::options! { legacy_octal_numbers: true, duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins };
     serde_saphyr::from_multiple_with_options::<YValue>(text, opts)
         .map(|v| v.into_iter().map(|y| y.0).collect())
         .map_err(|e| e.to_string())

@@ -155,3 +155,231 @@ fn function_cases_match_helm() {
     );
     eprintln!("{} function cases identical to helm", funcs::CASES.len());
 }
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        let t = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &t);
+        } else {
+            std::fs::copy(&p, &t).unwrap();
+        }
+    }
+}
+
+/// The umbrella chart with the `exporter` subchart packaged as a .tgz by helm itself.
+fn umbrella(tmp: &Path) -> std::path::PathBuf {
+    let bin = helm::oracle("helm");
+    let dir = tmp.join("umbrella");
+    copy_dir(&fixtures().join("umbrella"), &dir);
+    let st = Command::new(&bin)
+        .args(["package"])
+        .arg(fixtures().join("exporter"))
+        .arg("-d")
+        .arg(dir.join("charts"))
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "helm package failed: {st:?}");
+    dir
+}
+
+#[test]
+fn umbrella_chart_matches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = umbrella(tmp.path());
+    compare("demo", &dir, &[], &TemplateOptions::default());
+    let extra = fixtures().join("extra-values.yaml");
+    let extra_s = extra.to_string_lossy().into_owned();
+    compare(
+        "second",
+        &dir,
+        &[
+            "-f",
+            &extra_s,
+            "--set",
+            "sub2.replicas=3,global.env=dev,removeme=null,nested.deeper.list[1]=x",
+            "--set-string",
+            "port=9090",
+            "--namespace",
+            "ns1",
+            "--include-crds",
+        ],
+        &TemplateOptions {
+            values_files: vec![extra.clone()],
+            set: vec![
+                "sub2.replicas=3,global.env=dev,removeme=null,nested.deeper.list[1]=x".into(),
+            ],
+            set_string: vec!["port=9090".into()],
+            namespace: "ns1".into(),
+            include_crds: true,
+            ..TemplateOptions::default()
+        },
+    );
+    compare(
+        "third",
+        &dir,
+        &[
+            "--set",
+            "tags.extra=true,sub.enabled=false,disabled.enabled=true",
+            "--skip-tests",
+            "--kube-version",
+            "1.28.3",
+            "--api-versions",
+            "foo/v1",
+        ],
+        &TemplateOptions {
+            set: vec!["tags.extra=true,sub.enabled=false,disabled.enabled=true".into()],
+            skip_tests: true,
+            kube_version: Some("1.28.3".into()),
+            api_versions: vec!["foo/v1".into()],
+            ..TemplateOptions::default()
+        },
+    );
+}
+
+#[test]
+fn packaged_and_legacy_charts_match() {
+    let bin = helm::oracle("helm");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = umbrella(tmp.path());
+    let st = Command::new(&bin)
+        .args(["package"])
+        .arg(&dir)
+        .arg("-d")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "helm package failed");
+    let tgz = tmp.path().join("umbrella-1.2.3.tgz");
+    compare("packed", &tgz, &[], &TemplateOptions::default());
+    compare(
+        "old",
+        &fixtures().join("legacy"),
+        &[],
+        &TemplateOptions::default(),
+    );
+}
+
+#[test]
+fn umbrella_with_optional_subcharts_matches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = umbrella(tmp.path());
+    compare(
+        "fourth",
+        &dir,
+        &[
+            "--set",
+            "tags.extra=true,disabled.enabled=true",
+            "--include-crds",
+        ],
+        &TemplateOptions {
+            set: vec!["tags.extra=true,disabled.enabled=true".into()],
+            include_crds: true,
+            ..TemplateOptions::default()
+        },
+    );
+}
+
+/// Charts that fail: (Chart.yaml extra lines, template text). Helm v4's error text must match.
+const ERROR_CASES: &[(&str, &str)] = &[
+    ("", "{{ required \"need foo\" .Values.foo }}"),
+    ("", "{{ fail \"boom\" }}"),
+    ("", "{{ include \"nope\" . }}"),
+    ("", "a: {{ .Values.a.b.c }}"),
+    ("", "{{ .Values.x"),
+    (
+        "",
+        "{{ define \"r\" }}{{ include \"r\" . }}{{ end }}{{ include \"r\" . }}",
+    ),
+    ("", "{{ tpl \"{{ .x.y.z }}\" . }}"),
+    ("", "{{ tpl \"{{ bad\" . }}"),
+    ("", "{{ upper 3 }}"),
+    ("kubeVersion: \"<1.20.0\"\n", "a: b"),
+    (
+        "",
+        "{{ define \"x\" }}{{ template \"x\" . }}{{ end }}{{ template \"x\" . }}",
+    ),
+    (
+        "",
+        "{{ define \"w\" }}{{ required \"inner need\" .nothing }}{{ end }}x: {{ include \"w\" . }}",
+    ),
+    ("", "{{ first 3 }}"),
+    ("", "{{ index (list 1 2) 5 }}"),
+    (
+        "",
+        "{{ define \"d\" }}{{ .a.b }}{{ end }}{{ include \"d\" (dict \"a\" 1) }}",
+    ),
+    ("", "{{ toYaml }}"),
+    ("", "{{ $x := 1 }}{{ $x.y }}"),
+    ("", "- a\n- b"),
+    ("", "just a string"),
+    ("type: library\n", "a: b"),
+];
+
+#[test]
+fn error_cases_match_helm() {
+    let bin = helm::oracle("helm");
+    let results: Vec<(usize, Result<String, String>, Result<String, String>)> =
+        std::thread::scope(|s| {
+            let handles: Vec<_> = ERROR_CASES
+                .chunks(ERROR_CASES.len().div_ceil(4))
+                .enumerate()
+                .map(|(ci, chunk)| {
+                    let bin = bin.clone();
+                    s.spawn(move || {
+                        let mut res = Vec::new();
+                        for (k, (chart_extra, text)) in chunk.iter().enumerate() {
+                            let i = ci * ERROR_CASES.len().div_ceil(4) + k;
+                            let dir = tempfile::tempdir().unwrap();
+                            helm::write_chart(
+                                dir.path(),
+                                "{}",
+                                &[("e.yaml".to_string(), text.to_string())],
+                            );
+                            if !chart_extra.is_empty() {
+                                let p = dir.path().join("Chart.yaml");
+                                let mut c = std::fs::read_to_string(&p).unwrap();
+                                c.push_str(chart_extra);
+                                std::fs::write(&p, c).unwrap();
+                            }
+                            let want = helm_cmd(&bin, "r", dir.path(), &[]);
+                            let got = ours("r", dir.path(), &TemplateOptions::default());
+                            res.push((i, want, got));
+                        }
+                        res
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+    let mut failures = Vec::new();
+    for (i, want, got) in &results {
+        assert!(
+            want.is_err(),
+            "case {i} was expected to fail in helm: {want:?}"
+        );
+        if want != got {
+            failures.push(format!(
+                "e{i} {:?}\n   helm: {want:?}\n   ours: {got:?}",
+                ERROR_CASES[*i].1
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} error cases differ from helm:\n{}",
+        failures.len(),
+        results.len(),
+        failures.join("\n")
+    );
+}
