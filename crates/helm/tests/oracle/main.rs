@@ -326,42 +326,42 @@ const ERROR_CASES: &[(&str, &str)] = &[
 #[test]
 fn error_cases_match_helm() {
     let bin = helm::oracle("helm");
-    let results: Vec<(usize, Result<String, String>, Result<String, String>)> =
-        std::thread::scope(|s| {
-            let handles: Vec<_> = ERROR_CASES
-                .chunks(ERROR_CASES.len().div_ceil(4))
-                .enumerate()
-                .map(|(ci, chunk)| {
-                    let bin = bin.clone();
-                    s.spawn(move || {
-                        let mut res = Vec::new();
-                        for (k, (chart_extra, text)) in chunk.iter().enumerate() {
-                            let i = ci * ERROR_CASES.len().div_ceil(4) + k;
-                            let dir = tempfile::tempdir().unwrap();
-                            helm::write_chart(
-                                dir.path(),
-                                "{}",
-                                &[("e.yaml".to_string(), text.to_string())],
-                            );
-                            if !chart_extra.is_empty() {
-                                let p = dir.path().join("Chart.yaml");
-                                let mut c = std::fs::read_to_string(&p).unwrap();
-                                c.push_str(chart_extra);
-                                std::fs::write(&p, c).unwrap();
-                            }
-                            let want = helm_cmd(&bin, "r", dir.path(), &[]);
-                            let got = ours("r", dir.path(), &TemplateOptions::default());
-                            res.push((i, want, got));
+    type Outcome = (usize, Result<String, String>, Result<String, String>);
+    let results: Vec<Outcome> = std::thread::scope(|s| {
+        let handles: Vec<_> = ERROR_CASES
+            .chunks(ERROR_CASES.len().div_ceil(4))
+            .enumerate()
+            .map(|(ci, chunk)| {
+                let bin = bin.clone();
+                s.spawn(move || {
+                    let mut res = Vec::new();
+                    for (k, (chart_extra, text)) in chunk.iter().enumerate() {
+                        let i = ci * ERROR_CASES.len().div_ceil(4) + k;
+                        let dir = tempfile::tempdir().unwrap();
+                        helm::write_chart(
+                            dir.path(),
+                            "{}",
+                            &[("e.yaml".to_string(), text.to_string())],
+                        );
+                        if !chart_extra.is_empty() {
+                            let p = dir.path().join("Chart.yaml");
+                            let mut c = std::fs::read_to_string(&p).unwrap();
+                            c.push_str(chart_extra);
+                            std::fs::write(&p, c).unwrap();
                         }
-                        res
-                    })
+                        let want = helm_cmd(&bin, "r", dir.path(), &[]);
+                        let got = ours("r", dir.path(), &TemplateOptions::default());
+                        res.push((i, want, got));
+                    }
+                    res
                 })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap())
-                .collect()
-        });
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
     let mut failures = Vec::new();
     for (i, want, got) in &results {
         assert!(
