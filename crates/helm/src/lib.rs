@@ -349,12 +349,6 @@ fn crds(c: &Chart, out: &mut String) {
 }
 
 fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<String, Error> {
-    let mut chart = chart::load(chart_path)?;
-    if chart.is_library() {
-        return Err(Error::Chart(
-            "library charts are not installable".to_string(),
-        ));
-    }
     let mut user: BTreeMap<String, Value> = BTreeMap::new();
     for f in &opts.values_files {
         let m = read_values_file(f)?;
@@ -368,7 +362,26 @@ fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<
         values::parse_set(&mut user, s, true)
             .map_err(|e| Error::Values(format!("failed parsing --set-string data: {e}")))?;
     }
+    let mut chart = chart::load(chart_path)?;
+    match chart.chart_type.as_str() {
+        "" | "application" => {}
+        t => return Err(Error::Chart(format!("{t} charts are not installable"))),
+    }
+    let missing: Vec<String> = chart
+        .dependencies
+        .iter()
+        .filter(|d| !chart.subcharts.iter().any(|s| s.name == d.name))
+        .map(|d| d.name.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Chart(format!(
+            "an error occurred while checking for chart dependencies. You may need to run `helm dependency build` to fetch missing dependencies: found in Chart.yaml, but missing in charts/ directory: {}",
+            missing.join(", ")
+        )));
+    }
     let kube = parse_kube_version(opts.kube_version.as_deref().unwrap_or(DEFAULT_KUBE_VERSION))?;
+    values::process_dependencies(&mut chart, &user)?;
+    let vals = values::coalesce_values_top(&chart, &user, false)?;
     if !chart.kube_version.is_empty()
         && !semver::is_compatible_range(&chart.kube_version, &kube.version)
     {
@@ -377,8 +390,6 @@ fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<
             chart.kube_version, kube.version
         )));
     }
-    values::process_dependencies(&mut chart, &user)?;
-    let vals = values::coalesce_values_top(&chart, &user, false)?;
     let caps = Value::Object(Rc::new(objects::Capabilities {
         kube: Rc::new(kube),
         apis: Rc::new(objects::ApiVersions(Rc::new(api_versions(

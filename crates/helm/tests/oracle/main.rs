@@ -383,3 +383,54 @@ fn error_cases_match_helm() {
         failures.join("\n")
     );
 }
+
+/// Every chart in the shared real-world corpus renders (or fails) exactly as with helm.
+#[test]
+fn corpus_charts_match() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    let mut charts = Vec::new();
+    let mut stack = vec![corpus.clone()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.join("Chart.yaml").is_file() {
+                    charts.push(p.clone());
+                }
+                stack.push(p);
+            }
+        }
+    }
+    charts.sort();
+    assert!(
+        !charts.is_empty(),
+        "no charts found in {}",
+        corpus.display()
+    );
+    for c in &charts {
+        compare("corpus", c, &[], &TemplateOptions::default());
+        for vf in [
+            "values-production.yaml",
+            "values-prod.yaml",
+            "values-nomaria.yaml",
+        ] {
+            let f = c.join(vf);
+            if f.is_file() {
+                let fs = f.to_string_lossy().into_owned();
+                compare(
+                    "corpus",
+                    c,
+                    &["-f", &fs],
+                    &TemplateOptions {
+                        values_files: vec![f.clone()],
+                        ..TemplateOptions::default()
+                    },
+                );
+            }
+        }
+    }
+    eprintln!("{} corpus charts identical to helm", charts.len());
+}
