@@ -9,6 +9,7 @@ mod chart;
 mod decimal;
 mod objects;
 mod render;
+mod schema;
 mod semver;
 mod sha1;
 mod sprig;
@@ -59,6 +60,8 @@ pub struct TemplateOptions {
     pub skip_tests: bool,
     /// `--is-upgrade`.
     pub is_upgrade: bool,
+    /// `--skip-schema-validation`.
+    pub skip_schema_validation: bool,
 }
 
 impl Default for TemplateOptions {
@@ -73,6 +76,7 @@ impl Default for TemplateOptions {
             include_crds: false,
             skip_tests: false,
             is_upgrade: false,
+            skip_schema_validation: false,
         }
     }
 }
@@ -382,6 +386,13 @@ fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<
     let kube = parse_kube_version(opts.kube_version.as_deref().unwrap_or(DEFAULT_KUBE_VERSION))?;
     values::process_dependencies(&mut chart, &user)?;
     let vals = values::coalesce_values_top(&chart, &user, false)?;
+    if !opts.skip_schema_validation
+        && let Some(e) = schema::validate(&chart, &vals).map_err(Error::Values)?
+    {
+        return Err(Error::Values(format!(
+            "values don't meet the specifications of the schema(s) in the following chart(s):\n{e}"
+        )));
+    }
     if !chart.kube_version.is_empty()
         && !semver::is_compatible_range(&chart.kube_version, &kube.version)
     {

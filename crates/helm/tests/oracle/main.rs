@@ -34,7 +34,8 @@ fn helm_cmd(bin: &Path, name: &str, dir: &Path, args: &[&str]) -> Result<String,
 }
 
 fn ours(name: &str, dir: &Path, opts: &TemplateOptions) -> Result<String, String> {
-    template(name, dir, opts).map_err(|e| e.to_string())
+    // Helm's CLI output is compared with trailing whitespace trimmed.
+    template(name, dir, opts).map_err(|e| e.to_string().trim_end().to_string())
 }
 
 fn compare(name: &str, dir: &Path, args: &[&str], opts: &TemplateOptions) {
@@ -433,4 +434,98 @@ fn corpus_charts_match() {
         }
     }
     eprintln!("{} corpus charts identical to helm", charts.len());
+}
+
+const SCHEMA: &str = r##"{
+  "$schema": "http://json-schema.org/draft-07/schema#",
+  "type": "object",
+  "required": ["image"],
+  "properties": {
+    "image": {"type": "string"},
+    "replicas": {"type": "integer", "minimum": 1, "maximum": 10},
+    "name": {"type": "string", "minLength": 3, "maxLength": 5, "pattern": "^[a-z]+$"},
+    "mode": {"enum": ["a", "b"]},
+    "fixed": {"const": 3},
+    "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2, "uniqueItems": true},
+    "obj": {"type": "object", "additionalProperties": false, "properties": {"x": {"type": "number"}}},
+    "multi": {"type": ["string", "null"]},
+    "any": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+    "one": {"oneOf": [{"type": "string"}, {"minLength": 1}]},
+    "ref": {"$ref": "#/definitions/port"},
+    "sub": {"type": "object"}
+  },
+  "definitions": {"port": {"type": "integer", "exclusiveMaximum": 65536}}
+}"##;
+
+#[test]
+fn schema_validation_matches_helm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sc");
+    helm::write_chart(
+        &dir,
+        "image: nginx\nreplicas: 2\n",
+        &[("x.yaml".into(), "a: {{ .Values.image }}".into())],
+    );
+    std::fs::write(dir.join("values.schema.json"), SCHEMA).unwrap();
+    // single failures: helm's order is deterministic only for one error
+    let sets = [
+        "replicas=0",
+        "replicas=20",
+        "replicas=2.5",
+        "image=null",
+        "name=AB",
+        "name=abcdefg",
+        "mode=c",
+        "fixed=4",
+        "tags={a}",
+        "tags={a\\,a}",
+        "obj.y=1",
+        "obj.x=s",
+        "multi=3",
+        "any=true",
+        "one=xx",
+        "ref=70000",
+        "ref=1",
+        "sub=3",
+    ];
+    for set in sets {
+        compare(
+            "s",
+            &dir,
+            &["--set", set],
+            &TemplateOptions {
+                set: vec![set.into()],
+                ..TemplateOptions::default()
+            },
+        );
+    }
+    compare(
+        "s",
+        &dir,
+        &["--set", "replicas=0", "--skip-schema-validation"],
+        &TemplateOptions {
+            set: vec!["replicas=0".into()],
+            skip_schema_validation: true,
+            ..TemplateOptions::default()
+        },
+    );
+    // several failures: compare the set of lines (helm orders properties by Go map iteration)
+    let set = "replicas=20,name=AB,mode=c,obj.y=1,obj.x=s";
+    let bin = helm::oracle("helm");
+    let want = helm_cmd(&bin, "s", &dir, &["--set", set]).unwrap_err();
+    let got = ours(
+        "s",
+        &dir,
+        &TemplateOptions {
+            set: vec![set.into()],
+            ..TemplateOptions::default()
+        },
+    )
+    .unwrap_err();
+    let norm = |s: &str| {
+        let mut v: Vec<String> = s.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(norm(&want), norm(&got), "helm:\n{want}\nours:\n{got}");
 }
