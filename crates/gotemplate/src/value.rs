@@ -66,6 +66,10 @@ pub trait Object {
     fn as_list(&self) -> Option<Vec<Value>> {
         None
     }
+    /// Access to the concrete type, for functions that accept specific objects.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
     /// `len` of the object, when it has one.
     fn as_len(&self) -> Option<usize> {
         self.as_map()

@@ -501,6 +501,12 @@ fn dig(keys: &[Value], def: &Value, dict: &Value) -> FuncResult {
 
 /// Every Sprig function Helm exposes (minus env/expandenv), plus `hello`.
 pub fn functions() -> Vec<Func> {
+    let mut v = base_functions();
+    v.extend(crate::date::functions());
+    v
+}
+
+fn base_functions() -> Vec<Func> {
     use Param::*;
     vec![
         f("hello", &[], None, |_, _| vstr("Hello!")),

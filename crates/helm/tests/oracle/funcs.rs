@@ -91,6 +91,14 @@ pub const CASES: &[&str] = &[
     "{{ (.Files.Glob \"files/*\").AsConfig }}",
     "{{ (.Files.Glob \"files/*.txt\").AsSecrets }}",
     "{{ range $path, $_ := .Files.Glob \"**.txt\" }}{{ $path }};{{ end }}",
+    // dates (the test machine's local zone applies to helm and to us alike)
+    "{{ date \"2006-01-02T15:04:05Z07:00\" (int64 0) }}|{{ date \"Mon Jan 2 15:04:05 MST 2006\" 1700000000 }}|{{ htmlDate 86400 }}",
+    "{{ dateInZone \"2006-01-02 15:04 MST -0700\" 1700000000 \"America/New_York\" }}|{{ dateInZone \"Jan _2 03:04:05.000 PM Z07:00\" 1700000000 \"Asia/Kolkata\" }}|{{ dateInZone \"2006\" 0 \"Not/AZone\" }}",
+    "{{ toDate \"2006-01-02\" \"2024-03-05\" }}|{{ toDate \"2006-01-02\" \"2024-03-05\" | date \"Jan 2, 2006\" }}|{{ toDate \"2006-01-02\" \"bad\" }}",
+    "{{ unixEpoch (toDate \"2006-01-02 15:04\" \"2024-03-05 10:30\") }}|{{ dateModify \"1h30m\" (toDate \"2006-01-02\" \"2024-03-05\") | date \"2006-01-02 15:04\" }}|{{ (toDate \"2006-01-02\" \"2024-03-05\").Year }}",
+    "{{ toDate \"2006-01-02T15:04:05Z07:00\" \"2024-03-05T10:30:00+02:00\" | date \"2006-01-02 15:04 -0700\" }}|{{ toDate \"02/01/06 3:04PM\" \"05/03/24 1:30PM\" | unixEpoch }}",
+    "{{ duration 95 }}|{{ duration \"95\" }}|{{ duration (int64 3700) }}|{{ durationRound \"2h10m5s\" }}|{{ durationRound \"400h\" }}|{{ durationRound (int64 1500000000) }}|{{ durationRound \"1.5s\" }}",
+    "{{ now | date \"2006\" }}|{{ date \"2006\" .Values.flt }}|{{ regexMatch \"^[0-9]+(h[0-9]+m)?[0-9.]*s$\" (ago (int64 0)) }}",
     // random values, checked for shape
     "{{ randAlphaNum 12 | len }}|{{ regexMatch \"^[A-Za-z0-9]{12}$\" (randAlphaNum 12) }}|{{ regexMatch \"^[0-9]{5}$\" (randNumeric 5) }}|{{ regexMatch \"^[A-Za-z]{4}$\" (randAlpha 4) }}",
     "{{ regexMatch \"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$\" uuidv4 }}|{{ len (randAscii 7) }}|{{ $r := randInt 5 10 }}{{ and (ge $r 5) (lt $r 10) }}",
