@@ -33,6 +33,8 @@ pub struct Options {
     pub max_nesting: usize,
     /// Maximum bytes one execution may write.
     pub max_output: usize,
+    /// Maximum number of nodes one execution may walk (None: unlimited, as Go).
+    pub max_steps: Option<u64>,
 }
 
 impl Default for Options {
@@ -42,6 +44,7 @@ impl Default for Options {
             max_depth: 100_000,
             max_nesting: 3_000,
             max_output: 256 * 1024 * 1024,
+            max_steps: None,
         }
     }
 }
@@ -263,6 +266,7 @@ pub(crate) struct State<'a> {
     cur: Cur<'a>,
     depth: usize,
     nesting: usize,
+    steps: u64,
     pub out: String,
 }
 
@@ -275,6 +279,7 @@ impl<'a> State<'a> {
             cur: Cur::None,
             depth: 0,
             nesting,
+            steps: 0,
             out: String::new(),
         }
     }
@@ -322,6 +327,16 @@ impl<'a> State<'a> {
         Ok(())
     }
 
+    fn step(&mut self) -> R<()> {
+        if let Some(max) = self.set.options.max_steps {
+            self.steps += 1;
+            if self.steps > max {
+                return Err(Error::Limit(format!("execution exceeded {max} steps")));
+            }
+        }
+        Ok(())
+    }
+
     fn walk_list(&mut self, dot: &V, list: &'a [Node]) -> R<Flow> {
         for n in list {
             let f = self.walk(dot, n)?;
@@ -334,6 +349,7 @@ impl<'a> State<'a> {
 
     fn walk(&mut self, dot: &V, node: &'a Node) -> R<Flow> {
         self.cur = Cur::Node(node);
+        self.step()?;
         match node {
             Node::Text(t) => {
                 self.write(t)?;
@@ -374,6 +390,7 @@ impl<'a> State<'a> {
     }
 
     fn one_iteration(&mut self, b: &'a Branch, mark: usize, index: V, elem: V) -> R<Flow> {
+        self.step()?;
         let decl = &b.pipe.decl;
         if !decl.is_empty() {
             if b.pipe.is_assign {

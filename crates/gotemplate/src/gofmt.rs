@@ -389,7 +389,71 @@ impl Printer {
         self.print_value(arg, verb, 0);
     }
 
+    fn go_syntax(&mut self, arg: &Value, depth: usize) {
+        if depth > 64 {
+            self.buf.push_str("...");
+            return;
+        }
+        match arg {
+            Value::NoValue | Value::Nil => {
+                if depth == 0 {
+                    self.buf.push_str("<nil>");
+                } else {
+                    self.buf.push_str("interface {}(nil)");
+                }
+            }
+            Value::Uint(u) => self.buf.push_str(&format!("0x{u:x}")),
+            Value::Byte(u) => self.buf.push_str(&format!("0x{u:x}")),
+            Value::String(s) => {
+                let q = quote(s);
+                self.buf.push_str(&q);
+            }
+            Value::Bytes(b) => {
+                self.buf.push_str("[]byte{");
+                let parts: Vec<String> = b.iter().map(|x| format!("0x{x:x}")).collect();
+                self.buf.push_str(&parts.join(", "));
+                self.buf.push('}');
+            }
+            Value::List(l) => {
+                self.buf.push_str("[]interface {}{");
+                for (i, e) in l.iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push_str(", ");
+                    }
+                    self.go_syntax(e, depth + 1);
+                }
+                self.buf.push('}');
+            }
+            Value::Map(m) => {
+                self.buf.push_str("map[string]interface {}{");
+                let Ok(m) = m.try_borrow() else {
+                    self.buf.push('}');
+                    return;
+                };
+                for (i, (k, e)) in m.iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push_str(", ");
+                    }
+                    self.buf.push_str(&quote(k));
+                    self.buf.push(':');
+                    self.go_syntax(e, depth + 1);
+                }
+                self.buf.push('}');
+            }
+            other => {
+                let saved = self.f;
+                self.f.sharp_v = false;
+                self.print_value(other, 'v', depth + 1);
+                self.f = saved;
+            }
+        }
+    }
+
     fn print_value(&mut self, arg: &Value, verb: char, depth: usize) {
+        if verb == 'v' && self.f.sharp_v {
+            self.go_syntax(arg, depth);
+            return;
+        }
         match arg {
             Value::NoValue | Value::Nil => {
                 if depth == 0 {

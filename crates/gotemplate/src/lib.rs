@@ -16,6 +16,8 @@ mod func;
 pub mod gofmt;
 mod lex;
 mod parse;
+#[cfg(test)]
+mod robust_tests;
 mod value;
 
 pub use builtins::{html_escape, js_escape, query_escape};

@@ -286,11 +286,16 @@ struct Parser<'f> {
     max_fetched: usize,
     vars: Vec<String>,
     range_depth: usize,
+    nesting: usize,
     has_func: &'f dyn Fn(&str) -> bool,
     trees: Vec<Tree>,
 }
 
 type PResult<T> = Result<T, Error>;
+
+/// Nesting limit for control structures and parentheses (the native stack is finite; Go's
+/// goroutine stacks grow to 1 GB instead).
+const MAX_NESTING: usize = 2000;
 
 /// Parse `text` as the template `name`. Returns every tree it defines (its own first).
 pub fn parse(
@@ -311,6 +316,7 @@ pub fn parse(
         max_fetched: 0,
         vars: vec!["$".into()],
         range_depth: 0,
+        nesting: 0,
         has_func,
         trees: Vec::new(),
     };
@@ -553,7 +559,22 @@ impl Parser<'_> {
         Ok(Parsed::Else)
     }
 
+    fn enter(&mut self) -> PResult<()> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return Err(self.errorf(format!("nesting deeper than {MAX_NESTING} levels")));
+        }
+        Ok(())
+    }
+
     fn parse_control(&mut self, context: &str) -> PResult<Branch> {
+        self.enter()?;
+        let r = self.parse_control_inner(context);
+        self.nesting -= 1;
+        r
+    }
+
+    fn parse_control_inner(&mut self, context: &str) -> PResult<Branch> {
         let nvars = self.vars.len();
         let pipe = self.pipeline(context, Item::RightDelim)?;
         if context == "range" {
@@ -835,7 +856,10 @@ impl Parser<'_> {
                 Arg::Number(Box::new(n))
             }
             Item::LeftParen => {
-                let pipe = self.pipeline("parenthesized pipeline", Item::RightParen)?;
+                self.enter()?;
+                let pipe = self.pipeline("parenthesized pipeline", Item::RightParen);
+                self.nesting -= 1;
+                let pipe = pipe?;
                 Arg::Pipe(Box::new(pipe))
             }
             Item::String | Item::RawString => {

@@ -160,18 +160,27 @@ impl Value {
         crate::gofmt::sprint(std::slice::from_ref(self))
     }
 
-    /// Deep copy of maps (lists are immutable and shared).
+    /// Deep copy of maps and lists (cycles are cut after 10000 levels).
     pub fn deep_copy(&self) -> Value {
+        self.deep_copy_depth(0)
+    }
+
+    fn deep_copy_depth(&self, depth: usize) -> Value {
+        if depth > 10_000 {
+            return Value::Nil;
+        }
         match self {
             Value::Map(m) => {
-                let copied = m
-                    .borrow()
+                let Ok(b) = m.try_borrow() else {
+                    return Value::Nil;
+                };
+                let copied = b
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.deep_copy()))
+                    .map(|(k, v)| (k.clone(), v.deep_copy_depth(depth + 1)))
                     .collect();
                 Value::map(copied)
             }
-            Value::List(l) => Value::list(l.iter().map(Value::deep_copy).collect()),
+            Value::List(l) => Value::list(l.iter().map(|v| v.deep_copy_depth(depth + 1)).collect()),
             other => other.clone(),
         }
     }
@@ -200,7 +209,13 @@ impl PartialEq for Value {
             (Value::String(a), Value::String(b)) => a == b,
             (Value::Bytes(a), Value::Bytes(b)) => a == b,
             (Value::List(a), Value::List(b)) => a == b,
-            (Value::Map(a), Value::Map(b)) => Rc::ptr_eq(a, b) || *a.borrow() == *b.borrow(),
+            (Value::Map(a), Value::Map(b)) => {
+                Rc::ptr_eq(a, b)
+                    || match (a.try_borrow(), b.try_borrow()) {
+                        (Ok(x), Ok(y)) => *x == *y,
+                        _ => false,
+                    }
+            }
             (Value::Object(a), Value::Object(b)) => Rc::ptr_eq(a, b),
             _ => false,
         }
