@@ -35,7 +35,10 @@ impl ArtifactEventLog {
     pub fn new(capacity: usize) -> Self {
         let (live, _) = broadcast::channel(capacity.max(16));
         Self {
-            state: Arc::new(Mutex::new(LogState { retained: VecDeque::new(), next_sequence: 1 })),
+            state: Arc::new(Mutex::new(LogState {
+                retained: VecDeque::new(),
+                next_sequence: 1,
+            })),
             capacity: capacity.max(1),
             live,
         }
@@ -43,7 +46,9 @@ impl ArtifactEventLog {
 
     /// Appends an event (its `sequence` is assigned here) and returns the sequence number.
     pub fn publish(&self, mut event: ArtifactEvent) -> u64 {
-        let Ok(mut state) = self.state.lock() else { return 0 };
+        let Ok(mut state) = self.state.lock() else {
+            return 0;
+        };
         event.sequence = state.next_sequence;
         state.next_sequence += 1;
         state.retained.push_back(event.clone());
@@ -65,7 +70,11 @@ impl ArtifactEventLog {
     pub fn subscribe(
         &self,
         after: u64,
-    ) -> (Option<RetentionGap>, Vec<ArtifactEvent>, broadcast::Receiver<ArtifactEvent>) {
+    ) -> (
+        Option<RetentionGap>,
+        Vec<ArtifactEvent>,
+        broadcast::Receiver<ArtifactEvent>,
+    ) {
         let Ok(state) = self.state.lock() else {
             return (None, Vec::new(), self.live.subscribe());
         };
@@ -74,16 +83,28 @@ impl ArtifactEventLog {
         if after == 0 {
             return (None, Vec::new(), rx);
         }
-        let oldest = state.retained.front().map(|e| e.sequence).unwrap_or(newest + 1);
+        let oldest = state
+            .retained
+            .front()
+            .map(|e| e.sequence)
+            .unwrap_or(newest + 1);
         let gap = if after > newest || after + 1 < oldest {
-            Some(RetentionGap { oldest_retained: oldest, newest })
+            Some(RetentionGap {
+                oldest_retained: oldest,
+                newest,
+            })
         } else {
             None
         };
         let replay = if after > newest {
             Vec::new()
         } else {
-            state.retained.iter().filter(|e| e.sequence > after).cloned().collect()
+            state
+                .retained
+                .iter()
+                .filter(|e| e.sequence > after)
+                .cloned()
+                .collect()
         };
         (gap, replay, rx)
     }
@@ -110,7 +131,13 @@ impl ArtifactEvents for ArtifactEventLog {
         let stream = async_stream(move |tx| async move {
             let mut last = req.after_sequence;
             if let Some(gap) = gap {
-                if tx.send(Ok(ArtifactStreamMessage { message: Some(Message::Gap(gap)) })).await.is_err() {
+                if tx
+                    .send(Ok(ArtifactStreamMessage {
+                        message: Some(Message::Gap(gap)),
+                    }))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 last = 0;
@@ -118,7 +145,12 @@ impl ArtifactEvents for ArtifactEventLog {
             for e in replay {
                 last = last.max(e.sequence);
                 if matches(&req, &e)
-                    && tx.send(Ok(ArtifactStreamMessage { message: Some(Message::Event(e)) })).await.is_err()
+                    && tx
+                        .send(Ok(ArtifactStreamMessage {
+                            message: Some(Message::Event(e)),
+                        }))
+                        .await
+                        .is_err()
                 {
                     return;
                 }
@@ -131,15 +163,27 @@ impl ArtifactEvents for ArtifactEventLog {
                         }
                         last = e.sequence;
                         if matches(&req, &e)
-                            && tx.send(Ok(ArtifactStreamMessage { message: Some(Message::Event(e)) })).await.is_err()
+                            && tx
+                                .send(Ok(ArtifactStreamMessage {
+                                    message: Some(Message::Event(e)),
+                                }))
+                                .await
+                                .is_err()
                         {
                             return;
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // Too slow: tell the subscriber to resync rather than silently skip.
-                        let gap = RetentionGap { oldest_retained: 0, newest: log.newest() };
-                        let _ = tx.send(Ok(ArtifactStreamMessage { message: Some(Message::Gap(gap)) })).await;
+                        let gap = RetentionGap {
+                            oldest_retained: 0,
+                            newest: log.newest(),
+                        };
+                        let _ = tx
+                            .send(Ok(ArtifactStreamMessage {
+                                message: Some(Message::Gap(gap)),
+                            }))
+                            .await;
                         return;
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
@@ -206,13 +250,18 @@ mod tests {
         let mut client = ArtifactEventsClient::connect(url).await.unwrap();
 
         let mut live = client
-            .subscribe(SubscribeRequest { after_sequence: 0, ..Default::default() })
+            .subscribe(SubscribeRequest {
+                after_sequence: 0,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert_eq!(log.publish(event("a", "main@sha1:1")), 1);
-        let Message::Event(e) = next(&mut live).await else { panic!("expected event") };
+        let Message::Event(e) = next(&mut live).await else {
+            panic!("expected event")
+        };
         assert_eq!((e.sequence, e.name.as_str()), (1, "a"));
         drop(live);
 
@@ -220,16 +269,25 @@ mod tests {
         log.publish(event("b", "main@sha1:2"));
         log.publish(event("c", "main@sha1:3"));
         let mut resumed = client
-            .subscribe(SubscribeRequest { after_sequence: 1, ..Default::default() })
+            .subscribe(SubscribeRequest {
+                after_sequence: 1,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
-        let Message::Event(e) = next(&mut resumed).await else { panic!("expected event") };
+        let Message::Event(e) = next(&mut resumed).await else {
+            panic!("expected event")
+        };
         assert_eq!(e.sequence, 2);
-        let Message::Event(e) = next(&mut resumed).await else { panic!("expected event") };
+        let Message::Event(e) = next(&mut resumed).await else {
+            panic!("expected event")
+        };
         assert_eq!(e.sequence, 3);
         log.publish(event("d", "main@sha1:4"));
-        let Message::Event(e) = next(&mut resumed).await else { panic!("expected event") };
+        let Message::Event(e) = next(&mut resumed).await else {
+            panic!("expected event")
+        };
         assert_eq!((e.sequence, e.name.as_str()), (4, "d"));
     }
 
@@ -242,14 +300,21 @@ mod tests {
         }
         let mut client = ArtifactEventsClient::connect(url).await.unwrap();
         let mut s = client
-            .subscribe(SubscribeRequest { after_sequence: 1, ..Default::default() })
+            .subscribe(SubscribeRequest {
+                after_sequence: 1,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
-        let Message::Gap(g) = next(&mut s).await else { panic!("expected gap") };
+        let Message::Gap(g) = next(&mut s).await else {
+            panic!("expected gap")
+        };
         assert_eq!((g.oldest_retained, g.newest), (4, 5));
         // The retained tail still follows.
-        let Message::Event(e) = next(&mut s).await else { panic!("expected event") };
+        let Message::Event(e) = next(&mut s).await else {
+            panic!("expected event")
+        };
         assert_eq!(e.sequence, 4);
     }
 
@@ -269,13 +334,17 @@ mod tests {
             .await
             .unwrap()
             .into_inner();
-        let Message::Gap(g) = next(&mut s).await else { panic!("expected gap") };
+        let Message::Gap(g) = next(&mut s).await else {
+            panic!("expected gap")
+        };
         assert_eq!(g.newest, 1);
         log.publish(event("git", "r2"));
         let mut bucket = event("bucket", "r3");
         bucket.kind = "Bucket".into();
         log.publish(bucket);
-        let Message::Event(e) = next(&mut s).await else { panic!("expected event") };
+        let Message::Event(e) = next(&mut s).await else {
+            panic!("expected event")
+        };
         assert_eq!(e.name, "bucket", "the GitRepository event is filtered out");
     }
 }

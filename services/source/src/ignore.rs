@@ -100,7 +100,7 @@ impl Pattern {
         let first = self.pattern.first().map(String::as_str).unwrap_or("");
         for (i, name) in path.iter().enumerate() {
             match go_match(first, name) {
-                Err(()) => return false,
+                Err(BadPattern) => return false,
                 Ok(false) => continue,
                 Ok(true) => {}
             }
@@ -138,7 +138,7 @@ impl Pattern {
                 while let Some((first, rest)) = path.split_first() {
                     path = rest;
                     match go_match(pattern, first) {
-                        Err(()) => return false,
+                        Err(BadPattern) => return false,
                         Ok(true) => {
                             matched = true;
                             break;
@@ -261,8 +261,12 @@ impl Matcher {
     }
 }
 
+/// A malformed pattern (Go's `filepath.ErrBadPattern`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadPattern;
+
 /// Go's `path/filepath.Match` for one path component; `Err` for a malformed pattern.
-pub fn go_match(pattern: &str, name: &str) -> Result<bool, ()> {
+pub fn go_match(pattern: &str, name: &str) -> Result<bool, BadPattern> {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     let ok = match_here(&p, &n)?;
@@ -273,13 +277,13 @@ pub fn go_match(pattern: &str, name: &str) -> Result<bool, ()> {
     Ok(ok)
 }
 
-fn validate(p: &[char]) -> Result<(), ()> {
+fn validate(p: &[char]) -> Result<(), BadPattern> {
     let mut i = 0;
     while i < p.len() {
         match p[i] {
             '\\' => {
                 if i + 1 >= p.len() {
-                    return Err(());
+                    return Err(BadPattern);
                 }
                 i += 2;
             }
@@ -293,7 +297,7 @@ fn validate(p: &[char]) -> Result<(), ()> {
     Ok(())
 }
 
-fn match_here(p: &[char], n: &[char]) -> Result<bool, ()> {
+fn match_here(p: &[char], n: &[char]) -> Result<bool, BadPattern> {
     let Some(&c) = p.first() else {
         return Ok(n.is_empty());
     };
@@ -333,7 +337,7 @@ fn match_here(p: &[char], n: &[char]) -> Result<bool, ()> {
         }
         '\\' => {
             let Some(&lit) = p.get(1) else {
-                return Err(());
+                return Err(BadPattern);
             };
             if n.first() == Some(&lit) {
                 match_here(&p[2..], &n[1..])
@@ -353,7 +357,7 @@ fn match_here(p: &[char], n: &[char]) -> Result<bool, ()> {
 
 /// Parses the class starting at `p[start] == '['`; returns whether `ch` is in it and the index
 /// after the closing `]`.
-fn parse_class(p: &[char], start: usize, ch: Option<char>) -> Result<(bool, usize), ()> {
+fn parse_class(p: &[char], start: usize, ch: Option<char>) -> Result<(bool, usize), BadPattern> {
     let mut i = start + 1;
     let mut negated = false;
     if p.get(i) == Some(&'^') {
@@ -364,7 +368,7 @@ fn parse_class(p: &[char], start: usize, ch: Option<char>) -> Result<(bool, usiz
     let mut count = 0;
     loop {
         let Some(&c) = p.get(i) else {
-            return Err(());
+            return Err(BadPattern);
         };
         if c == ']' && count > 0 {
             i += 1;
@@ -389,12 +393,12 @@ fn parse_class(p: &[char], start: usize, ch: Option<char>) -> Result<(bool, usiz
     Ok((matched != negated, i))
 }
 
-fn class_char(p: &[char], i: usize) -> Result<(char, usize), ()> {
+fn class_char(p: &[char], i: usize) -> Result<(char, usize), BadPattern> {
     match p.get(i) {
-        None | Some('-') | Some(']') => Err(()),
+        None | Some('-') | Some(']') => Err(BadPattern),
         Some('\\') => match p.get(i + 1) {
             Some(&c) => Ok((c, i + 2)),
-            None => Err(()),
+            None => Err(BadPattern),
         },
         Some(&c) => Ok((c, i + 1)),
     }
@@ -418,8 +422,8 @@ mod tests {
         assert_eq!(go_match("[^a-c]x", "bx"), Ok(false));
         assert_eq!(go_match("[^a-c]x", "dx"), Ok(true));
         assert_eq!(go_match("\\*", "*"), Ok(true));
-        assert_eq!(go_match("[", "a"), Err(()));
-        assert_eq!(go_match("a[", "b"), Err(()));
+        assert_eq!(go_match("[", "a"), Err(BadPattern));
+        assert_eq!(go_match("a[", "b"), Err(BadPattern));
         assert_eq!(go_match("*x*y", "axbxy"), Ok(true));
     }
 
@@ -435,7 +439,10 @@ mod tests {
 
         let user = read_patterns("# comment\n\n*.txt\n", &[]);
         let m = Matcher::for_artifact(user);
-        assert!(excluded(&m, ".gitignore", false), "VCS patterns always apply");
+        assert!(
+            excluded(&m, ".gitignore", false),
+            "VCS patterns always apply"
+        );
         assert!(!excluded(&m, "img/logo.png", false), "defaults dropped");
         assert!(excluded(&m, "notes.txt", false));
     }
@@ -450,10 +457,16 @@ mod tests {
         assert!(!excluded(&m, "deploy", true));
         assert!(excluded(&m, "x/build", true));
         assert!(excluded(&m, "x/build/out.bin", false));
-        assert!(!excluded(&m, "x/build", false), "dir-only pattern skips files");
+        assert!(
+            !excluded(&m, "x/build", false),
+            "dir-only pattern skips files"
+        );
         assert!(excluded(&m, "apps/secret.yaml", false));
         assert!(excluded(&m, "apps/sub/secret.yaml", false));
-        assert!(!excluded(&m, "secret.yaml", false), "scoped to its directory");
+        assert!(
+            !excluded(&m, "secret.yaml", false),
+            "scoped to its directory"
+        );
     }
 
     #[test]

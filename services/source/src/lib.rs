@@ -3,6 +3,13 @@
 //! artifact events over gRPC.
 
 pub mod artifact_events;
+pub mod git;
+pub mod gitrepository;
+pub mod ignore;
+pub mod semver;
+pub mod server;
+pub mod storage;
+pub mod verify;
 
 use std::process::ExitCode;
 
@@ -87,6 +94,10 @@ pub struct Flags {
     #[arg(long = "ssh-hostkey-algos", value_delimiter = ',')]
     ssh_hostkey_algos: Vec<String>,
 
+    /// (ferroflux) The largest file allowed in an artifact, in bytes (0 = no limit).
+    #[arg(long = "artifact-max-file-size", default_value_t = 104_857_600)]
+    artifact_max_file_size: u64,
+
     /// (ferroflux) The address of the gRPC server streaming artifact events.
     #[arg(long = "grpc-addr", default_value = ":9091")]
     grpc_addr: String,
@@ -94,7 +105,10 @@ pub struct Flags {
 
 /// Runs the controller until SIGTERM/SIGINT (or lost leadership).
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
-    flags.runtime.feature_gates(FEATURE_GATES).map_err(anyhow::Error::msg)?;
+    flags
+        .runtime
+        .feature_gates(FEATURE_GATES)
+        .map_err(anyhow::Error::msg)?;
     let manager = Manager::start(CONTROLLER, flags.runtime.clone()).await?;
 
     let events = ArtifactEventLog::new(artifact_events::DEFAULT_RETAINED);
@@ -115,7 +129,60 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         }
     });
 
-    let git = manager.controller::<GitRepository, _>(GROUP, 2, NotYetImplemented, None);
+    let ttl = ferroflux_api::duration::parse_go_duration(&flags.artifact_retention_ttl)
+        .map_err(|e| anyhow::anyhow!("invalid --artifact-retention-ttl: {e}"))?;
+    let digest = storage::DigestAlgo::parse(&flags.artifact_digest_algo)?;
+    let adv_addr = if flags.storage_adv_addr.is_empty() {
+        storage::determine_adv_addr(&flags.storage_addr)
+    } else {
+        flags.storage_adv_addr.clone()
+    };
+    let storage = storage::Storage::new(
+        &flags.storage_path,
+        &adv_addr,
+        ttl,
+        flags.artifact_retention_records as usize,
+        digest,
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "unable to initialise storage at {}: {e}",
+            flags.storage_path
+        )
+    })?;
+    let storage_addr = ferroflux_runtime::flags::parse_listen_addr(&flags.storage_addr)
+        .map_err(anyhow::Error::msg)?;
+    let (bound, _files) = server::spawn(storage_addr, storage.root(), manager.shutdown_signal())
+        .await
+        .map_err(|e| anyhow::anyhow!("unable to serve artifacts on {}: {e}", flags.storage_addr))?;
+    tracing::info!(addr = %bound, adv_addr = %adv_addr, path = %storage.root().display(), "serving artifacts");
+
+    let gates = flags
+        .runtime
+        .feature_gates(FEATURE_GATES)
+        .map_err(anyhow::Error::msg)?;
+    let reconciler = gitrepository::GitRepositoryReconciler {
+        storage: storage.clone(),
+        events: events.clone(),
+        recorder: ferroflux_runtime::events::EventRecorder::new(
+            manager.client.clone(),
+            CONTROLLER,
+            &flags.runtime.events_addr,
+        ),
+        settings: gitrepository::Settings {
+            limits: storage::ArchiveLimits {
+                max_file_size: (flags.artifact_max_file_size > 0)
+                    .then_some(flags.artifact_max_file_size),
+            },
+            optimized_git_clones: gates.get("OptimizedGitClones").copied().unwrap_or(true),
+            ssh_kex_algos: flags.ssh_kex_algos.clone(),
+            ssh_hostkey_algos: flags.ssh_hostkey_algos.clone(),
+            requeue_dependency: flags.runtime.requeue_dependency,
+        },
+        scratch_root: std::env::temp_dir().join("source-controller"),
+    };
+
+    let git = manager.controller::<GitRepository, _>(GROUP, 2, reconciler, None);
     let oci = manager.controller::<OCIRepository, _>(GROUP, 2, NotYetImplemented, None);
     let helmrepo = manager.controller::<HelmRepository, _>(GROUP, 2, NotYetImplemented, None);
     let chart = manager.controller::<HelmChart, _>(GROUP, 2, NotYetImplemented, None);
@@ -138,10 +205,17 @@ where
         Ok(f) => f,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{CONTROLLER}: unable to start the async runtime: {e}");

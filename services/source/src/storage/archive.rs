@@ -94,10 +94,10 @@ pub fn write_tar_gz<W: Write>(
     let gz = tar
         .into_inner()
         .map_err(io_err("failed to finish tar stream"))?;
-    let mut counter = gz.finish().map_err(io_err("failed to finish gzip stream"))?;
-    counter
-        .flush()
-        .map_err(io_err("failed to flush archive"))?;
+    let mut counter = gz
+        .finish()
+        .map_err(io_err("failed to finish gzip stream"))?;
+    counter.flush().map_err(io_err("failed to flush archive"))?;
     Ok((counter.hasher.finish(), counter.written))
 }
 
@@ -282,7 +282,16 @@ mod tests {
         // Per-directory order: "a" (and its children) before "a-c"; symlink left out.
         assert_eq!(
             names,
-            vec![".", "README.md", "a", "a/b", "a/b/file.yaml", "a-c", "a-c/x", "run.sh"]
+            vec![
+                ".",
+                "README.md",
+                "a",
+                "a/b",
+                "a/b/file.yaml",
+                "a-c",
+                "a-c/x",
+                "run.sh"
+            ]
         );
         let modes: Vec<u32> = list.iter().map(|e| e.1).collect();
         assert_eq!(

@@ -117,7 +117,11 @@ mod tests {
         assert!(new3.exists() && cur.exists());
 
         // Nothing more to do.
-        assert!(collect(&cur, Duration::from_secs(60), 2, 1000).unwrap().is_empty());
+        assert!(
+            collect(&cur, Duration::from_secs(60), 2, 1000)
+                .unwrap()
+                .is_empty()
+        );
         // The current artifact is never removed, even when expired and over the count.
         let removed = collect(&cur, Duration::ZERO, 0, 1000).unwrap();
         assert_eq!(removed, vec![new3]);

@@ -437,20 +437,16 @@ mod tests {
     use super::*;
 
     fn storage(dir: &Path, host: &str) -> Storage {
-        Storage::new(
-            dir,
-            host,
-            Duration::from_secs(60),
-            2,
-            DigestAlgo::Sha256,
-        )
-        .unwrap()
+        Storage::new(dir, host, Duration::from_secs(60), 2, DigestAlgo::Sha256).unwrap()
     }
 
     #[test]
     fn layout_and_urls_follow_upstream() {
         let tmp = tempfile::tempdir().unwrap();
-        let s = storage(tmp.path(), "source-controller.flux-system.svc.cluster.local.");
+        let s = storage(
+            tmp.path(),
+            "source-controller.flux-system.svc.cluster.local.",
+        );
         let a = s.new_artifact_for("GitRepository", "ns", "app", "main@sha1:abc", "abc.tar.gz");
         assert_eq!(a.path, "gitrepository/ns/app/abc.tar.gz");
         assert_eq!(
@@ -489,8 +485,16 @@ mod tests {
         ));
         s.remove(&a).unwrap();
         assert!(!s.artifact_exist(&a));
-        assert!(s.remove_all("GitRepository", "ns", "app").unwrap().is_some());
-        assert!(s.remove_all("GitRepository", "ns", "app").unwrap().is_none());
+        assert!(
+            s.remove_all("GitRepository", "ns", "app")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            s.remove_all("GitRepository", "ns", "app")
+                .unwrap()
+                .is_none()
+        );
         // No temporary files are left behind.
         assert!(!tmp.path().join("gitrepository/ns/app").exists());
     }

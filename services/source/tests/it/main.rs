@@ -1,0 +1,4 @@
+//! Integration tests of source-controller against real servers started on 127.0.0.1.
+
+mod gitrepository;
+mod support;
