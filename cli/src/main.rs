@@ -1,5 +1,9 @@
 //! `ferroflux`: the command line of the ferroflux suite.
 
+mod gitserver;
+mod up;
+
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -17,12 +21,40 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the embedded demo: a local Kubernetes API, the Flux CRDs, the controllers and a sample
+    /// Git repository, reconciled until Ctrl-C.
+    Up(up::UpArgs),
     /// Print the version of the CLI and the Flux API versions it speaks.
     Version,
+    /// Run one controller in this process (used by `up` to start its child processes).
+    #[command(hide = true)]
+    Controller {
+        /// source-controller, kustomize-controller, helm-controller or notification-controller.
+        name: String,
+        /// The controller's own flags.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+fn run_controller(name: &str, args: Vec<OsString>) -> ExitCode {
+    let argv = std::iter::once(OsString::from(name)).chain(args);
+    match name {
+        "source-controller" => source_controller::main_entry(argv),
+        "kustomize-controller" => kustomize_controller::main_entry(argv),
+        "helm-controller" => helm_controller::main_entry(argv),
+        "notification-controller" => notification_controller::main_entry(argv),
+        other => {
+            eprintln!("✗ unknown controller {other:?}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Controller { name, args } => return run_controller(&name, args),
         Command::Version => {
             println!("ferroflux {}", env!("CARGO_PKG_VERSION"));
             println!(
@@ -30,11 +62,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-    }
-}
-
-fn main() -> ExitCode {
-    match run(Cli::parse()) {
+        Command::Up(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(up::run(args))),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("✗ {e:#}");

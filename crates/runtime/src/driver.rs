@@ -16,11 +16,12 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
@@ -34,6 +35,8 @@ use crate::metrics::{ControllerLabel, Metrics, NameLabel, ObjectLabels, Reconcil
 
 /// The finalizer every reconciled Flux kind carries.
 pub const FINALIZER: &str = "finalizers.fluxcd.io";
+/// How long in-flight reconciles may run after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Annotation that requests an immediate reconcile.
 pub const REQUESTED_AT_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
 
@@ -218,6 +221,8 @@ struct DriverState<R> {
     config: DriverConfig,
     failures: Mutex<HashMap<(String, String), u32>>,
     pending: Mutex<HashSet<(String, String)>>,
+    /// Reconciles running right now (drained on shutdown).
+    in_flight: AtomicUsize,
 }
 
 fn key_of<K: Resource>(obj: &K) -> (String, String) {
@@ -345,6 +350,7 @@ pub async fn run<K, R>(
         config: config.clone(),
         failures: Mutex::new(HashMap::new()),
         pending: Mutex::new(HashSet::new()),
+        in_flight: AtomicUsize::new(0),
     });
 
     let (reader, writer) = reflector::store();
@@ -383,7 +389,21 @@ pub async fn run<K, R>(
         controller = controller.reconcile_on(extra);
     }
     let controller_name = config.controller.clone();
-    controller
+    let shutdown = shutdown.shared();
+    let drain_state = state.clone();
+    let drained = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.await;
+            // Let in-flight reconciles finish (bounded), then stop even if kube-runtime is
+            // still waiting on a watch that cannot make progress (e.g. a missing CRD).
+            let deadline = Instant::now() + SHUTDOWN_GRACE;
+            while drain_state.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let running = controller
         .graceful_shutdown_on(shutdown)
         .run(
             move |obj: Arc<K>, state: Arc<DriverState<R>>| {
@@ -400,6 +420,7 @@ pub async fn run<K, R>(
                 async move {
                     let worker = ControllerLabel { controller: cfg.controller.clone() };
                     state.ctx.metrics.active_workers.get_or_create(&worker).inc();
+                    state.in_flight.fetch_add(1, Ordering::SeqCst);
                     let started = Instant::now();
                     let key = key_of(obj.as_ref());
                     let labels = ObjectLabels {
@@ -411,6 +432,7 @@ pub async fn run<K, R>(
                     let result = reconcile_one(obj, state.clone()).await;
                     let elapsed = started.elapsed().as_secs_f64();
                     state.ctx.metrics.active_workers.get_or_create(&worker).dec();
+                    state.in_flight.fetch_sub(1, Ordering::SeqCst);
                     if !deleted {
                         state.ctx.metrics.observe_reconcile(&labels, &cfg.controller, elapsed);
                     }
@@ -461,8 +483,11 @@ pub async fn run<K, R>(
                 }
             }
             futures::future::ready(())
-        })
-        .await;
+        });
+    tokio::select! {
+        _ = running => {}
+        _ = drained => {}
+    }
 }
 
 #[cfg(test)]

@@ -231,11 +231,13 @@ impl Manager {
             true = lost => Err(StartError("leader election lost".into())),
         };
         self.shutdown.cancel();
+        tracing::info!("controllers stopped");
         if let Some(l) = self.leadership.take()
             && self.options.leader_election_release_on_cancel
             && result.is_ok()
         {
             l.release().await;
+            tracing::info!("leader lease released");
         }
         tracing::info!("stopped");
         result

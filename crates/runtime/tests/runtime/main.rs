@@ -352,3 +352,65 @@ async fn driver_against_a_real_api_server() {
         .expect("driver stops on shutdown")
         .unwrap();
 }
+
+#[tokio::test]
+async fn not_yet_implemented_leaves_objects_untouched() {
+    let env = TestEnv::start(Options::default())
+        .await
+        .expect("testenv starts");
+    let client = env.client().await.expect("client");
+    install_crds(&client).await;
+    let metrics = Metrics::new();
+    let config = DriverConfig {
+        controller: "gitrepository".into(),
+        group: "source.toolkit.fluxcd.io".into(),
+        kind: "GitRepository".into(),
+        concurrency: 1,
+        min_retry_delay: Duration::from_millis(100),
+        max_retry_delay: Duration::from_secs(1),
+        jitter_percentage: 5,
+        namespace: Some("default".into()),
+        label_selector: String::new(),
+    };
+    let api: Api<GitRepository> = Api::namespaced(client.clone(), "default");
+    api.create(&PostParams::default(), &repo("untouched", "1m"))
+        .await
+        .unwrap();
+    let before = api.get("untouched").await.unwrap();
+    let driver = tokio::spawn(driver::run::<GitRepository, _>(
+        client.clone(),
+        config,
+        driver::NotYetImplemented,
+        metrics.clone(),
+        None,
+        futures::future::pending(),
+    ));
+    let start = Instant::now();
+    while metrics.render().lines().all(|l| {
+        !l.starts_with(
+            "controller_runtime_reconcile_total{controller=\"gitrepository\",result=\"success\"} 1",
+        )
+    }) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no reconcile happened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = api.get("untouched").await.unwrap();
+    assert_eq!(
+        after.resource_version(),
+        before.resource_version(),
+        "nothing was written"
+    );
+    assert!(after.finalizers().is_empty());
+    assert!(
+        after.status.is_none()
+            || after
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_none()
+    );
+    driver.abort();
+}

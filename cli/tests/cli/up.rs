@@ -1,0 +1,148 @@
+//! `ferroflux up` end to end: API server, CRDs, controllers, sample repository, sync objects,
+//! and a clean stop.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use ferroflux_api::GitRepository;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
+use kube::api::Api;
+
+use crate::{FERROFLUX, eventually, http_get, read_json, signal};
+
+#[tokio::test]
+async fn up_starts_everything_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let mut up = tokio::process::Command::new(FERROFLUX)
+        .args(["up", "--run-for", "5m", "--work-dir"])
+        .arg(&work)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let state_path = work.join("state.json");
+    let state = eventually("state.json", Duration::from_secs(60), || async {
+        read_json(&state_path)
+    })
+    .await;
+
+    // The kubeconfig works with kube-rs; all Flux CRDs are installed.
+    let kubeconfig = std::fs::read_to_string(state["kubeconfig"].as_str().unwrap()).unwrap();
+    let client = ferroflux_testenv::client_from_yaml(&kubeconfig)
+        .await
+        .unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let names: Vec<String> = crds
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|c| c.name_any())
+        .collect();
+    for expected in [
+        "gitrepositories.source.toolkit.fluxcd.io",
+        "kustomizations.kustomize.toolkit.fluxcd.io",
+        "helmreleases.helm.toolkit.fluxcd.io",
+        "receivers.notification.toolkit.fluxcd.io",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+
+    // Every controller serves health and metrics with its controller series.
+    let controllers = state["controllers"].as_array().unwrap();
+    assert_eq!(controllers.len(), 4);
+    for c in controllers {
+        let name = c["name"].as_str().unwrap();
+        let (code, _) = http_get(&format!("http://{}/readyz", c["health"].as_str().unwrap()))
+            .await
+            .unwrap();
+        assert_eq!(code, 200, "{name} ready");
+        let (_, metrics) = http_get(&format!(
+            "http://{}/metrics",
+            c["metrics"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+        let kind = match name {
+            "source-controller" => "gitrepository",
+            "kustomize-controller" => "kustomization",
+            "helm-controller" => "helmrelease",
+            _ => "receiver",
+        };
+        assert!(
+            metrics.contains(&format!(
+                "controller_runtime_max_concurrent_reconciles{{controller=\"{kind}\"}}"
+            )),
+            "{name} metrics:\n{metrics}"
+        );
+    }
+
+    // The sample repository is served over smart HTTP at the advertised commit.
+    let url = state["git"].as_str().unwrap();
+    let out = tokio::process::Command::new("git")
+        .args(["ls-remote", url])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refs = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        refs.contains(&format!(
+            "{}\trefs/heads/main",
+            state["commit"].as_str().unwrap()
+        )),
+        "{refs}"
+    );
+
+    // The sync objects point at the served repository.
+    let repo = Api::<GitRepository>::namespaced(client.clone(), "flux-system")
+        .get("hello")
+        .await
+        .unwrap();
+    assert_eq!(repo.spec.url.as_deref(), Some(url));
+
+    // Ctrl-C stops the controllers and the API server, and `up` exits successfully.
+    signal(up.id().unwrap(), libc::SIGINT);
+    let status = tokio::time::timeout(Duration::from_secs(30), up.wait())
+        .await
+        .expect("up exits")
+        .unwrap();
+    let output = up.wait_with_output().await.unwrap();
+    assert!(
+        status.success(),
+        "up failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for c in controllers {
+        let pid = c["pid"].as_u64().unwrap() as libc::pid_t;
+        // SAFETY: probing a (former) child pid with signal 0.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        assert!(
+            !alive,
+            "{} (pid {pid}) still running after up stopped",
+            c["name"]
+        );
+    }
+    let api = state["api"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("https://")
+        .to_string();
+    assert!(
+        tokio::net::TcpStream::connect(&api).await.is_err(),
+        "API server still listening on {api}"
+    );
+}
