@@ -278,6 +278,20 @@ fn ensure_namespace(inner: &Inner, def: &ResourceDef, ns: &str, creating: bool) 
 }
 
 fn builtin_defaults(def: &ResourceDef, obj: &mut Value, creating: bool, counter: u64) {
+    if def.group.is_empty()
+        && def.resource == "secrets"
+        && let Some(Value::Object(sd)) = obj.as_object_mut().and_then(|o| o.remove("stringData"))
+    {
+        use base64::Engine;
+        if !obj.get("data").is_some_and(Value::is_object) {
+            obj["data"] = json!({});
+        }
+        for (k, v) in sd {
+            let enc =
+                base64::engine::general_purpose::STANDARD.encode(v.as_str().unwrap_or_default());
+            obj["data"][k.as_str()] = json!(enc);
+        }
+    }
     match (def.group.as_str(), def.resource.as_str()) {
         ("", "namespaces") => {
             if creating {
@@ -710,6 +724,7 @@ pub fn update(
     managed: Option<Value>,
 ) -> ApiResult<Value> {
     check_type(def, &body)?;
+    let body_managed = body.pointer("/metadata/managedFields").cloned();
     let ns = if def.namespaced { ns } else { "" };
     let Some(old) = inner.get(&def.gr(), ns, name) else {
         return Err(ApiError::not_found(target(def, name)));
@@ -844,6 +859,26 @@ pub fn update(
     match managed {
         Some(m) => {
             meta_mut(&mut new).insert("managedFields".into(), m);
+        }
+        // a writer that sets managedFields explicitly replaces them (an empty list resets them)
+        None if sub != "status"
+            && body_managed
+                .as_ref()
+                .is_some_and(|mf| Some(mf) != old.pointer("/metadata/managedFields")) =>
+        {
+            let mf = body_managed.unwrap_or_default();
+            let reset = mf.as_array().is_some_and(Vec::is_empty);
+            let mut base = (*old).clone();
+            meta_mut(&mut base).insert("managedFields".into(), mf);
+            fields::record_update(
+                if reset { None } else { Some(&base) },
+                &mut new,
+                &opts.manager,
+                sub,
+                lt.as_ref(),
+                def.status,
+                &t,
+            )
         }
         None => fields::record_update(
             Some(&old),

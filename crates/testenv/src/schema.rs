@@ -194,7 +194,7 @@ pub fn validate(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
                 ));
             }
             if let Some(p) = s.get("pattern").and_then(Value::as_str)
-                && let Ok(re) = regex::Regex::new(p)
+                && let Some(re) = cached_regex(p)
                 && !re.is_match(st)
             {
                 out.push(Cause::invalid(
@@ -314,6 +314,21 @@ pub fn validate(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
         }
         _ => {}
     }
+}
+
+/// Compiled schema patterns, shared by every request.
+fn cached_regex(p: &str) -> Option<regex::Regex> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut map = match cache.lock() {
+        Ok(m) => m,
+        Err(e) => e.into_inner(),
+    };
+    map.entry(p.to_string())
+        .or_insert_with(|| regex::Regex::new(p).ok())
+        .clone()
 }
 
 fn fmt_num(x: f64) -> String {

@@ -334,17 +334,42 @@ async fn route(
         manager,
         force: truthy(&q, "force"),
     };
-    let wants_table = headers
+    let accept = headers
         .get(header::ACCEPT)
         .and_then(|h| h.to_str().ok())
-        .is_some_and(|a| a.contains("as=Table"));
+        .unwrap_or_default();
+    let render = if accept.contains("as=Table") {
+        Render::Table
+    } else if accept.contains("as=PartialObjectMetadata") {
+        Render::Meta
+    } else {
+        Render::Full
+    };
+    let wants_table = render == Render::Table;
 
     let resp = match verb {
-        "watch" => return watch(shared.clone(), def, ns.map(str::to_string), &q),
+        "watch" => return watch(shared.clone(), def, ns.map(str::to_string), &q, render),
         "list" => {
-            let list = list(&shared.lock(), &def, ns, &q)?;
-            if wants_table {
-                return Ok(json_response(200, &table::from_list(&def, &list)));
+            if render == Render::Full {
+                let (items, meta) = list_raw(&shared.lock(), &def, ns, &q)?;
+                return Ok(Response::builder()
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(list_bytes(&def, &items, &meta)))
+                    .unwrap_or_default());
+            }
+            let mut list = list(&shared.lock(), &def, ns, &q)?;
+            match render {
+                Render::Table => return Ok(json_response(200, &table::from_list(&def, &list))),
+                Render::Meta => {
+                    list["kind"] = json!("PartialObjectMetadataList");
+                    list["apiVersion"] = json!("meta.k8s.io/v1");
+                    if let Some(items) = list["items"].as_array_mut() {
+                        for i in items.iter_mut() {
+                            *i = partial(i);
+                        }
+                    }
+                }
+                Render::Full => {}
             }
             json_response(200, &list)
         }
@@ -362,6 +387,9 @@ async fn route(
                 return Ok(json_response(200, &ops::scale_of(&def, &obj)));
             }
             let obj = ops::at_version(&def, &obj);
+            if render == Render::Meta {
+                return Ok(json_response(200, &partial(&obj)));
+            }
             if wants_table {
                 return Ok(json_response(
                     200,
@@ -603,6 +631,45 @@ pub fn list(
     ns: Option<&str>,
     q: &HashMap<String, String>,
 ) -> ApiResult<Value> {
+    let (items, meta) = list_raw(inner, def, ns, q)?;
+    let items: Vec<Value> = items.iter().map(|o| ops::at_version(def, o)).collect();
+    Ok(
+        json!({"kind": def.list_kind, "apiVersion": def.api_version(), "metadata": meta, "items": items}),
+    )
+}
+
+/// Serializes a list without copying the stored objects.
+fn list_bytes(def: &ResourceDef, items: &[Arc<Value>], meta: &Value) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(items.len() * 512 + 256);
+    let head = json!({"kind": def.list_kind, "apiVersion": def.api_version(), "metadata": meta});
+    let head = serde_json::to_vec(&head).unwrap_or_default();
+    // `{...}` without the closing brace, then the items
+    buf.extend_from_slice(&head[..head.len().saturating_sub(1)]);
+    buf.extend_from_slice(b",\"items\":[");
+    let convert = def.custom && def.version != def.storage_version;
+    for (i, o) in items.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        let r = if convert {
+            serde_json::to_writer(&mut buf, &ops::at_version(def, o))
+        } else {
+            serde_json::to_writer(&mut buf, &**o)
+        };
+        if r.is_err() {
+            buf.extend_from_slice(b"null");
+        }
+    }
+    buf.extend_from_slice(b"]}");
+    buf
+}
+
+fn list_raw(
+    inner: &Inner,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    q: &HashMap<String, String>,
+) -> ApiResult<(Vec<Arc<Value>>, Value)> {
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
     let fields = FieldSelector::parse(
         q.get("fieldSelector").map(String::as_str).unwrap_or(""),
@@ -653,7 +720,7 @@ pub fn list(
                 remaining += 1;
                 continue;
             }
-            items.push(ops::at_version(def, obj));
+            items.push(obj.clone());
         }
     }
     let next = match items.last() {
@@ -671,9 +738,7 @@ pub fn list(
         meta["continue"] = json!(token);
         meta["remainingItemCount"] = json!(remaining);
     }
-    Ok(
-        json!({"kind": def.list_kind, "apiVersion": def.api_version(), "metadata": meta, "items": items}),
-    )
+    Ok((items, meta))
 }
 
 fn ns_matches(ns: Option<&str>, obj_ns: &str) -> bool {
@@ -683,6 +748,16 @@ fn ns_matches(ns: Option<&str>, obj_ns: &str) -> bool {
 fn event_line(t: &str, obj: &Value) -> Bytes {
     let mut v = serde_json::to_vec(&json!({"type": t, "object": obj})).unwrap_or_default();
     v.push(b'\n');
+    Bytes::from(v)
+}
+
+fn event_line_raw(t: &str, obj: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(obj.len() + 32);
+    v.extend_from_slice(b"{\"type\":\"");
+    v.extend_from_slice(t.as_bytes());
+    v.extend_from_slice(b"\",\"object\":");
+    v.extend_from_slice(obj);
+    v.extend_from_slice(b"}\n");
     Bytes::from(v)
 }
 
@@ -697,12 +772,34 @@ fn bookmark(def: &ResourceDef, rv: u64, initial_end: bool) -> Bytes {
     )
 }
 
+/// How objects are rendered for the client (`Accept: ...;as=Table` and friends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Render {
+    Full,
+    Table,
+    Meta,
+}
+
+fn partial(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
+}
+
+fn rendered(def: &ResourceDef, obj: &Value, render: Render) -> Value {
+    let obj = ops::at_version(def, obj);
+    match render {
+        Render::Full => obj,
+        Render::Meta => partial(&obj),
+        Render::Table => table::from_items(def, std::slice::from_ref(&obj), &json!({})),
+    }
+}
+
 /// A watch: an HTTP response streaming JSON lines.
 fn watch(
     shared: Arc<Shared>,
     def: Arc<ResourceDef>,
     ns: Option<String>,
     q: &HashMap<String, String>,
+    render: Render,
 ) -> ApiResult<Response<Body>> {
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
     let fields = FieldSelector::parse(
@@ -730,14 +827,9 @@ fn watch(
         let sub = inner.subscribe();
         let current = inner.rv;
         if rv_param.is_empty() || rv_param == "0" || send_initial {
-            let objs: Vec<Value> = inner
+            let objs: Vec<Arc<Value>> = inner
                 .bucket(&gr)
-                .map(|b| {
-                    b.values()
-                        .filter(|o| matches(o))
-                        .map(|o| ops::at_version(&def, o))
-                        .collect()
-                })
+                .map(|b| b.values().filter(|o| matches(o)).cloned().collect())
                 .unwrap_or_default();
             (objs, vec![], sub, current, None)
         } else {
@@ -761,7 +853,11 @@ fn watch(
             return;
         }
         for o in &initial {
-            if tx.send(event_line("ADDED", o)).await.is_err() {
+            if tx
+                .send(event_line("ADDED", &rendered(&def, o, render)))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -785,7 +881,10 @@ fn watch(
                 EventType::Modified if before => "DELETED",
                 _ => return None,
             };
-            Some(event_line(t, &ops::at_version(&def, &ev.obj)))
+            if render == Render::Full && !(def.custom && def.version != def.storage_version) {
+                return Some(event_line_raw(t, ev.json()));
+            }
+            Some(event_line(t, &rendered(&def, &ev.obj, render)))
         };
         for ev in &replay {
             if let Some(line) = emit(ev, &mut last_rv)

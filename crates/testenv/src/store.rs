@@ -23,6 +23,15 @@ pub struct Event {
     pub etype: EventType,
     pub obj: Arc<Value>,
     pub prev: Option<Arc<Value>>,
+    /// `obj` serialized once, shared by every watcher
+    pub json: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl Event {
+    pub fn json(&self) -> &bytes::Bytes {
+        self.json
+            .get_or_init(|| bytes::Bytes::from(serde_json::to_vec(&*self.obj).unwrap_or_default()))
+    }
 }
 
 /// Who is calling.
@@ -140,6 +149,7 @@ impl Inner {
             etype,
             obj: obj.clone(),
             prev,
+            json: Default::default(),
         });
         obj
     }
@@ -165,6 +175,7 @@ impl Inner {
             etype: EventType::Deleted,
             obj: last.clone(),
             prev: Some(old),
+            json: Default::default(),
         });
         self.gc_dirty = true;
         Some(last)

@@ -325,3 +325,34 @@ async fn kube_runtime_watcher_and_reflector() {
     task.abort();
     task2.abort();
 }
+
+#[tokio::test]
+async fn metadata_lists_and_watches() {
+    let (_env, client) = env().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    mk(&cms, "m1", json!({"k": "v"})).await;
+    let list = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(
+        list.items[0].types.as_ref().unwrap().kind,
+        "PartialObjectMetadata"
+    );
+    assert_eq!(list.items[0].metadata.labels.as_ref().unwrap()["k"], "v");
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(client.clone(), "default");
+    let stream = watcher(meta_api, watcher::Config::default()).applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.metadata.name.as_deref(), Some("m1"));
+    mk(&cms, "m2", json!({})).await;
+    let second = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.metadata.name.as_deref(), Some("m2"));
+}

@@ -5,6 +5,7 @@ mod common;
 mod auth;
 mod crd;
 mod discovery;
+mod flux;
 mod gc;
 mod kubectl;
 mod listwatch;

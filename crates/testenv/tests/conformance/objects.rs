@@ -217,3 +217,84 @@ async fn generation_moves_only_with_spec_and_noop_keeps_version() {
     deps.delete("web", &DeleteParams::default()).await.unwrap();
     assert_eq!(status_of(deps.get("web").await.unwrap_err()).code, 404);
 }
+
+#[tokio::test]
+async fn secret_string_data_is_encoded() {
+    let (_env, client) = env().await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+    let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(
+        json!({"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}}),
+    )
+    .unwrap();
+    let created = secrets.create(&PostParams::default(), &s).await.unwrap();
+    assert!(created.string_data.is_none());
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+    assert_eq!(created.data.unwrap()["password"].0, b"hunter2");
+}
+
+#[tokio::test]
+async fn managed_fields_can_be_replaced_or_reset() {
+    let (_env, client) = env().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    cms.patch(
+        "m",
+        &PatchParams::apply("kubectl-client-side-apply").force(),
+        &Patch::Apply(json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}, "data": {"a": "1"}})),
+    )
+    .await
+    .unwrap();
+    cms.patch(
+        "m",
+        &PatchParams::apply("flux"),
+        &Patch::Apply(json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}, "data": {"b": "2"}})),
+    )
+    .await
+    .unwrap();
+    // drop one manager's entry the way Flux cleans up kubectl managers
+    let cur = cms.get("m").await.unwrap();
+    let keep: Vec<_> = cur
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.manager.as_deref() == Some("flux"))
+        .collect();
+    let p = cms
+        .patch(
+            "m",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"managedFields": keep}})),
+        )
+        .await
+        .unwrap();
+    let managers: Vec<String> = p
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.manager)
+        .collect();
+    assert_eq!(managers, ["flux"]);
+    // an empty list resets: the writer owns everything
+    let r = cms
+        .patch(
+            "m",
+            &PatchParams {
+                field_manager: Some("resetter".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"metadata": {"managedFields": []}})),
+        )
+        .await
+        .unwrap();
+    let mf = r.metadata.managed_fields.unwrap();
+    assert_eq!(mf.len(), 1);
+    assert_eq!(mf[0].manager.as_deref(), Some("resetter"));
+    let f = to_value(&mf[0].fields_v1);
+    assert!(
+        f["f:data"]["f:a"].is_object() && f["f:data"]["f:b"].is_object(),
+        "{f}"
+    );
+}
