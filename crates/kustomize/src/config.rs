@@ -70,6 +70,12 @@ fn parse_attrs(spec: &mut FieldSpec, words: &[&str]) {
 impl TransformerConfig {
     /// kustomize's built-in configuration.
     pub fn defaults() -> TransformerConfig {
+        static DEFAULTS: std::sync::LazyLock<TransformerConfig> =
+            std::sync::LazyLock::new(TransformerConfig::parse_defaults);
+        DEFAULTS.clone()
+    }
+
+    fn parse_defaults() -> TransformerConfig {
         let mut c = TransformerConfig::default();
         let mut metadata_labels = Vec::new();
         for line in FIELDSPECS.lines() {
@@ -153,8 +159,21 @@ impl TransformerConfig {
 
 /// Append specs not already present (same selector and path).
 pub fn merge_specs(into: &mut Vec<FieldSpec>, more: &[FieldSpec]) {
+    if more.is_empty() {
+        return;
+    }
+    let key = |f: &FieldSpec| {
+        (
+            f.group.clone(),
+            f.version.clone(),
+            f.kind.clone(),
+            f.path.clone(),
+        )
+    };
+    let mut seen: std::collections::HashSet<(String, String, String, String)> =
+        into.iter().map(key).collect();
     for fs in more {
-        if !into.iter().any(|x| x.same_target(fs)) {
+        if seen.insert(key(fs)) {
             into.push(fs.clone());
         }
     }

@@ -856,31 +856,51 @@ pub fn fix_name_references(
     } else {
         backrefs.to_vec()
     };
+    // nothing was renamed: no reference can change
+    if resources.iter().all(|r| r.prev.is_empty()) {
+        return Ok(());
+    }
+    let org_gvks: Vec<Gvk> = resources.iter().map(|r| r.org_id().gvk).collect();
     // (referrer, field spec, target gvk)
-    let mut work: Vec<(usize, FieldSpec, Gvk)> = Vec::new();
+    let mut work: Vec<(usize, &FieldSpec, Gvk)> = Vec::new();
     for br in &backrefs {
+        let target = br.gvk();
         for fs in &br.field_specs {
-            for (i, r) in resources.iter().enumerate() {
-                if r.org_id().gvk.is_selected_by(&fs.gvk()) {
-                    work.push((i, fs.clone(), br.gvk()));
+            let sel = fs.gvk();
+            let first = crate::fieldspec::split_path(&fs.path)
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            let first = first.trim_end_matches("[]").to_string();
+            for (i, g) in org_gvks.iter().enumerate() {
+                if g.is_selected_by(&sel) && resources[i].obj.get(&first).is_some() {
+                    work.push((i, fs, target.clone()));
                 }
             }
         }
     }
+    let mut cand_cache: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, fs, target) in work {
-        let snapshot: Vec<Resource> = resources.to_vec();
-        let cands = could_reference(&snapshot, i);
+        let cands = cand_cache
+            .entry(i)
+            .or_insert_with(|| could_reference(resources, i))
+            .clone();
+        let mut obj = resources[i].obj.clone();
+        let id = resources[i].cur_id();
+        let gvk = resources[i].gvk();
+        let spec = FieldSpec {
+            group: gvk.group.clone(),
+            version: gvk.version.clone(),
+            kind: gvk.kind.clone(),
+            create: false,
+            ..fs.clone()
+        };
         let rf = Ref {
-            resources: &snapshot,
+            resources,
             referrer: i,
             candidates: cands,
             target,
             path: fs.path.clone(),
-        };
-        let id = snapshot[i].cur_id();
-        let spec = FieldSpec {
-            create: false,
-            ..fs.clone()
         };
         let mut err: Option<Error> = None;
         let mut set = |v: &mut Value| -> Result<(), String> {
@@ -889,27 +909,19 @@ pub fn fix_name_references(
             }
             Ok(())
         };
-        let gvk = resources[i].gvk();
-        let spec = FieldSpec {
-            group: gvk.group.clone(),
-            version: gvk.version.clone(),
-            kind: gvk.kind.clone(),
-            ..spec
-        };
-        crate::fieldspec::apply(&mut resources[i].obj, &spec, CreateKind::None, &mut set).map_err(
-            |m| {
-                berr(format!(
-                    "updating name reference in '{}' field of '{id}': {m}",
-                    fs.path
-                ))
-            },
-        )?;
+        crate::fieldspec::apply(&mut obj, &spec, CreateKind::None, &mut set).map_err(|m| {
+            berr(format!(
+                "updating name reference in '{}' field of '{id}': {m}",
+                fs.path
+            ))
+        })?;
         if let Some(e) = err {
             return Err(berr(format!(
                 "updating name reference in '{}' field of '{id}': {e}",
                 fs.path
             )));
         }
+        resources[i].obj = obj;
     }
     Ok(())
 }
