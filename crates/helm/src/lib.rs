@@ -6,6 +6,7 @@
 //! Entry point: [`template`].
 
 mod chart;
+mod crypto;
 mod date;
 mod decimal;
 mod objects;

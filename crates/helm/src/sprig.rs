@@ -503,6 +503,7 @@ fn dig(keys: &[Value], def: &Value, dict: &Value) -> FuncResult {
 pub fn functions() -> Vec<Func> {
     let mut v = base_functions();
     v.extend(crate::date::functions());
+    v.extend(crate::crypto::functions());
     v
 }
 

@@ -99,6 +99,11 @@ pub const CASES: &[&str] = &[
     "{{ toDate \"2006-01-02T15:04:05Z07:00\" \"2024-03-05T10:30:00+02:00\" | date \"2006-01-02 15:04 -0700\" }}|{{ toDate \"02/01/06 3:04PM\" \"05/03/24 1:30PM\" | unixEpoch }}",
     "{{ duration 95 }}|{{ duration \"95\" }}|{{ duration (int64 3700) }}|{{ durationRound \"2h10m5s\" }}|{{ durationRound \"400h\" }}|{{ durationRound (int64 1500000000) }}|{{ durationRound \"1.5s\" }}",
     "{{ now | date \"2006\" }}|{{ date \"2006\" .Values.flt }}|{{ regexMatch \"^[0-9]+(h[0-9]+m)?[0-9.]*s$\" (ago (int64 0)) }}",
+    // crypto: fixed ciphertext from helm, round trips, and certificate/key shapes
+    "{{ decryptAES \"s3cret\" \"V1nNKkOAcdupc1lLrKflbYVCCGAY9bkl8S9BplqA9XxwzM3KDJ9wxPahsziQDwN8\" }}|{{ encryptAES \"k\" \"round trip\" | decryptAES \"k\" }}|{{ encryptAES \"k\" \"\" }}|{{ len (randBytes 24) }}",
+    "{{ $ca := genCA \"my-ca\" 365 }}{{ hasPrefix \"-----BEGIN CERTIFICATE-----\" $ca.Cert }}|{{ hasPrefix \"-----BEGIN RSA PRIVATE KEY-----\" $ca.Key }}|{{ $c := genSignedCert \"svc\" (list \"10.0.0.1\") (list \"svc.ns.svc\") 30 $ca }}{{ hasPrefix \"-----BEGIN CERTIFICATE-----\" $c.Cert }}|{{ hasSuffix \"-----END RSA PRIVATE KEY-----\\n\" $c.Key }}",
+    "{{ $s := genSelfSignedCert \"self\" nil (list \"a.example\") 10 }}{{ hasPrefix \"-----BEGIN CERTIFICATE-----\" $s.Cert }}|{{ hasPrefix \"-----BEGIN EC PRIVATE KEY-----\" (genPrivateKey \"ecdsa\") }}|{{ hasPrefix \"-----BEGIN PRIVATE KEY-----\" (genPrivateKey \"ed25519\") }}|{{ hasPrefix \"-----BEGIN RSA PRIVATE KEY-----\" (genPrivateKey \"rsa\") }}",
+    "{{ $k := genPrivateKey \"rsa\" }}{{ $ca := genCAWithKey \"ca\" 1 $k }}{{ eq $ca.Key $k }}|{{ $c := buildCustomCert ($ca.Cert | b64enc) ($ca.Key | b64enc) }}{{ eq $c.Cert $ca.Cert }}",
     // random values, checked for shape
     "{{ randAlphaNum 12 | len }}|{{ regexMatch \"^[A-Za-z0-9]{12}$\" (randAlphaNum 12) }}|{{ regexMatch \"^[0-9]{5}$\" (randNumeric 5) }}|{{ regexMatch \"^[A-Za-z]{4}$\" (randAlpha 4) }}",
     "{{ regexMatch \"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$\" uuidv4 }}|{{ len (randAscii 7) }}|{{ $r := randInt 5 10 }}{{ and (ge $r 5) (lt $r 10) }}",
