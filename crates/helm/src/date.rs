@@ -665,19 +665,10 @@ pub fn functions() -> Vec<Func> {
         f("unixEpoch", &[Any], |_, a| {
             Ok(Value::str(time_arg(&a[0]).ts.as_second().to_string()))
         }),
-        f("dateModify", &[String, Any], |_, a| {
-            let t = time_arg(&a[1]);
-            Ok(time_value(match parse_duration(&s(&a[0])) {
-                Some(d) => GoTime {
-                    ts: t
-                        .ts
-                        .checked_add(jiff::SignedDuration::from_nanos(d))
-                        .unwrap_or(t.ts),
-                    tz: t.tz,
-                },
-                None => t,
-            }))
-        }),
+        f("dateModify", &[String, Any], date_modify),
+        f("date_modify", &[String, Any], date_modify),
+        f("mustDateModify", &[String, Any], must_date_modify),
+        f("must_date_modify", &[String, Any], must_date_modify),
         f("ago", &[Any], |_, a| {
             let t = time_arg(&a[0]);
             let d = Timestamp::now().duration_since(t.ts);
@@ -719,6 +710,38 @@ pub fn functions() -> Vec<Func> {
             }))
         }),
     ]
+}
+
+fn date_modify(_: &mut dyn ferroflux_gotemplate::Env, a: Vec<Value>) -> FuncResult {
+    let t = time_arg(&a[1]);
+    Ok(time_value(match parse_duration(&s(&a[0])) {
+        Some(d) => GoTime {
+            ts: t
+                .ts
+                .checked_add(jiff::SignedDuration::from_nanos(d))
+                .unwrap_or(t.ts),
+            tz: t.tz,
+        },
+        None => t,
+    }))
+}
+
+fn must_date_modify(_: &mut dyn ferroflux_gotemplate::Env, a: Vec<Value>) -> FuncResult {
+    let f = s(&a[0]);
+    let t = time_arg(&a[1]);
+    match parse_duration(&f) {
+        Some(d) => Ok(time_value(GoTime {
+            ts: t
+                .ts
+                .checked_add(jiff::SignedDuration::from_nanos(d))
+                .unwrap_or(t.ts),
+            tz: t.tz,
+        })),
+        None => Err(ferroflux_gotemplate::FuncError::Msg(format!(
+            "time: invalid duration {}",
+            ferroflux_gotemplate::gofmt::quote(&f)
+        ))),
+    }
 }
 
 fn zero_time() -> Timestamp {

@@ -16,6 +16,7 @@ mod semver;
 mod sha1;
 mod sprig;
 mod toml;
+mod url;
 mod values;
 pub mod yaml;
 

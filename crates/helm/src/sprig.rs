@@ -428,6 +428,34 @@ fn abbrev(width: i64, s: &str) -> String {
     format!("{}...", s.chars().take(keep).collect::<String>())
 }
 
+/// goutils `AbbreviateFull`.
+fn abbreviate_full(st: &str, offset: i64, max_width: i64) -> String {
+    let b = st.as_bytes();
+    let len = b.len() as i64;
+    if st.is_empty() {
+        return String::new();
+    }
+    if len <= max_width {
+        return st.to_string();
+    }
+    let sub = |a: i64, z: i64| String::from_utf8_lossy(&b[a as usize..z as usize]).into_owned();
+    let mut offset = offset.min(len);
+    if len - offset < max_width - 3 {
+        offset = len - (max_width - 3);
+    }
+    if offset <= 4 {
+        return format!("{}...", sub(0, max_width - 3));
+    }
+    if max_width < 7 {
+        return String::new();
+    }
+    if offset + max_width - 3 < len {
+        let rest = sub(offset, len);
+        return format!("...{}", abbreviate_full(&rest, 0, max_width - 3));
+    }
+    format!("...{}", sub(len - (max_width - 3), len))
+}
+
 fn uuid_v4() -> String {
     let mut b = [0u8; 16];
     rand::rng().fill(&mut b);
@@ -570,6 +598,28 @@ fn base_functions() -> Vec<Func> {
         }),
         f("initials", &[String], None, |_, a| {
             vstr(initials(&s(&a[0])))
+        }),
+        f("abbrevboth", &[Int, Int, String], None, |_, a| {
+            let (left, right, st) = (int_arg(&a[0]), int_arg(&a[1]), s(&a[2]));
+            if right < 4 || (left > 0 && right < 7) {
+                return vstr(st);
+            }
+            vstr(abbreviate_full(&st, left, right))
+        }),
+        f("shuffle", &[String], None, |_, a| {
+            let mut chars: Vec<char> = s(&a[0]).chars().collect();
+            let mut rng = rand::rng();
+            for i in (1..chars.len()).rev() {
+                let j = rng.random_range(0..=i);
+                chars.swap(i, j);
+            }
+            vstr(chars.into_iter().collect::<std::string::String>())
+        }),
+        f("urlParse", &[String], None, |_, a| {
+            crate::url::parse(&s(&a[0])).map_err(FuncError::Msg)
+        }),
+        f("urlJoin", &[Map], None, |_, a| {
+            vstr(crate::url::join(&map_of(&a[0])))
         }),
         f("swapcase", &[String], None, |_, a| {
             vstr(swapcase(&s(&a[0])))
@@ -1193,6 +1243,13 @@ fn base_functions() -> Vec<Func> {
         f("mustHas", &[Any, Any], None, has),
         f("slice", &[Any], Some(Any), sprig_slice),
         f("mustSlice", &[Any], Some(Any), sprig_slice),
+        f("mustChunk", &[Int, Any], None, |_, a| {
+            let size = int_arg(&a[0]).max(1) as usize;
+            let l = list_items(&a[1], "chunk")?;
+            Ok(Value::list(
+                l.chunks(size).map(|c| Value::list(c.to_vec())).collect(),
+            ))
+        }),
         f("chunk", &[Int, Any], None, |_, a| {
             let size = int_arg(&a[0]).max(1) as usize;
             let l = list_items(&a[1], "chunk")?;

@@ -59,6 +59,10 @@ pub const CASES: &[&str] = &[
     // regex
     "{{ regexMatch \"^h.*o$\" \"hello\" }}|{{ regexFind \"l+\" \"hello\" }}|{{ regexFindAll \"[aeiou]\" \"education\" 3 }}|{{ regexFindAll \"[aeiou]\" \"education\" -1 }}",
     "{{ regexReplaceAll \"a(x*)b\" \"-ab-axxb-\" \"${1}W\" }}|{{ regexReplaceAllLiteral \"a(x*)b\" \"-ab-axxb-\" \"${1}\" }}|{{ regexSplit \"z+\" \"pizza\" -1 }}|{{ regexQuoteMeta \"1.2.3\" }}",
+    "{{ abbrevboth 5 10 \"1234 5678 9123\" }}|{{ abbrevboth 0 10 \"1234 5678 9123\" }}|{{ abbrevboth 1 3 \"abc\" }}|{{ len (shuffle \"hello\") }}|{{ mustChunk 2 (list 1 2 3) }}",
+    "{{ urlParse \"https://user:pw@example.com:8443/a%20b/c?x=1&y=2#frag\" }}|{{ urlParse \"mailto:joe@example.com\" }}|{{ urlParse \"/relative/path?q\" }}",
+    "{{ urlJoin (dict \"scheme\" \"https\" \"host\" \"example.com\" \"path\" \"/a b\" \"query\" \"x=1\" \"fragment\" \"f\") }}|{{ urlJoin (urlParse \"http://u@h:1/p?q#f\") }}",
+    "{{ date_modify \"-24h\" (toDate \"2006-01-02\" \"2024-03-05\") | date \"2006-01-02\" }}|{{ mustDateModify \"1m\" (toDate \"2006-01-02\" \"2024-03-05\") | unixEpoch }}",
     // paths
     "{{ base \"/a/b.txt\" }}|{{ dir \"/a/b.txt\" }}|{{ ext \"b.tar.gz\" }}|{{ clean \"a//b/../c\" }}|{{ isAbs \"/x\" }}",
     // semver
