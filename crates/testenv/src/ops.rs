@@ -554,10 +554,10 @@ fn after_commit(inner: &mut Inner, def: &ResourceDef, obj: &Value) {
 }
 
 /// Custom-resource admission: defaulting, pruning, validation against the version's schema.
-fn admit_custom(def: &ResourceDef, obj: &mut Value) -> ApiResult<()> {
+fn admit_custom(def: &ResourceDef, obj: &mut Value, old: Option<&Value>) -> ApiResult<()> {
     let mut causes = vec![];
     if let Some(s) = &def.schema {
-        causes = schema::admit(obj, s);
+        causes = schema::admit(obj, s, old);
     }
     validate_labels(obj, &mut causes);
     if causes.is_empty() {
@@ -649,7 +649,7 @@ pub fn create(
     let counter = inner.rv;
     builtin_defaults(def, &mut obj, true, counter);
     if def.custom {
-        admit_custom(def, &mut obj)?;
+        admit_custom(def, &mut obj, None)?;
     }
     let t = now();
     {
@@ -835,7 +835,7 @@ pub fn update(
     }
     builtin_defaults(def, &mut new, false, 0);
     if def.custom {
-        admit_custom(def, &mut new)?;
+        admit_custom(def, &mut new, Some(&old))?;
     }
     if def.generation && spec_part(&new) != spec_part(&old) {
         let g = old

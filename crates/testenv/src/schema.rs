@@ -126,7 +126,7 @@ fn join(path: &str, k: &str) -> String {
 }
 
 /// Validates `v` against `s`; causes use the real messages.
-pub fn validate(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
+pub fn validate(v: &Value, s: &Value, path: &str, old: Option<&Value>, out: &mut Vec<Cause>) {
     if !type_ok(v, s) {
         if v.is_null() {
             out.push(Cause::invalid(
@@ -157,6 +157,41 @@ pub fn validate(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
             ));
         }
         return;
+    }
+    if let Some(rules) = s.get("x-kubernetes-validations").and_then(Value::as_array) {
+        for r in rules {
+            let Some(rule) = r.get("rule").and_then(Value::as_str) else {
+                continue;
+            };
+            if crate::cel::check(rule, v, old) != crate::cel::Outcome::Fail {
+                continue;
+            }
+            let msg = r
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("failed rule: {rule}"));
+            let field = match r.get("fieldPath").and_then(Value::as_str) {
+                Some(fp) => join(path, fp.trim_start_matches('.')),
+                None => path.to_string(),
+            };
+            out.push(match r.get("reason").and_then(Value::as_str) {
+                Some("FieldValueForbidden") => {
+                    Cause::new("FieldValueForbidden", field, format!("Forbidden: {msg}"))
+                }
+                Some("FieldValueRequired") => Cause::new(
+                    "FieldValueRequired",
+                    field,
+                    format!("Required value: {msg}"),
+                ),
+                Some("FieldValueDuplicate") => Cause::new(
+                    "FieldValueDuplicate",
+                    field,
+                    format!("Duplicate value: {msg}"),
+                ),
+                _ => Cause::invalid(field, v, msg),
+            });
+        }
     }
     if let Some(en) = s.get("enum").and_then(Value::as_array)
         && !en.contains(v)
@@ -258,7 +293,7 @@ pub fn validate(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
             }
             if let Some(is) = s.get("items") {
                 for (i, item) in items.iter().enumerate() {
-                    validate(item, is, &format!("{path}[{i}]"), out);
+                    validate(item, is, &format!("{path}[{i}]"), None, out);
                 }
             }
             if s.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("set") {
@@ -306,9 +341,9 @@ pub fn validate(v: &Value, s: &Value, path: &str, out: &mut Vec<Cause>) {
                     continue;
                 }
                 if let Some(ps) = props.and_then(|p| p.get(k)) {
-                    validate(child, ps, &join(path, k), out);
+                    validate(child, ps, &join(path, k), old.and_then(|o| o.get(k)), out);
                 } else if let Some(ap) = ap {
-                    validate(child, ap, &join(path, k), out);
+                    validate(child, ap, &join(path, k), old.and_then(|o| o.get(k)), out);
                 }
             }
         }
@@ -366,11 +401,11 @@ pub fn check_structural(s: &Value, path: &str, out: &mut Vec<Cause>) {
 }
 
 /// Keeps only what a CRD schema knows and fills defaults; returns the object for validation.
-pub fn admit(obj: &mut Value, schema: &Value) -> Vec<Cause> {
+pub fn admit(obj: &mut Value, schema: &Value, old: Option<&Value>) -> Vec<Cause> {
     apply_defaults(obj, schema);
     prune(obj, schema, true);
     let mut causes = vec![];
-    validate(obj, schema, "", &mut causes);
+    validate(obj, schema, "", old, &mut causes);
     causes
 }
 
@@ -396,21 +431,21 @@ mod tests {
     fn defaults_prunes_and_validates() {
         let mut o = json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "n"},
             "spec": {"url": "https://x", "junk": 1, "extra": {"free": true}}});
-        assert!(admit(&mut o, &schema()).is_empty());
+        assert!(admit(&mut o, &schema(), None).is_empty());
         assert_eq!(o["spec"]["interval"], "1m");
         assert!(o["spec"].get("junk").is_none());
         assert_eq!(o["spec"]["extra"]["free"], true);
 
         let mut bad =
             json!({"spec": {"url": "ftp://x", "replicas": "three", "mode": "c", "name": "long"}});
-        let causes = admit(&mut bad, &schema());
+        let causes = admit(&mut bad, &schema(), None);
         let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
         assert!(fields.contains(&"spec.url"), "{causes:?}");
         assert!(fields.contains(&"spec.replicas"));
         assert!(fields.contains(&"spec.mode"));
         assert!(fields.contains(&"spec.name"));
         let mut missing = json!({"spec": {}});
-        let c = admit(&mut missing, &schema());
+        let c = admit(&mut missing, &schema(), None);
         assert_eq!(c[0].field, "spec.url");
         assert_eq!(c[0].reason, "FieldValueRequired");
     }

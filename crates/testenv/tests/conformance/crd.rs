@@ -22,8 +22,11 @@ pub fn widget_crd() -> serde_json::Value {
                 "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}},
                 "additionalPrinterColumns": [{"name": "Url", "type": "string", "jsonPath": ".spec.url"}],
                 "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "required": ["url"], "properties": {
-                        "url": {"type": "string", "pattern": "^https?://"},
+                    "spec": {"type": "object", "required": ["url"],
+                      "x-kubernetes-validations": [{"rule": "!has(self.mode) || self.mode != 'slow' || has(self.replicas)", "message": "slow mode needs replicas"}],
+                      "properties": {
+                        "url": {"type": "string", "pattern": "^https?://",
+                            "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "url is immutable"}]},
                         "interval": {"type": "string", "default": "5m"},
                         "replicas": {"type": "integer", "minimum": 0, "maximum": 10},
                         "mode": {"type": "string", "enum": ["fast", "slow"]},
@@ -296,4 +299,61 @@ async fn deleting_a_crd_removes_instances_and_discovery() {
     // recreate: the old instance is gone
     install_widgets(&client).await;
     assert!(widgets.get_opt("w").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn cel_validation_rules() {
+    let (_env, client) = env().await;
+    install_widgets(&client).await;
+    let widgets = dyn_api(
+        &client,
+        "example.com",
+        "v1",
+        "Widget",
+        "widgets",
+        Some("default"),
+    );
+    let slow: DynamicObject =
+        serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "slow"}, "spec": {"url": "https://x", "mode": "slow"}}))
+        .unwrap();
+    let s = status_of(
+        widgets
+            .create(&PostParams::default(), &slow)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s.code, 422);
+    assert_eq!(
+        s.message,
+        "Widget.example.com \"slow\" is invalid: spec: Invalid value: \"object\": slow mode needs replicas"
+    );
+    let ok: DynamicObject =
+        serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "slow"}, "spec": {"url": "https://x", "mode": "slow", "replicas": 1}}))
+        .unwrap();
+    widgets.create(&PostParams::default(), &ok).await.unwrap();
+    // transition rule: oldSelf on update
+    let e = widgets
+        .patch(
+            "slow",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"url": "https://y"}})),
+        )
+        .await
+        .unwrap_err();
+    let s = status_of(e);
+    assert_eq!(s.code, 422);
+    assert_eq!(
+        s.details.unwrap().causes[0].message,
+        "Invalid value: \"https://y\": url is immutable"
+    );
+    widgets
+        .patch(
+            "slow",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .unwrap();
 }
