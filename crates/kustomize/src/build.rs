@@ -75,6 +75,9 @@ const KUSTFILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "K
 pub struct Kustomizer<'a> {
     fs: &'a dyn Filesystem,
     options: BuildOptions,
+    /// The custom OpenAPI document of this build (`openapi: {path: ...}`): the first one
+    /// met while loading, the top kustomization first, as kustomize does.
+    schema: std::sync::Mutex<Option<std::sync::Arc<Value>>>,
 }
 
 struct Acc {
@@ -147,11 +150,22 @@ fn is_remote(s: &str) -> bool {
 impl<'a> Kustomizer<'a> {
     /// A kustomizer over a filesystem.
     pub fn new(fs: &'a dyn Filesystem, options: BuildOptions) -> Kustomizer<'a> {
-        Kustomizer { fs, options }
+        Kustomizer {
+            fs,
+            options,
+            schema: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn schema(&self) -> Option<std::sync::Arc<Value>> {
+        self.schema.lock().ok().and_then(|g| g.clone())
     }
 
     /// Build the kustomization in `dir`, returning the resources in output order.
     pub fn build(&self, dir: &Path) -> Result<Vec<Value>, Error> {
+        if let Ok(mut g) = self.schema.lock() {
+            *g = None;
+        }
         let root = self.canonical_dir(dir)?;
         let mut t = self.load_target(&root, Vec::new())?;
         if !t.k.build_metadata.is_empty() {
@@ -194,6 +208,52 @@ impl<'a> Kustomizer<'a> {
             out.push(r.obj);
         }
         Ok(out)
+    }
+
+    /// `openapi:` of a kustomization: a built-in version, or a custom schema document that
+    /// then serves for strategic merges (the first one met wins).
+    fn load_openapi(&self, k: &Kustomization, root: &Path, file: &Path) -> Result<(), Error> {
+        if let Some(v) = k.open_api.get("version")
+            && v != "v1.21.2"
+        {
+            return Err(Error::Build(format!(
+                "{}: the specified OpenAPI version is not built in",
+                file.display()
+            )));
+        }
+        let Some(path) = k.open_api.get("path") else {
+            return Ok(());
+        };
+        if k.open_api.contains_key("version") {
+            return Err(Error::Build(format!(
+                "{}: builtin version and custom schema provided, cannot use both",
+                file.display()
+            )));
+        }
+        if self.schema().is_some() {
+            return Ok(());
+        }
+        let p = clean(&root.join(path));
+        let bytes = self.fs.read(&p).map_err(|e| Error::Io {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::Yaml {
+            file: p.display().to_string(),
+            message: "not valid UTF-8".into(),
+        })?;
+        let doc = yaml::parse_documents(&text)
+            .map_err(|e| Error::Yaml {
+                file: p.display().to_string(),
+                message: e.message,
+            })?
+            .into_iter()
+            .next()
+            .unwrap_or(Value::Null);
+        if let Ok(mut g) = self.schema.lock() {
+            *g = Some(std::sync::Arc::new(doc));
+        }
+        Ok(())
     }
 
     fn canonical_dir(&self, dir: &Path) -> Result<PathBuf, Error> {
@@ -287,6 +347,7 @@ impl<'a> Kustomizer<'a> {
         k.resources.extend(bases);
         let tags = std::mem::take(&mut k.image_tags);
         k.images.extend(tags);
+        self.load_openapi(&k, root, &file)?;
         let mut chain = chain;
         chain.push(root.to_path_buf());
         Ok(Target {
@@ -500,6 +561,27 @@ impl Target<'_, '_> {
         Ok(acc)
     }
 
+    /// kustomize refuses a directory that contains (or is) one being built.
+    fn check_cycle(&self, real: &Path) -> Result<(), Error> {
+        for visited in &self.chain {
+            if visited.starts_with(real) {
+                return Err(Error::Build(format!(
+                    "{}: cycle detected: candidate root '{}' contains visited root '{}'",
+                    self.ctx(),
+                    real.display(),
+                    visited.display()
+                )));
+            }
+        }
+        if self.chain.len() > 200 {
+            return Err(Error::Build(format!(
+                "{}: kustomizations nested too deeply",
+                self.ctx()
+            )));
+        }
+        Ok(())
+    }
+
     fn accumulate_dir(
         &self,
         acc: Acc,
@@ -511,16 +593,7 @@ impl Target<'_, '_> {
             path: dir.display().to_string(),
             message: e.to_string(),
         })?;
-        for visited in &self.chain {
-            if visited.starts_with(&real) {
-                return Err(Error::Build(format!(
-                    "{}: cycle detected: candidate root '{}' contains visited root '{}'",
-                    self.ctx(),
-                    real.display(),
-                    visited.display()
-                )));
-            }
-        }
+        self.check_cycle(&real)?;
         let mut sub = self.kz.load_target(&real, self.chain.clone())?;
         sub.origin = self.origin.as_ref().map(|o| go_join(o, rel));
         let is_comp = sub.k.kind == "Component";
@@ -652,10 +725,9 @@ impl Target<'_, '_> {
         }
         let abs = clean(&self.root.join(entry));
         if self.fs().is_dir(&abs) {
-            let sub = self.kz.load_target(
-                &self.fs().canonicalize(&abs).unwrap_or(abs.clone()),
-                self.chain.clone(),
-            )?;
+            let real = self.fs().canonicalize(&abs).unwrap_or(abs.clone());
+            self.check_cycle(&real)?;
+            let sub = self.kz.load_target(&real, self.chain.clone())?;
             let mut a = sub.accumulate(Acc::new())?;
             crate::transform::fix_name_references(&mut a.resources, &a.config.name_reference)?;
             return Ok(a.resources.into_iter().map(|r| r.obj).collect());
@@ -680,7 +752,12 @@ impl Target<'_, '_> {
             };
             let patches = self.parse_objects(&text, p)?;
             for patch in patches {
-                crate::transform::apply_smp_by_id(&mut acc.resources, &patch, &ctx)?;
+                crate::transform::apply_smp_by_id(
+                    &mut acc.resources,
+                    &patch,
+                    self.kz.schema().as_deref(),
+                    &ctx,
+                )?;
             }
         }
         // patches
@@ -811,6 +888,7 @@ impl Target<'_, '_> {
             p.target.as_ref(),
             allow_name,
             allow_kind,
+            self.kz.schema().as_deref(),
             &ctx,
         )
     }
@@ -925,12 +1003,22 @@ impl Target<'_, '_> {
                 for p in paths {
                     let text = self.read_text(&p)?;
                     for patch in self.parse_objects(&text, &p)? {
-                        crate::transform::apply_smp_by_id(&mut acc.resources, &patch, &ctx)?;
+                        crate::transform::apply_smp_by_id(
+                            &mut acc.resources,
+                            &patch,
+                            self.kz.schema().as_deref(),
+                            &ctx,
+                        )?;
                     }
                 }
                 if let Some(inline) = cfg.get("patches").and_then(Value::as_str) {
                     for patch in self.parse_objects(inline, &ctx)? {
-                        crate::transform::apply_smp_by_id(&mut acc.resources, &patch, &ctx)?;
+                        crate::transform::apply_smp_by_id(
+                            &mut acc.resources,
+                            &patch,
+                            self.kz.schema().as_deref(),
+                            &ctx,
+                        )?;
                     }
                 }
             }

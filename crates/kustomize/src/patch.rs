@@ -2,27 +2,191 @@
 
 use serde_json::{Map, Value};
 
-/// The merge key of a list field for built-in kinds (from the Kubernetes schema), by the
+const KNOWN_KINDS: &str = include_str!("tables/knownkinds.txt");
+
+/// Is this apiVersion/kind in kustomize's built-in schema? Lists of such kinds merge only
+/// where the schema says so; lists of other kinds merge when their elements have names.
+fn schema_known(api_version: &str, kind: &str) -> bool {
+    static SET: std::sync::LazyLock<std::collections::HashSet<(String, String)>> =
+        std::sync::LazyLock::new(|| {
+            KNOWN_KINDS
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| {
+                    let mut w = l.split_whitespace();
+                    Some((w.next()?.to_string(), w.next()?.to_string()))
+                })
+                .collect()
+        });
+    SET.contains(&(api_version.to_string(), kind.to_string()))
+}
+
+/// How a list merges.
+enum ListMode {
+    /// Elements are matched by this key.
+    Key(String),
+    /// A set of scalars (union).
+    Primitive,
+    /// The patch's list replaces the target's.
+    Replace,
+}
+
+/// The patch strategy the Kubernetes schema gives a list field of a built-in kind, by the
 /// field name and the name of the field holding it.
-fn schema_merge_key(parent: &str, field: &str, kind: &str) -> Option<&'static str> {
+fn schema_strategy(parent: &str, field: &str, kind: &str) -> ListMode {
     match (parent, field) {
-        (_, "containers") | (_, "initContainers") | (_, "ephemeralContainers") => Some("name"),
-        (_, "env") => Some("name"),
-        (_, "volumes") => Some("name"),
-        (_, "volumeMounts") => Some("mountPath"),
-        (_, "volumeDevices") => Some("devicePath"),
-        (_, "imagePullSecrets") => Some("name"),
-        (_, "hostAliases") => Some("ip"),
-        (_, "topologySpreadConstraints") => Some("topologyKey"),
-        ("spec", "ports") if kind == "Service" => Some("port"),
-        (_, "ports") => Some("containerPort"),
-        _ => None,
+        (_, "containers") | (_, "initContainers") | (_, "ephemeralContainers") => {
+            ListMode::Key("name".into())
+        }
+        (_, "env") | (_, "volumes") => ListMode::Key("name".into()),
+        (_, "volumeMounts") => ListMode::Key("mountPath".into()),
+        (_, "volumeDevices") => ListMode::Key("devicePath".into()),
+        (_, "imagePullSecrets") if kind != "ServiceAccount" => ListMode::Key("name".into()),
+        (_, "secrets") if kind == "ServiceAccount" => ListMode::Key("name".into()),
+        (_, "hostAliases") => ListMode::Key("ip".into()),
+        (_, "topologySpreadConstraints") => ListMode::Key("topologyKey".into()),
+        ("spec", "ports") if kind == "Service" => ListMode::Key("port".into()),
+        (_, "ports") if kind != "EndpointSlice" && kind != "Endpoints" => {
+            ListMode::Key("containerPort".into())
+        }
+        (_, "webhooks") if kind.ends_with("WebhookConfiguration") => ListMode::Key("name".into()),
+        ("metadata", "ownerReferences") => ListMode::Key("uid".into()),
+        ("metadata", "finalizers") => ListMode::Primitive,
+        ("spec", "podCIDRs") if kind == "Node" => ListMode::Primitive,
+        ("status", "conditions") => ListMode::Key("type".into()),
+        _ => ListMode::Replace,
     }
 }
 
-/// Strategic-merge `patch` into `target`. Returns `false` when the patch deletes the
-/// whole object (`$patch: delete` at the top).
-pub fn strategic_merge(target: &mut Value, patch: &Value) -> Result<bool, String> {
+/// Where the merge stands in the schema.
+#[derive(Clone, Copy)]
+enum Sch<'a> {
+    /// A kind of kustomize's built-in schema, and the field holding the current mapping.
+    Builtin { kind: &'a str, field: &'a str },
+    /// A custom OpenAPI document (`openapi:` in the kustomization) and the current node.
+    Custom {
+        root: &'a Value,
+        node: Option<&'a Value>,
+    },
+    /// No schema: lists are replaced.
+    None,
+}
+
+impl<'a> Sch<'a> {
+    fn resolve(root: &'a Value, mut node: &'a Value) -> &'a Value {
+        for _ in 0..32 {
+            match node
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/definitions/"))
+            {
+                Some(name) => match root.get("definitions").and_then(|d| d.get(name)) {
+                    Some(n) => node = n,
+                    None => break,
+                },
+                None => break,
+            }
+        }
+        node
+    }
+
+    fn property(&self, key: &str) -> Option<&'a Value> {
+        match *self {
+            Sch::Custom {
+                root,
+                node: Some(n),
+            } => Sch::resolve(root, n)
+                .get("properties")
+                .and_then(|p| p.get(key)),
+            _ => None,
+        }
+    }
+
+    /// The schema of mapping field `key`.
+    fn child(&self, key: &'a str) -> Sch<'a> {
+        match *self {
+            Sch::Builtin { kind, .. } => Sch::Builtin { kind, field: key },
+            Sch::Custom { root, .. } => Sch::Custom {
+                root,
+                node: self.property(key),
+            },
+            Sch::None => Sch::None,
+        }
+    }
+
+    /// The schema of the elements of list field `key`.
+    fn items(&self, key: &'a str) -> Sch<'a> {
+        match *self {
+            Sch::Builtin { kind, .. } => Sch::Builtin { kind, field: key },
+            Sch::Custom { root, .. } => Sch::Custom {
+                root,
+                node: self
+                    .property(key)
+                    .map(|p| Sch::resolve(root, p))
+                    .and_then(|p| p.get("items")),
+            },
+            Sch::None => Sch::None,
+        }
+    }
+
+    /// How list field `key` of the current mapping merges.
+    fn list_mode(&self, key: &str) -> ListMode {
+        match *self {
+            Sch::Builtin { kind, field } => schema_strategy(field, key, kind),
+            Sch::Custom { root, .. } => {
+                let Some(prop) = self.property(key) else {
+                    return ListMode::Replace;
+                };
+                let resolved = Sch::resolve(root, prop);
+                let ext = |k: &str| {
+                    prop.get(k)
+                        .or_else(|| resolved.get(k))
+                        .and_then(Value::as_str)
+                };
+                let merge = ext("x-kubernetes-patch-strategy")
+                    .is_some_and(|s| s.split(',').any(|x| x == "merge"));
+                if !merge {
+                    return ListMode::Replace;
+                }
+                match ext("x-kubernetes-patch-merge-key") {
+                    Some(k) => ListMode::Key(k.to_string()),
+                    None => ListMode::Primitive,
+                }
+            }
+            Sch::None => ListMode::Replace,
+        }
+    }
+}
+
+/// The definition of a custom OpenAPI document for a group/version/kind.
+fn custom_definition<'a>(root: &'a Value, api_version: &str, kind: &str) -> Option<&'a Value> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    root.get("definitions")?.as_object()?.values().find(|d| {
+        d.get("x-kubernetes-group-version-kind")
+            .and_then(Value::as_array)
+            .is_some_and(|l| {
+                l.iter().any(|g| {
+                    g.get("group").and_then(Value::as_str).unwrap_or("") == group
+                        && g.get("version").and_then(Value::as_str).unwrap_or("") == version
+                        && g.get("kind").and_then(Value::as_str).unwrap_or("") == kind
+                })
+            })
+    })
+}
+
+/// Strategic-merge `patch` into `target`, with kustomize's built-in schema or, when given, a
+/// custom OpenAPI document. Returns `false` when the patch deletes the whole object
+/// (`$patch: delete` at the top).
+pub fn strategic_merge(
+    target: &mut Value,
+    patch: &Value,
+    custom: Option<&Value>,
+) -> Result<bool, String> {
+    let api_version = target
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let kind = target
         .get("kind")
         .and_then(Value::as_str)
@@ -40,14 +204,25 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) -> Result<bool, String
             _ => {}
         }
     }
-    merge_value(target, patch, "", "", &kind)?;
+    let sch = match custom {
+        Some(root) => Sch::Custom {
+            root,
+            node: custom_definition(root, &api_version, &kind),
+        },
+        None if schema_known(&api_version, &kind) => Sch::Builtin {
+            kind: &kind,
+            field: "",
+        },
+        None => Sch::None,
+    };
+    merge_value(target, patch, sch)?;
     Ok(true)
 }
 
 fn strip_directives(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            m.retain(|k, _| !k.starts_with('$'));
+            m.remove("$patch");
             for x in m.values_mut() {
                 strip_directives(x);
             }
@@ -68,13 +243,7 @@ fn cleaned(v: &Value) -> Value {
     c
 }
 
-fn merge_value(
-    target: &mut Value,
-    patch: &Value,
-    parent: &str,
-    field: &str,
-    kind: &str,
-) -> Result<(), String> {
+fn merge_value(target: &mut Value, patch: &Value, sch: Sch<'_>) -> Result<(), String> {
     match (target.is_object(), patch) {
         (true, Value::Object(pm)) => {
             if pm.get("$patch").and_then(Value::as_str) == Some("replace") {
@@ -84,36 +253,22 @@ fn merge_value(
             let Value::Object(tm) = target else {
                 return Ok(());
             };
-            merge_map(tm, pm, field, kind)
+            merge_map(tm, pm, sch)
         }
         (_, p) => {
             *target = cleaned(p);
             Ok(())
         }
     }
-    .map(|_| {
-        let _ = parent;
-    })
 }
 
 fn merge_map(
     tm: &mut Map<String, Value>,
     pm: &Map<String, Value>,
-    this_field: &str,
-    kind: &str,
+    sch: Sch<'_>,
 ) -> Result<(), String> {
-    // `$retainKeys`: drop keys of the target that are not listed
-    if let Some(Value::Array(keep)) = pm.get("$retainKeys") {
-        let keep: Vec<&str> = keep.iter().filter_map(Value::as_str).collect();
-        tm.retain(|k, _| keep.contains(&k.as_str()));
-    }
     for (k, pv) in pm {
-        if k.starts_with('$') {
-            if let Some(f) = k.strip_prefix("$deleteFromPrimitiveList/")
-                && let (Some(Value::Array(t)), Value::Array(del)) = (tm.get_mut(f), pv)
-            {
-                t.retain(|x| !del.contains(x));
-            }
+        if k == "$patch" {
             continue;
         }
         if pv.is_null() {
@@ -136,16 +291,13 @@ fn merge_map(
                         Some("replace") => *tv = cleaned(pv),
                         _ => {
                             if let Value::Object(tvm) = tv {
-                                merge_map(tvm, pvm, k, kind)?;
+                                merge_map(tvm, pvm, sch.child(k))?;
                             }
                         }
                     }
                 }
                 (Value::Array(ta), Value::Array(pa)) => {
-                    merge_list(ta, pa, this_field, k, kind)?;
-                    if let Some(Value::Array(order)) = pm.get(&format!("$setElementOrder/{k}")) {
-                        apply_order(ta, order, this_field, k, kind);
-                    }
+                    merge_list(ta, pa, sch.list_mode(k), sch.items(k))?;
                 }
                 (tv, pv) => *tv = cleaned(pv),
             },
@@ -154,27 +306,13 @@ fn merge_map(
     Ok(())
 }
 
-fn list_key(ta: &[Value], pa: &[Value], parent: &str, field: &str, kind: &str) -> Option<String> {
-    if let Some(k) = schema_merge_key(parent, field, kind) {
-        return Some(k.to_string());
-    }
-    // kyaml infers the key "name" when every element of a list has it
-    let has_key = |l: &[Value]| !l.is_empty() && l.iter().all(|v| v.get("name").is_some());
-    if has_key(pa) || has_key(ta) {
-        Some("name".to_string())
-    } else {
-        None
-    }
-}
-
 /// Merge two keyed lists the way kustomize does: elements named by the patch first (in the
 /// patch's order), then the target's other elements in their order.
 fn merge_list(
     ta: &mut Vec<Value>,
     pa: &[Value],
-    parent: &str,
-    field: &str,
-    kind: &str,
+    mode: ListMode,
+    items: Sch<'_>,
 ) -> Result<(), String> {
     // a list-level `$patch: replace` element replaces the list
     if pa
@@ -188,13 +326,21 @@ fn merge_list(
             .collect();
         return Ok(());
     }
-    let all_maps = !pa.is_empty() && pa.iter().all(Value::is_object);
-    let key = if all_maps {
-        list_key(ta, pa, parent, field, kind)
-    } else {
-        None
+    let key = match mode {
+        ListMode::Key(k) if pa.iter().all(Value::is_object) => Some(k),
+        ListMode::Primitive => {
+            let mut out: Vec<Value> = Vec::new();
+            for v in pa.iter().chain(ta.iter()) {
+                if !out.contains(v) {
+                    out.push(v.clone());
+                }
+            }
+            *ta = out;
+            return Ok(());
+        }
+        _ => None,
     };
-    let Some(key) = key else {
+    let Some(key) = key.as_deref() else {
         *ta = pa
             .iter()
             .filter(|v| v.get("$patch").is_none())
@@ -204,7 +350,7 @@ fn merge_list(
     };
     let mut order: Vec<Value> = Vec::new();
     for v in pa.iter().chain(ta.iter()) {
-        if let Some(k) = v.get(&key)
+        if let Some(k) = v.get(key)
             && !order.contains(k)
         {
             order.push(k.clone());
@@ -212,8 +358,8 @@ fn merge_list(
     }
     let mut out = Vec::new();
     for k in &order {
-        let t = ta.iter().find(|x| x.get(&key) == Some(k));
-        let p = pa.iter().find(|x| x.get(&key) == Some(k));
+        let t = ta.iter().find(|x| x.get(key) == Some(k));
+        let p = pa.iter().find(|x| x.get(key) == Some(k));
         match (t, p) {
             (_, Some(p)) if p.get("$patch").and_then(Value::as_str) == Some("delete") => {}
             (Some(t), Some(p)) => {
@@ -221,7 +367,7 @@ fn merge_list(
                 if p.get("$patch").and_then(Value::as_str) == Some("replace") {
                     t = cleaned(p);
                 } else if let (Value::Object(tm), Value::Object(pm)) = (&mut t, p) {
-                    merge_map(tm, pm, field, kind)?;
+                    merge_map(tm, pm, items)?;
                 }
                 out.push(t);
             }
@@ -231,29 +377,9 @@ fn merge_list(
         }
     }
     // elements without the key stay at the end
-    out.extend(ta.iter().filter(|x| x.get(&key).is_none()).cloned());
+    out.extend(ta.iter().filter(|x| x.get(key).is_none()).cloned());
     *ta = out;
     Ok(())
-}
-
-fn apply_order(ta: &mut Vec<Value>, order: &[Value], parent: &str, field: &str, kind: &str) {
-    let key = list_key(ta, order, parent, field, kind);
-    let ident = |v: &Value| -> Value {
-        match &key {
-            Some(k) => v.get(k).cloned().unwrap_or(Value::Null),
-            None => v.clone(),
-        }
-    };
-    let mut rest: Vec<Value> = std::mem::take(ta);
-    let mut out = Vec::new();
-    for o in order {
-        let id = ident(o);
-        if let Some(i) = rest.iter().position(|t| ident(t) == id) {
-            out.push(rest.remove(i));
-        }
-    }
-    out.extend(rest);
-    *ta = out;
 }
 
 /// Apply a JSON 6902 patch (a list of operations).
@@ -436,13 +562,13 @@ mod tests {
 
     #[test]
     fn smp_merges_containers_by_name() {
-        let mut t = json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [
+        let mut t = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": {"spec": {"containers": [
             {"name": "a", "image": "x", "env": [{"name": "A", "value": "1"}]},
             {"name": "b", "image": "y"}]}}}});
         let p = json!({"spec": {"template": {"spec": {"containers": [
             {"name": "a", "image": "z", "env": [{"name": "B", "value": "2"}]},
             {"name": "b", "$patch": "delete"}]}}}});
-        assert!(strategic_merge(&mut t, &p).unwrap());
+        assert!(strategic_merge(&mut t, &p, None).unwrap());
         assert_eq!(
             t["spec"]["template"]["spec"]["containers"],
             json!([{"name": "a", "image": "z", "env": [{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]}])

@@ -521,13 +521,14 @@ fn smp_onto(
     patch: &Value,
     allow_name: bool,
     allow_kind: bool,
+    schema: Option<&Value>,
 ) -> Result<bool, Error> {
     let (name, ns, kind) = (r.name(), r.namespace(), r.kind());
     let api_version = r.obj.get("apiVersion").cloned();
     if allow_name || allow_kind {
         r.store_previous_id();
     }
-    let keep = crate::patch::strategic_merge(&mut r.obj, patch).map_err(berr)?;
+    let keep = crate::patch::strategic_merge(&mut r.obj, patch, schema).map_err(berr)?;
     if !keep || r.obj.as_object().is_none_or(|m| m.is_empty()) {
         return Ok(false);
     }
@@ -553,6 +554,7 @@ fn smp_onto(
 pub fn apply_smp_by_id(
     resources: &mut Vec<Resource>,
     patch: &Value,
+    schema: Option<&Value>,
     ctx: &str,
 ) -> Result<(), Error> {
     let id = patch_id(patch);
@@ -572,7 +574,7 @@ pub fn apply_smp_by_id(
         )));
     }
     let i = hits[0];
-    if !smp_onto(&mut resources[i], patch, false, false)? {
+    if !smp_onto(&mut resources[i], patch, false, false, schema)? {
         resources.remove(i);
     }
     Ok(())
@@ -585,6 +587,7 @@ pub fn apply_patch(
     target: Option<&Selector>,
     allow_name: bool,
     allow_kind: bool,
+    schema: Option<&Value>,
     ctx: &str,
 ) -> Result<(), Error> {
     let docs = crate::yaml::parse_documents(text).map_err(|e| Error::Yaml {
@@ -628,7 +631,13 @@ pub fn apply_patch(
                         "{ctx}: no resource matches strategic merge patch \"{id}\""
                     )));
                 }
-                if !smp_onto(&mut resources[hits[0]], patch, allow_name, allow_kind)? {
+                if !smp_onto(
+                    &mut resources[hits[0]],
+                    patch,
+                    allow_name,
+                    allow_kind,
+                    schema,
+                )? {
                     resources.remove(hits[0]);
                 }
             }
@@ -636,7 +645,7 @@ pub fn apply_patch(
                 let hits = select(resources, sel)?;
                 let mut delete = Vec::new();
                 for i in hits {
-                    if !smp_onto(&mut resources[i], patch, allow_name, allow_kind)? {
+                    if !smp_onto(&mut resources[i], patch, allow_name, allow_kind, schema)? {
                         delete.push(i);
                     }
                 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Number, Value};
 /// Largest accepted YAML input, in bytes.
 pub const MAX_INPUT_BYTES: usize = 64 * 1024 * 1024;
 /// Deepest accepted nesting of collections.
-pub const MAX_DEPTH: usize = 256;
+pub const MAX_DEPTH: usize = 128;
 /// Most nodes one document may expand to (guards against alias bombs).
 pub const MAX_NODES: usize = 4_000_000;
 

@@ -215,3 +215,29 @@ fn build_never_panics_on_mutated_fixtures() {
         "many mutated fixtures should still build, got {built}"
     );
 }
+
+#[test]
+fn deep_nesting_is_built_or_refused_without_overflow() {
+    for depth in [100, 128, 129, 200, 100_000] {
+        let mut doc = String::from(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\ndata:\n  x: y\nextra: ",
+        );
+        doc.push_str(&"[".repeat(depth));
+        doc.push_str(&"]".repeat(depth));
+        doc.push('\n');
+        let mut fs = MemFs::new();
+        fs.add_file(
+            "/d/kustomization.yaml",
+            "resources:\n- a.yaml\ncommonLabels:\n  a: b\nnamePrefix: p-\n",
+        );
+        fs.add_file("/d/a.yaml", doc);
+        let r = Kustomizer::new(&fs, BuildOptions::default()).build(Path::new("/d"));
+        let limit = ferroflux_kustomize::yaml::read::MAX_DEPTH;
+        assert_eq!(
+            r.is_ok(),
+            depth <= limit,
+            "depth {depth}: {:?}",
+            r.as_ref().err()
+        );
+    }
+}
