@@ -5,11 +5,17 @@
 //! unsigned tag is `InvalidGitObject`, a bad tag signature `InvalidTagSignature`, a bad or
 //! missing commit signature `InvalidCommitSignature`.
 //!
-//! Cryptographic verification of PGP (`*.asc` keys) and SSH (`*.sshpub` keys) signatures is
-//! not implemented yet: a present signature is reported as not verifiable, so nothing is ever
-//! marked verified without a check.
+//! Keys come from the verification Secret: values of keys ending in `.sshpub` are SSH public
+//! keys (`authorized_keys` lines), every other value is an OpenPGP keyring (armored). PGP
+//! signatures are checked with rPGP against every primary key and subkey; SSH signatures
+//! (`SSHSIG`, namespace `git`, sha256/sha512) against ed25519 and RSA keys.
 
 use std::collections::BTreeMap;
+
+use base64::Engine;
+use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
+use pgp::types::KeyDetails;
+use sha2::Digest;
 
 use crate::git::Commit;
 
@@ -43,25 +49,63 @@ impl VerifyError {
     }
 }
 
-fn check(
+/// Checks `signature` over `payload`; returns the identifier of the key that made it.
+pub fn check(
     signature: Option<&str>,
-    _payload: &[u8],
+    payload: &[u8],
     keys: &BTreeMap<String, Vec<u8>>,
 ) -> Result<String, String> {
     let Some(sig) = signature else {
         return Err("unable to verify payload: no signature".to_string());
     };
-    if keys.is_empty() {
-        return Err("no public keys found in secret".to_string());
+    if sig.contains("-----BEGIN SSH SIGNATURE-----") {
+        let allowed: Vec<&[u8]> = keys
+            .iter()
+            .filter(|(k, _)| k.ends_with(".sshpub"))
+            .map(|(_, v)| v.as_slice())
+            .collect();
+        if allowed.is_empty() {
+            return Err("no SSH public keys ('*.sshpub') found in secret".to_string());
+        }
+        return ssh::verify(sig, payload, &allowed);
     }
-    let kind = if sig.contains("BEGIN SSH SIGNATURE") {
-        "SSH"
-    } else {
-        "PGP"
-    };
-    Err(format!(
-        "{kind} signature verification is not supported by this build"
-    ))
+    let rings: Vec<&[u8]> = keys
+        .iter()
+        .filter(|(k, _)| !k.ends_with(".sshpub"))
+        .map(|(_, v)| v.as_slice())
+        .collect();
+    if rings.is_empty() {
+        return Err("no PGP public keys found in secret".to_string());
+    }
+    verify_pgp(sig, payload, &rings)
+}
+
+fn verify_pgp(armored: &str, payload: &[u8], rings: &[&[u8]]) -> Result<String, String> {
+    let (sig, _) = DetachedSignature::from_string(armored)
+        .map_err(|e| format!("unable to read signature: {e}"))?;
+    for ring in rings {
+        let Ok(text) = std::str::from_utf8(ring) else {
+            continue;
+        };
+        let Ok((keys, _)) = SignedPublicKey::from_string_many(text) else {
+            continue;
+        };
+        for key in keys.flatten() {
+            if sig.verify(&key.primary_key, payload).is_ok() {
+                return Ok(key_id(&key.primary_key.legacy_key_id()));
+            }
+            for sub in &key.public_subkeys {
+                if sig.verify(&sub.key, payload).is_ok() {
+                    return Ok(key_id(&sub.key.legacy_key_id()));
+                }
+            }
+        }
+    }
+    Err("unable to verify payload with any of the given key rings".to_string())
+}
+
+fn key_id(id: &pgp::types::KeyId) -> String {
+    hex::encode_upper(id.as_ref())
 }
 
 /// Verifies per `mode` (`HEAD`, `Tag`, `TagAndHEAD`); returns upstream's success message.
@@ -102,6 +146,166 @@ pub fn verify(
         }
     }
     Ok(message)
+}
+
+/// SSH signatures (OpenSSH `PROTOCOL.sshsig`).
+mod ssh {
+    use super::*;
+
+    struct Reader<'a>(&'a [u8]);
+
+    impl<'a> Reader<'a> {
+        fn u32(&mut self) -> Option<u32> {
+            let (h, t) = self.0.split_first_chunk::<4>()?;
+            self.0 = t;
+            Some(u32::from_be_bytes(*h))
+        }
+        fn string(&mut self) -> Option<&'a [u8]> {
+            let n = self.u32()? as usize;
+            if self.0.len() < n {
+                return None;
+            }
+            let (h, t) = self.0.split_at(n);
+            self.0 = t;
+            Some(h)
+        }
+    }
+
+    fn put_string(out: &mut Vec<u8>, s: &[u8]) {
+        out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+        out.extend_from_slice(s);
+    }
+
+    /// The key blobs of `authorized_keys`-style lines.
+    fn key_blobs(text: &[u8]) -> Vec<Vec<u8>> {
+        String::from_utf8_lossy(text)
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim();
+                if l.is_empty() || l.starts_with('#') {
+                    return None;
+                }
+                let mut parts = l.split_whitespace();
+                // Skip options (e.g. `namespaces="git"`) and principals before the key type.
+                let b64 = loop {
+                    let p = parts.next()?;
+                    if p.starts_with("ssh-") || p.starts_with("ecdsa-") || p.starts_with("sk-") {
+                        break parts.next()?;
+                    }
+                };
+                base64::engine::general_purpose::STANDARD.decode(b64).ok()
+            })
+            .collect()
+    }
+
+    pub(super) fn fingerprint(blob: &[u8]) -> String {
+        let digest = sha2::Sha256::digest(blob);
+        format!(
+            "SHA256:{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)
+        )
+    }
+
+    pub(super) fn verify(
+        armored: &str,
+        payload: &[u8],
+        allowed: &[&[u8]],
+    ) -> Result<String, String> {
+        let body: String = armored
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(str::trim)
+            .collect();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|e| format!("unable to read SSH signature: {e}"))?;
+        let bad = || "malformed SSH signature".to_string();
+        let rest = raw.strip_prefix(b"SSHSIG").ok_or_else(bad)?;
+        let mut r = Reader(rest);
+        if r.u32().ok_or_else(bad)? != 1 {
+            return Err("unsupported SSH signature version".to_string());
+        }
+        let public = r.string().ok_or_else(bad)?;
+        let namespace = r.string().ok_or_else(bad)?;
+        let reserved = r.string().ok_or_else(bad)?;
+        let hash_alg = r.string().ok_or_else(bad)?;
+        let sig = r.string().ok_or_else(bad)?;
+        if namespace != b"git" {
+            return Err(format!(
+                "SSH signature namespace '{}' is not 'git'",
+                String::from_utf8_lossy(namespace)
+            ));
+        }
+        let trusted = allowed
+            .iter()
+            .flat_map(|k| key_blobs(k))
+            .any(|b| b == public);
+        if !trusted {
+            return Err(format!(
+                "signing key {} is not among the trusted keys",
+                fingerprint(public)
+            ));
+        }
+        let digest: Vec<u8> = match hash_alg {
+            b"sha512" => sha2::Sha512::digest(payload).to_vec(),
+            b"sha256" => sha2::Sha256::digest(payload).to_vec(),
+            other => {
+                return Err(format!(
+                    "unsupported SSH signature hash '{}'",
+                    String::from_utf8_lossy(other)
+                ));
+            }
+        };
+        let mut signed = b"SSHSIG".to_vec();
+        put_string(&mut signed, namespace);
+        put_string(&mut signed, reserved);
+        put_string(&mut signed, hash_alg);
+        put_string(&mut signed, &digest);
+
+        let mut s = Reader(sig);
+        let sig_type = s.string().ok_or_else(bad)?;
+        let sig_blob = s.string().ok_or_else(bad)?;
+        let mut k = Reader(public);
+        let key_type = k.string().ok_or_else(bad)?;
+        let ok = match key_type {
+            b"ssh-ed25519" => {
+                let key: [u8; 32] = k.string().ok_or_else(bad)?.try_into().map_err(|_| bad())?;
+                let sig: [u8; 64] = sig_blob.try_into().map_err(|_| bad())?;
+                let vk =
+                    ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|e| e.to_string())?;
+                vk.verify_strict(&signed, &ed25519_dalek::Signature::from_bytes(&sig))
+                    .is_ok()
+            }
+            b"ssh-rsa" => {
+                use rsa::signature::Verifier;
+                let e = rsa::BigUint::from_bytes_be(k.string().ok_or_else(bad)?);
+                let n = rsa::BigUint::from_bytes_be(k.string().ok_or_else(bad)?);
+                let pk = rsa::RsaPublicKey::new(n, e).map_err(|e| e.to_string())?;
+                let sig =
+                    rsa::pkcs1v15::Signature::try_from(sig_blob).map_err(|e| e.to_string())?;
+                match sig_type {
+                    b"rsa-sha2-512" => rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(pk)
+                        .verify(&signed, &sig)
+                        .is_ok(),
+                    b"rsa-sha2-256" => rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(pk)
+                        .verify(&signed, &sig)
+                        .is_ok(),
+                    _ => false,
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unsupported SSH key type '{}'",
+                    String::from_utf8_lossy(other)
+                ));
+            }
+        };
+        if ok {
+            Ok(fingerprint(public))
+        } else {
+            Err("SSH signature does not match the payload".to_string())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -146,11 +350,24 @@ mod tests {
             "signature verification of commit '{}' failed",
             "a".repeat(40)
         )));
-        // A signature that cannot be checked is never accepted.
+        // Garbage is never accepted.
         let e = verify(
             "HEAD",
-            &commit(Some("-----BEGIN PGP SIGNATURE-----"), None),
+            &commit(
+                Some("-----BEGIN PGP SIGNATURE-----\nxx\n-----END PGP SIGNATURE-----\n"),
+                None,
+            ),
             &keys,
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "InvalidCommitSignature");
+        let e = verify(
+            "HEAD",
+            &commit(
+                Some("-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n"),
+                None,
+            ),
+            &[("k.sshpub".to_string(), b"ssh-ed25519 AAAA".to_vec())].into(),
         )
         .unwrap_err();
         assert_eq!(e.reason(), "InvalidCommitSignature");

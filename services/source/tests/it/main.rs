@@ -2,3 +2,4 @@
 
 mod gitrepository;
 mod support;
+mod verify;

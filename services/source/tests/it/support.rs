@@ -12,9 +12,15 @@ use source_controller::gitrepository::Lookup;
 
 /// Runs git with a clean, deterministic environment; panics with stderr on failure.
 pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_env(dir, args, &[])
+}
+
+/// Like [`git`], with extra environment variables.
+pub fn git_env(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
+        .envs(envs.iter().copied())
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_AUTHOR_NAME", "Test")
