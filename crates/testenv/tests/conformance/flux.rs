@@ -163,9 +163,7 @@ async fn upstream_flux_crds_and_corpus_objects() {
         "unexpected rejections:\n{}",
         failures.join("\n")
     );
-    eprintln!(
-        "admitted {admitted}, rejected by schema or CEL rules {rejected}, skipped {skipped}"
-    );
+    eprintln!("admitted {admitted}, rejected by schema or CEL rules {rejected}, skipped {skipped}");
     assert!(
         admitted > 1200,
         "admitted {admitted}, rejected {rejected}, skipped {skipped}"
