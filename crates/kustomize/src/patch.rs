@@ -34,25 +34,27 @@ enum ListMode {
 /// The patch strategy the Kubernetes schema gives a list field of a built-in kind, by the
 /// field name and the name of the field holding it.
 fn schema_strategy(parent: &str, field: &str, kind: &str) -> ListMode {
+    let in_container = matches!(
+        parent,
+        "containers" | "initContainers" | "ephemeralContainers"
+    );
     match (parent, field) {
-        (_, "containers") | (_, "initContainers") | (_, "ephemeralContainers") => {
+        ("spec", "containers" | "initContainers" | "ephemeralContainers" | "volumes") => {
             ListMode::Key("name".into())
         }
-        (_, "env") | (_, "volumes") => ListMode::Key("name".into()),
-        (_, "volumeMounts") => ListMode::Key("mountPath".into()),
-        (_, "volumeDevices") => ListMode::Key("devicePath".into()),
-        (_, "imagePullSecrets") if kind != "ServiceAccount" => ListMode::Key("name".into()),
-        (_, "secrets") if kind == "ServiceAccount" => ListMode::Key("name".into()),
-        (_, "hostAliases") => ListMode::Key("ip".into()),
-        (_, "topologySpreadConstraints") => ListMode::Key("topologyKey".into()),
+        ("spec", "imagePullSecrets") => ListMode::Key("name".into()),
+        ("spec", "hostAliases") => ListMode::Key("ip".into()),
+        ("spec", "topologySpreadConstraints") => ListMode::Key("topologyKey".into()),
         ("spec", "ports") if kind == "Service" => ListMode::Key("port".into()),
-        (_, "ports") if kind != "EndpointSlice" && kind != "Endpoints" => {
-            ListMode::Key("containerPort".into())
-        }
-        (_, "webhooks") if kind.ends_with("WebhookConfiguration") => ListMode::Key("name".into()),
+        ("spec", "podCIDRs") if kind == "Node" => ListMode::Primitive,
+        (_, "env") if in_container => ListMode::Key("name".into()),
+        (_, "ports") if in_container => ListMode::Key("containerPort".into()),
+        (_, "volumeMounts") if in_container => ListMode::Key("mountPath".into()),
+        (_, "volumeDevices") if in_container => ListMode::Key("devicePath".into()),
+        ("", "secrets") if kind == "ServiceAccount" => ListMode::Key("name".into()),
+        ("", "webhooks") if kind.ends_with("WebhookConfiguration") => ListMode::Key("name".into()),
         ("metadata", "ownerReferences") => ListMode::Key("uid".into()),
         ("metadata", "finalizers") => ListMode::Primitive,
-        ("spec", "podCIDRs") if kind == "Node" => ListMode::Primitive,
         ("status", "conditions") => ListMode::Key("type".into()),
         _ => ListMode::Replace,
     }
