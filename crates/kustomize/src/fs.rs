@@ -5,7 +5,8 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 /// What the engine needs from a filesystem. Paths given to it are absolute and cleaned.
-pub trait Filesystem {
+/// Implementations are shareable across threads, so a `Kustomizer` can be too.
+pub trait Filesystem: Send + Sync {
     /// The whole content of a file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Whether the path is a directory.

@@ -55,3 +55,29 @@ pub fn build_dir(path: &std::path::Path, options: &BuildOptions) -> Result<Strin
     let resources = k.build(path)?;
     Ok(yaml::to_yaml_stream(resources.iter()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kustomizer_is_send_and_sync_and_builds_from_memory() {
+        fn check<T: Send + Sync>(_: &T) {}
+        let mut fs = MemFs::new();
+        fs.add_file(
+            "/app/kustomization.yaml",
+            "namePrefix: x-\nresources:\n- cm.yaml\n",
+        );
+        fs.add_file(
+            "/app/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v\n",
+        );
+        let k = Kustomizer::new(&fs, BuildOptions::default());
+        check(&k);
+        let out = k.build(std::path::Path::new("/app")).unwrap();
+        assert_eq!(
+            yaml::to_yaml_stream(out.iter()),
+            "apiVersion: v1\ndata:\n  k: v\nkind: ConfigMap\nmetadata:\n  name: x-c\n"
+        );
+    }
+}
