@@ -1,5 +1,6 @@
 //! `ferroflux`: the command line of the ferroflux suite.
 
+mod engines;
 mod gitserver;
 mod up;
 
@@ -26,6 +27,16 @@ enum Command {
     Up(up::UpArgs),
     /// Print the version of the CLI and the Flux API versions it speaks.
     Version,
+    /// Kustomize commands (`build`), with output identical to `kubectl kustomize`.
+    Kustomize {
+        #[command(subcommand)]
+        command: engines::KustomizeCommand,
+    },
+    /// Helm commands (`template`), with output identical to `helm template`.
+    Helm {
+        #[command(subcommand)]
+        command: engines::HelmCommand,
+    },
     /// Run one controller in this process (used by `up` to start its child processes).
     #[command(hide = true)]
     Controller {
@@ -62,6 +73,8 @@ fn main() -> ExitCode {
             );
             Ok(())
         }
+        Command::Kustomize { command } => engines::kustomize(command),
+        Command::Helm { command } => engines::helm(command),
         Command::Up(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
