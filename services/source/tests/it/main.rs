@@ -1,5 +1,6 @@
 //! Integration tests of source-controller against real servers started on 127.0.0.1.
 
+mod controller;
 mod gitrepository;
 mod support;
 mod verify;
