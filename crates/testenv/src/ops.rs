@@ -19,6 +19,8 @@ pub struct WriteOpts {
     pub dry_run: bool,
     pub manager: String,
     pub force: bool,
+    /// `fieldValidation=Strict`: unknown fields of custom resources are an error, not pruned.
+    pub strict: bool,
 }
 
 /// `DeleteOptions` that matter here.
@@ -554,8 +556,29 @@ fn after_commit(inner: &mut Inner, def: &ResourceDef, obj: &Value) {
 }
 
 /// Custom-resource admission: defaulting, pruning, validation against the version's schema.
-fn admit_custom(def: &ResourceDef, obj: &mut Value, old: Option<&Value>) -> ApiResult<()> {
+fn admit_custom(
+    def: &ResourceDef,
+    obj: &mut Value,
+    old: Option<&Value>,
+    strict: bool,
+) -> ApiResult<()> {
     let mut causes = vec![];
+    if strict && let Some(s) = &def.schema {
+        let mut unknown = vec![];
+        schema::unknown_fields(obj, s, "", true, &mut unknown);
+        if !unknown.is_empty() {
+            let list: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+                list.join(", "),
+                kind = def.kind,
+                v = def.version
+            )));
+        }
+    }
     if let Some(s) = &def.schema {
         causes = schema::admit(obj, s, old);
     }
@@ -649,7 +672,7 @@ pub fn create(
     let counter = inner.rv;
     builtin_defaults(def, &mut obj, true, counter);
     if def.custom {
-        admit_custom(def, &mut obj, None)?;
+        admit_custom(def, &mut obj, None, opts.strict)?;
     }
     let t = now();
     {
@@ -835,7 +858,7 @@ pub fn update(
     }
     builtin_defaults(def, &mut new, false, 0);
     if def.custom {
-        admit_custom(def, &mut new, Some(&old))?;
+        admit_custom(def, &mut new, Some(&old), opts.strict)?;
     }
     if def.generation && spec_part(&new) != spec_part(&old) {
         let g = old

@@ -95,6 +95,45 @@ pub fn prune(v: &mut Value, s: &Value, root: bool) {
     }
 }
 
+/// Paths of fields that pruning would drop (for `fieldValidation=Strict`).
+pub fn unknown_fields(v: &Value, s: &Value, path: &str, root: bool, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            let embedded = s
+                .get("x-kubernetes-embedded-resource")
+                .and_then(Value::as_bool)
+                == Some(true);
+            if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
+                for (k, child) in o {
+                    unknown_fields(child, ap, &join(path, k), false, out);
+                }
+                return;
+            }
+            let keep_unknown = preserves(s)
+                || s.get("additionalProperties").and_then(Value::as_bool) == Some(true);
+            let props = s.get("properties").and_then(Value::as_object);
+            for (k, child) in o {
+                if (root || embedded) && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                match props.and_then(|p| p.get(k)) {
+                    Some(ps) => unknown_fields(child, ps, &join(path, k), false, out),
+                    None if !keep_unknown => out.push(join(path, k)),
+                    None => {}
+                }
+            }
+        }
+        Value::Array(a) => {
+            if let Some(items) = s.get("items") {
+                for (i, child) in a.iter().enumerate() {
+                    unknown_fields(child, items, &format!("{path}[{i}]"), false, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 fn type_ok(v: &Value, s: &Value) -> bool {
     if v.is_null() {
         return s.get("nullable").and_then(Value::as_bool) == Some(true);

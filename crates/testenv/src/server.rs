@@ -333,6 +333,7 @@ async fn route(
         dry_run,
         manager,
         force: truthy(&q, "force"),
+        strict: q.get("fieldValidation").is_some_and(|v| v == "Strict"),
     };
     let accept = headers
         .get(header::ACCEPT)

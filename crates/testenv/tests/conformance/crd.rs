@@ -143,6 +143,21 @@ async fn crd_is_established_and_served() {
     let s = widgets.get_scale("w1").await.unwrap();
     assert_eq!(s.spec.unwrap().replicas, Some(2));
 
+    // fieldValidation=Strict refuses unknown fields instead of pruning them
+    let strict = widgets
+        .patch("w1", &PatchParams::apply("strict").validation_strict(), &Patch::Apply(json!({"apiVersion": "example.com/v1",
+            "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"url": "https://x", "bogus": true}})))
+        .await
+        .unwrap_err();
+    let s = status_of(strict);
+    assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"));
+    assert!(
+        s.message
+            .ends_with("strict decoding error: unknown field \"spec.bogus\""),
+        "{}",
+        s.message
+    );
+
     // strategic merge is not supported for custom resources
     let e = widgets
         .patch(

@@ -256,6 +256,15 @@ async fn kubectl_with_custom_resources() {
         !ok && err.contains("spec.url in body should match"),
         "{err}"
     );
+    // kubectl asks for strict field validation
+    let unknown = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w3\nspec:\n  url: https://x\n  colour: red\n";
+    let (ok, _, err) = k
+        .run_async(&["apply", "--server-side", "-f", "-"], Some(unknown))
+        .await;
+    assert!(
+        !ok && err.contains("unknown field \"spec.colour\""),
+        "{err}"
+    );
     // `all` category includes widgets
     let out = k.ok(&["get", "all", "-o", "name"], None).await;
     assert!(out.contains("widget.example.com/w1"), "{out}");
