@@ -493,10 +493,21 @@ impl Target<'_, '_> {
             }
         }
         acc.config.merge(&cfg);
-        if !self.k.crds.is_empty() {
-            for c in &self.k.crds {
-                self.read_file(c)?;
-            }
+        for c in &self.k.crds {
+            let text = self.read_text(c)?;
+            let doc = yaml::parse_documents(&text)
+                .map_err(|e| Error::Yaml {
+                    file: c.clone(),
+                    message: e.message,
+                })?
+                .into_iter()
+                .next()
+                .unwrap_or(Value::Null);
+            let tc = crate::config::config_from_crd_definitions(&doc).map_err(|m| Error::Yaml {
+                file: c.clone(),
+                message: format!("unable to parse open API definition: {m}"),
+            })?;
+            acc.config.merge(&tc);
         }
         self.run_generators(&mut acc)?;
         for c in &self.k.components {

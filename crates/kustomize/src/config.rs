@@ -157,6 +157,108 @@ impl TransformerConfig {
     }
 }
 
+/// Field specs from a `crds:` file: OpenAPI definitions by type name (`{NAME: {Schema: ...}}`)
+/// whose properties carry kustomize's extensions (`x-kubernetes-annotation`,
+/// `x-kubernetes-label-selector`, `x-kubernetes-identity`, `x-kubernetes-object-ref-*`).
+pub fn config_from_crd_definitions(doc: &Value) -> Result<TransformerConfig, String> {
+    let defs = doc
+        .as_object()
+        .ok_or("expected a mapping of type names to definitions")?;
+    let mut out = TransformerConfig::default();
+    for (name, def) in defs {
+        let def = def
+            .as_object()
+            .ok_or_else(|| format!("definition {name} is not a mapping"))?;
+        let props = schema_of(def)
+            .and_then(|s| s.get("properties"))
+            .and_then(Value::as_object);
+        let looks_like_k8s = props.is_some_and(|p| {
+            ["kind", "apiVersion", "metadata"]
+                .iter()
+                .all(|k| p.contains_key(*k))
+        });
+        if !looks_like_k8s {
+            continue;
+        }
+        let kind = name.rsplit('.').next().unwrap_or(name).to_string();
+        crd_walk(&mut out, &kind, defs, name, &mut Vec::new(), 0);
+    }
+    Ok(out)
+}
+
+fn schema_of(def: &serde_json::Map<String, Value>) -> Option<&Value> {
+    def.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("schema"))
+        .map(|(_, v)| v)
+}
+
+fn crd_walk(
+    out: &mut TransformerConfig,
+    kind: &str,
+    defs: &serde_json::Map<String, Value>,
+    type_name: &str,
+    path: &mut Vec<String>,
+    depth: usize,
+) {
+    if depth > 32 {
+        return;
+    }
+    let Some(props) = defs
+        .get(type_name)
+        .and_then(Value::as_object)
+        .and_then(schema_of)
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object)
+    else {
+        return;
+    };
+    let spec = |path: &[String], extra: Option<&str>| {
+        let mut p = path.to_vec();
+        if let Some(e) = extra {
+            p.push(e.to_string());
+        }
+        FieldSpec {
+            kind: kind.to_string(),
+            path: p.join("/"),
+            ..Default::default()
+        }
+    };
+    for (prop, schema) in props {
+        path.push(prop.clone());
+        let ext = |k: &str| schema.get(k).and_then(Value::as_str);
+        if ext("x-kubernetes-annotation").is_some() {
+            merge_specs(&mut out.common_annotations, &[spec(path, None)]);
+        }
+        if ext("x-kubernetes-label-selector").is_some() {
+            merge_specs(&mut out.common_labels, &[spec(path, None)]);
+        }
+        if ext("x-kubernetes-identity").is_some() {
+            merge_specs(&mut out.name_prefix, &[spec(path, None)]);
+        }
+        if let (Some(version), Some(ref_kind)) = (
+            ext("x-kubernetes-object-ref-api-version"),
+            ext("x-kubernetes-object-ref-kind"),
+        ) {
+            let name_key = ext("x-kubernetes-object-ref-name-key").unwrap_or("name");
+            let nb = NameBackRefs {
+                group: String::new(),
+                version: version.to_string(),
+                kind: ref_kind.to_string(),
+                field_specs: vec![spec(path, Some(name_key))],
+            };
+            out.merge(&TransformerConfig {
+                name_reference: vec![nb],
+                ..Default::default()
+            });
+        }
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            let r = r.to_string();
+            crd_walk(out, kind, defs, &r, path, depth + 1);
+        }
+        path.pop();
+    }
+}
+
 /// Append specs not already present (same selector and path).
 pub fn merge_specs(into: &mut Vec<FieldSpec>, more: &[FieldSpec]) {
     if more.is_empty() {
