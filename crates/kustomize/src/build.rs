@@ -327,6 +327,17 @@ impl<'a> Kustomizer<'a> {
             m.retain(|_, x| !x.is_null());
             // Go's JSON decoding matches field names case-insensitively
             let keys: Vec<String> = m.keys().cloned().collect();
+            for k in &keys {
+                if !KUSTOMIZATION_FIELDS
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(k))
+                {
+                    return Err(Error::Yaml {
+                        file: file.display().to_string(),
+                        message: format!("invalid Kustomization: json: unknown field {k:?}"),
+                    });
+                }
+            }
             for k in keys {
                 if let Some(known) = KUSTOMIZATION_FIELDS
                     .iter()
@@ -452,6 +463,20 @@ impl Target<'_, '_> {
             }
         }
         for o in &out {
+            let md = o.get("metadata");
+            let named = md
+                .and_then(|m| m.get("name"))
+                .is_some_and(|n| !n.is_null() && n.as_str() != Some(""))
+                || md
+                    .and_then(|m| m.get("generateName"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty());
+            if !named {
+                return Err(Error::Build(format!(
+                    "{what}: missing metadata.name in object {}",
+                    short_json(o)
+                )));
+            }
             if o.get("kind")
                 .and_then(Value::as_str)
                 .unwrap_or("")

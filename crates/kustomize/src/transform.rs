@@ -63,27 +63,25 @@ pub fn namespace(
             if mode != "none"
                 && let Some(Value::Array(subjects)) = r.obj.get_mut("subjects")
             {
-                {
-                    for s in subjects.iter_mut() {
-                        let Some(m) = s.as_object_mut() else { continue };
-                        let hit = match mode {
-                            "allServiceAccounts" => {
-                                m.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
-                            }
-                            "defaultOnly" | "" => {
-                                m.get("name").and_then(Value::as_str) == Some("default")
-                            }
-                            other => {
-                                return Err(berr(format!(
-                                    "invalid value {other:?} for setRoleBindingSubjects"
-                                )));
-                            }
-                        };
-                        if hit {
-                            let cur = m.entry("namespace").or_insert(Value::Null);
-                            let s = set;
-                            s(cur).map_err(berr)?;
+                for s in subjects.iter_mut() {
+                    let Some(m) = s.as_object_mut() else { continue };
+                    let hit = match mode {
+                        "allServiceAccounts" => {
+                            m.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
                         }
+                        "defaultOnly" | "" => {
+                            m.get("name").and_then(Value::as_str) == Some("default")
+                        }
+                        other => {
+                            return Err(berr(format!(
+                                "invalid value {other:?} for setRoleBindingSubjects"
+                            )));
+                        }
+                    };
+                    if hit {
+                        let cur = m.entry("namespace").or_insert(Value::Null);
+                        let s = set;
+                        s(cur).map_err(berr)?;
                     }
                 }
             }
