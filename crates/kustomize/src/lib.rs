@@ -61,6 +61,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn load_restrictions() {
+        let mut fs = MemFs::new();
+        fs.add_file(
+            "/app/kustomization.yaml",
+            "resources:\n- ../shared/cm.yaml\n",
+        );
+        fs.add_file(
+            "/shared/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+        );
+        let root_only =
+            Kustomizer::new(&fs, BuildOptions::default()).build(std::path::Path::new("/app"));
+        let err = root_only.unwrap_err().to_string();
+        assert!(err.contains("is not in or below '/app'"), "{err}");
+        let none = BuildOptions {
+            load_restrictions: LoadRestrictions::None,
+            ..Default::default()
+        };
+        let out = Kustomizer::new(&fs, none)
+            .build(std::path::Path::new("/app"))
+            .unwrap();
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn remote_and_helm_are_refused() {
+        let mut fs = MemFs::new();
+        fs.add_file(
+            "/a/kustomization.yaml",
+            "resources:\n- github.com/org/repo//deploy?ref=v1\n",
+        );
+        fs.add_file("/b/kustomization.yaml", "helmCharts:\n- name: x\n");
+        for dir in ["/a", "/b"] {
+            let r = Kustomizer::new(&fs, BuildOptions::default()).build(std::path::Path::new(dir));
+            assert!(matches!(r, Err(Error::Unsupported(_))), "{dir}: {r:?}");
+        }
+    }
+
+    #[test]
     fn kustomizer_is_send_and_sync_and_builds_from_memory() {
         fn check<T: Send + Sync>(_: &T) {}
         let mut fs = MemFs::new();
