@@ -256,6 +256,14 @@ async fn kubectl_with_custom_resources() {
         !ok && err.contains("spec.url in body should match"),
         "{err}"
     );
+    // kubectl explain reads the OpenAPI v3 documents (custom and built-in kinds)
+    let out = k.ok(&["explain", "widgets.spec.url"], None).await;
+    assert!(out.contains("FIELD: url <string>"), "{out}");
+    let out = k.ok(&["explain", "deployment.spec.replicas"], None).await;
+    assert!(
+        out.contains("FIELD: replicas <integer>") && out.contains("Number of desired pods"),
+        "{out}"
+    );
     // kubectl asks for strict field validation
     let unknown = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w3\nspec:\n  url: https://x\n  colour: red\n";
     let (ok, _, err) = k
