@@ -22,6 +22,9 @@ const KINDS: &[(&str, &str)] = &[
     ("apps", "statefulsets"),
     ("apps", "daemonsets"),
     ("batch", "jobs"),
+    ("", "pods"),
+    ("", "persistentvolumeclaims"),
+    ("", "services"),
 ];
 
 fn cond(t: &str, s: &str, reason: &str, msg: &str, now: &str) -> Value {
@@ -109,6 +112,57 @@ pub fn desired_status(resource: &str, obj: &Value, now: &str) -> Option<Value> {
                 cond("Failed", "True", "BackoffLimitExceeded", &format!("Job has reached the specified backoff limit: {msg}"), now),
             ]
         }),
+        ("pods", f) => {
+            let restart = obj
+                .pointer("/spec/restartPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("Always");
+            let runs_to_completion = restart != "Always";
+            let containers: Vec<Value> = obj
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map(|cs| {
+                    cs.iter()
+                        .map(|c| {
+                            let state = match (f, runs_to_completion) {
+                                (Some(msg), _) => json!({"terminated": {"exitCode": 1, "reason": "Error", "message": msg, "finishedAt": now}}),
+                                (None, true) => json!({"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now}}),
+                                (None, false) => json!({"running": {"startedAt": now}}),
+                            };
+                            json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": f.is_none() && !runs_to_completion,
+                                "restartCount": 0, "started": !runs_to_completion, "state": state})
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let (phase, ready) = match (f, runs_to_completion) {
+                (Some(_), _) => ("Failed", "False"),
+                (None, true) => ("Succeeded", "False"),
+                (None, false) => ("Running", "True"),
+            };
+            json!({
+                "phase": phase, "podIP": "10.244.0.10", "hostIP": "127.0.0.1", "startTime": now, "qosClass": "BestEffort",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                    {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                    {"type": "ContainersReady", "status": ready, "lastTransitionTime": now},
+                    {"type": "Ready", "status": ready, "lastTransitionTime": now},
+                ],
+                "containerStatuses": containers,
+            })
+        }
+        ("persistentvolumeclaims", None) => {
+            let size = obj
+                .pointer("/spec/resources/requests/storage")
+                .cloned()
+                .unwrap_or(json!("1Gi"));
+            json!({"phase": "Bound", "accessModes": obj.pointer("/spec/accessModes").cloned().unwrap_or(json!(["ReadWriteOnce"])),
+                "capacity": {"storage": size}})
+        }
+        ("persistentvolumeclaims", Some(_)) => json!({"phase": "Lost"}),
+        ("services", None) => {
+            json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ipMode": "VIP"}]}})
+        }
         _ => return None,
     })
 }
@@ -116,6 +170,19 @@ pub fn desired_status(resource: &str, obj: &Value, now: &str) -> Option<Value> {
 fn needs_status(resource: &str, obj: &Value) -> bool {
     if obj.pointer("/metadata/deletionTimestamp").is_some() {
         return false;
+    }
+    match resource {
+        "pods" | "persistentvolumeclaims" => {
+            return obj
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .is_none_or(|p| p == "Pending");
+        }
+        "services" => {
+            return obj.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer")
+                && obj.pointer("/status/loadBalancer/ingress").is_none();
+        }
+        _ => {}
     }
     if resource == "jobs" {
         // a finished job stays finished
@@ -203,7 +270,11 @@ fn schedule(shared: &Arc<Shared>, pending: &Pending, delay: Duration, resource: 
             p.remove(&key);
         }
         let (resource, ns, name) = key;
-        let group = if resource == "jobs" { "batch" } else { "apps" };
+        let group = match resource.as_str() {
+            "jobs" => "batch",
+            "pods" | "persistentvolumeclaims" | "services" => "",
+            _ => "apps",
+        };
         let mut inner = shared.lock();
         let Some(def) = inner.registry.storage(&Gr::new(group, &resource)) else {
             return;

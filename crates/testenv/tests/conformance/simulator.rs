@@ -144,3 +144,84 @@ async fn workloads_become_ready_or_fail() {
     assert_eq!(g.status.unwrap().succeeded, Some(1));
     wait_for(&jobs, "broken", |j| has(j, "Failed")).await;
 }
+
+#[tokio::test]
+async fn pods_claims_and_load_balancers() {
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+    let (_env, client) = env_with(Options {
+        simulate_workloads: Some(Duration::from_millis(100)),
+        ..Default::default()
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = |name: &str, restart: &str, fail: bool| -> Pod {
+        let mut v = json!({"metadata": {"name": name}, "spec": {"restartPolicy": restart, "containers": [{"name": "c", "image": "x"}]}});
+        if fail {
+            v["metadata"]["annotations"] = json!({FAIL_ANNOTATION: "boom"});
+        }
+        serde_json::from_value(v).unwrap()
+    };
+    pods.create(&PostParams::default(), &pod("server", "Always", false))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &pod("test-hook", "Never", false))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &pod("broken", "Never", true))
+        .await
+        .unwrap();
+    let phase = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default()
+    };
+    let p = wait_for(&pods, "server", |p| phase(p) == "Running").await;
+    let ready = p
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True");
+    wait_for(&pods, "test-hook", |p| phase(p) == "Succeeded").await;
+    wait_for(&pods, "broken", |p| phase(p) == "Failed").await;
+
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    pvcs.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "data"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}}))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let c = wait_for(&pvcs, "data", |c| {
+        c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+    })
+    .await;
+    assert_eq!(c.status.unwrap().capacity.unwrap()["storage"].0, "2Gi");
+
+    let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
+    svcs.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "lb"}, "spec": {
+        "type": "LoadBalancer", "ports": [{"port": 80}]}}))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let s = wait_for(&svcs, "lb", |s| {
+        s.status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|l| l.ingress.as_ref())
+            .is_some()
+    })
+    .await;
+    let spec = s.spec.unwrap();
+    assert!(spec.cluster_ip.unwrap().starts_with("10.96."));
+    assert_eq!(spec.ports.unwrap()[0].protocol.as_deref(), Some("TCP"));
+}
