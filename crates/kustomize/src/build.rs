@@ -95,23 +95,25 @@ impl Acc {
         }
     }
 
-    fn append(&mut self, r: Resource, origin: &str) -> Result<(), Error> {
-        let id = r.cur_id();
-        if self.resources.iter().any(|x| {
-            x.cur_id().gvk == id.gvk && x.cur_id().name == id.name && x.cur_id().ns_equals(&id)
-        }) {
-            return Err(Error::Build(format!(
-                "{origin}: may not add resource with an already registered id: {id}"
-            )));
+    /// Append resources, refusing any whose id is already registered.
+    fn append_all(&mut self, rs: Vec<Resource>, origin: &str) -> Result<(), Error> {
+        let key = |id: &ResId| (id.gvk.clone(), id.name.clone(), id.effective_namespace());
+        let mut seen: std::collections::HashSet<(Gvk, String, String)> =
+            self.resources.iter().map(|r| key(&r.cur_id())).collect();
+        for r in rs {
+            let id = r.cur_id();
+            if !seen.insert(key(&id)) {
+                return Err(Error::Build(format!(
+                    "{origin}: may not add resource with an already registered id: {id}"
+                )));
+            }
+            self.resources.push(r);
         }
-        self.resources.push(r);
         Ok(())
     }
 
     fn merge(&mut self, o: Acc, origin: &str) -> Result<(), Error> {
-        for r in o.resources {
-            self.append(r, origin)?;
-        }
+        self.append_all(o.resources, origin)?;
         self.config.merge(&o.config);
         for v in o.vars {
             if self.vars.iter().any(|x| x.name == v.name) {
@@ -582,6 +584,7 @@ impl Target<'_, '_> {
             }
             let text = self.read_text(p)?;
             let objs = self.parse_objects(&text, &abs.display().to_string())?;
+            let mut rs = Vec::with_capacity(objs.len());
             for o in objs {
                 let mut r = Resource::new(o);
                 if let Some(origin) = &self.origin {
@@ -591,8 +594,9 @@ impl Target<'_, '_> {
                         &format!("path: {}\n", go_join(origin, p)),
                     );
                 }
-                acc.append(r, &format!("{}: merging resources from '{p}'", self.ctx()))?;
+                rs.push(r);
             }
+            acc.append_all(rs, &format!("{}: merging resources from '{p}'", self.ctx()))?;
         }
         Ok(acc)
     }

@@ -703,7 +703,7 @@ impl Ref<'_> {
         let mut c: Vec<usize> = cands
             .iter()
             .copied()
-            .filter(|&i| rs[i].prev_ids().iter().any(|id| id.name == old))
+            .filter(|&i| rs[i].prev.iter().any(|(_, name, _)| name == old))
             .filter(|&i| {
                 rs[i]
                     .prev_ids()
