@@ -17,6 +17,7 @@ mod openapi;
 mod ops;
 mod patch;
 mod persist;
+mod protobuf;
 mod registry;
 mod schema;
 mod selector;

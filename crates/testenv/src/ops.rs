@@ -307,7 +307,12 @@ fn builtin_defaults(def: &ResourceDef, obj: &mut Value, creating: bool, counter:
                 l.insert("kubernetes.io/metadata.name".into(), Value::String(name));
             }
         }
-        ("", "secrets") if obj.get("type").is_none() => {
+        ("", "secrets")
+            if obj
+                .get("type")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty) =>
+        {
             obj["type"] = json!("Opaque");
         }
         ("", "services") => {

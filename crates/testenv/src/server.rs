@@ -112,10 +112,21 @@ pub async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) ->
         .get(header::CONTENT_TYPE)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
+    let mut body = body;
     if !body.is_empty() && (ct.contains("protobuf") || ct.contains("cbor")) {
-        return error_response(&ApiError::unsupported_media(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({ct} is not supported by testenv)"
-        )));
+        let decoded = if ct.contains("protobuf") {
+            crate::protobuf::decode(&body)
+        } else {
+            Err("CBOR is not supported by testenv".to_string())
+        };
+        match decoded {
+            Ok(v) => body = Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+            Err(e) => {
+                return error_response(&ApiError::unsupported_media(format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({ct}: {e})"
+                )));
+            }
+        }
     }
     match route(
         &shared,

@@ -281,3 +281,67 @@ async fn kubectl_with_custom_resources() {
     assert!(out.trim().is_empty(), "{out}");
     k.ok(&["delete", "crd", "widgets.example.com"], None).await;
 }
+
+#[tokio::test]
+async fn kubectl_imperative_create_commands() {
+    let (env, client) = env().await;
+    let k = Kubectl::new(&env);
+    // these commands send protobuf
+    k.ok(&["create", "namespace", "flux-system"], None).await;
+    k.ok(
+        &[
+            "create",
+            "configmap",
+            "settings",
+            "-n",
+            "flux-system",
+            "--from-literal=a=b",
+            "--from-literal=c=d",
+        ],
+        None,
+    )
+    .await;
+    let key = k.home.join("age.agekey");
+    std::fs::write(&key, "AGE-SECRET-KEY-1").unwrap();
+    k.ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "sops-age",
+            "-n",
+            "flux-system",
+            &format!("--from-file=age.agekey={}", key.display()),
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &["create", "serviceaccount", "robot", "-n", "flux-system"],
+        None,
+    )
+    .await;
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), "flux-system");
+    let cm = cms.get("settings").await.unwrap();
+    assert_eq!(
+        cm.data.unwrap().into_iter().collect::<Vec<_>>(),
+        [
+            ("a".to_string(), "b".to_string()),
+            ("c".to_string(), "d".to_string())
+        ]
+    );
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), "flux-system");
+    let s = secrets.get("sops-age").await.unwrap();
+    assert_eq!(s.type_.as_deref(), Some("Opaque"));
+    assert_eq!(s.data.unwrap()["age.agekey"].0, b"AGE-SECRET-KEY-1");
+    let sas: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        kube::Api::namespaced(client, "flux-system");
+    assert!(sas.get_opt("robot").await.unwrap().is_some());
+    // kinds without a protobuf decoder are refused clearly
+    let (ok, _, err) = k
+        .run_async(&["create", "deployment", "web", "--image=nginx"], None)
+        .await;
+    assert!(!ok && err.contains("not supported by testenv"), "{err}");
+}
