@@ -932,7 +932,7 @@ pub fn format_float(v: f64, fmt: char, prec: Option<usize>) -> String {
                     let p = d.d.len().saturating_sub(1);
                     (d, p)
                 }
-                Some(p) => (digits_from_sci(&format!("{:.*e}", p, v.abs())), p),
+                Some(p) => (digits_from_sci(&format!("{:.*e}", p.min(800), v.abs())), p),
             };
             fmt_e(neg, &dg, p, fmt)
         }
@@ -943,7 +943,10 @@ pub fn format_float(v: f64, fmt: char, prec: Option<usize>) -> String {
                     let p = (d.d.len() as i64 - d.dp).max(0) as usize;
                     (d, p)
                 }
-                Some(p) => (digits_from_fixed(&format!("{:.*}", p, v.abs())), p),
+                Some(p) => (
+                    digits_from_fixed(&format!("{:.*}", p.min(1100), v.abs())),
+                    p,
+                ),
             };
             fmt_f(neg, &dg, p)
         }
@@ -958,7 +961,7 @@ pub fn format_float(v: f64, fmt: char, prec: Option<usize>) -> String {
                 Some(p) => {
                     let p = p.max(1);
                     (
-                        digits_from_sci(&format!("{:.*e}", p - 1, v.abs())),
+                        digits_from_sci(&format!("{:.*e}", (p - 1).min(800), v.abs())),
                         p as i64,
                     )
                 }
@@ -1222,6 +1225,19 @@ mod tests {
         assert_eq!(format_float(1.0, 'e', Some(6)), "1.000000e+00");
         assert_eq!(format_float(1.0, 'g', Some(3)), "1");
         assert_eq!(format_float(1234.5678, 'g', Some(3)), "1.23e+03");
+    }
+
+    #[test]
+    fn huge_precision_pads_like_go() {
+        let s = sprintf(
+            "%.2000f|%.1500e|%.1200g",
+            &[Value::Float(1.5), Value::Float(2.5), Value::Float(0.1)],
+        );
+        let parts: Vec<&str> = s.split('|').collect();
+        assert_eq!(parts[0].len(), 2 + 2000);
+        assert!(parts[0].starts_with("1.5000"));
+        assert!(parts[1].starts_with("2.5000") && parts[1].ends_with("e+00"));
+        assert!(parts[2].starts_with("0.1000000000000000055511151231257827"));
     }
 
     #[test]
