@@ -139,12 +139,15 @@ pub async fn post_event(
     (StatusCode::ACCEPTED, String::new())
 }
 
-/// The HTTP + gRPC router of the intake listener.
+/// The HTTP + gRPC router of the intake listener (EventSink and the gRPC health service).
 pub fn router(intake: Intake) -> axum::Router {
-    let grpc = tonic::service::Routes::new(
-        ferroflux_proto::event_sink_server::EventSinkServer::new(intake.clone()),
-    )
-    .into_axum_router();
+    use ferroflux_proto::event_sink_server::EventSinkServer;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // The reporter starts with the overall status SERVING; mark the EventSink service too.
+    tokio::spawn(async move { health.set_serving::<EventSinkServer<Intake>>().await });
+    let grpc = tonic::service::Routes::new(EventSinkServer::new(intake.clone()))
+        .add_service(health_service)
+        .into_axum_router();
     axum::Router::new()
         .route("/", axum::routing::post(post_event))
         .with_state(intake)
@@ -192,6 +195,26 @@ mod tests {
         assert!(ok.accepted);
         let err = client.send(Event::default()).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
+
+        // The gRPC health service answers on the same port.
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "ferroflux.v1.EventSink".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
     }
 
     /// A minimal HTTP/1.1 client (the service crate has no HTTP client dependency).

@@ -1,6 +1,9 @@
 //! Runtime tests against a real API server (crates/testenv over HTTPS, through kube-rs):
 //! the reconcile driver's requeue, backoff, suspend, requestedAt and finalizer handling, and the
-//! metrics scraped over HTTP.
+//! metrics scraped over HTTP; OTLP export; the artifact client over HTTP.
+
+mod artifact_fetch;
+mod telemetry;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
