@@ -343,11 +343,16 @@ impl<L: Lookup> Run<'_, L> {
     }
 
     /// Step 1: garbage collection and the advertised artifact.
-    fn reconcile_storage(&mut self) -> Result<(), StepError> {
+    async fn reconcile_storage(&mut self) -> Result<(), StepError> {
+        if let Some(a) = self.status.artifact.clone() {
+            // Another replica may have built it: bring it from the shared storage.
+            self.storage.restore(&a.path).await;
+        }
         if let Some(a) = self.status.artifact.clone()
             && let Ok(removed) = self.storage.garbage_collect(&a)
             && !removed.is_empty()
         {
+            self.storage.forget_remote(&removed).await;
             self.event(
                 Severity::Trace,
                 "GarbageCollectionSucceeded",
@@ -821,7 +826,7 @@ impl<L: Lookup> Run<'_, L> {
     }
 
     /// Step 4: the artifact.
-    fn reconcile_artifact(&mut self, checkout: &Path) -> Result<(), StepError> {
+    async fn reconcile_artifact(&mut self, checkout: &Path) -> Result<(), StepError> {
         let Some(commit) = self.commit.clone() else {
             return Ok(());
         };
@@ -874,10 +879,14 @@ impl<L: Lookup> Run<'_, L> {
         }
         let matcher = Matcher::for_artifact(patterns);
         let filter = |p: &[&str], is_dir: bool| matcher.is_excluded(p, is_dir);
-        if let Err(e) = self
+        let archived = self
             .storage
-            .archive(&mut artifact, checkout, &filter, self.settings.limits)
-        {
+            .archive(&mut artifact, checkout, &filter, self.settings.limits);
+        let pushed = match archived {
+            Ok(()) => self.storage.push(&artifact).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = pushed {
             let e = StepError::generic(source_reason::ARCHIVE_OPERATION_FAILED, e.to_string());
             self.c()
                 .mark_true(cond::STORAGE_OPERATION_FAILED, &e.reason, &e.message);
@@ -1081,10 +1090,10 @@ pub async fn run_pipeline<L: Lookup>(
                 std::fs::create_dir_all(&work).map_err(|e| {
                     StepError::generic(source_reason::DIRECTORY_CREATION_FAILED, e.to_string())
                 })?;
-                run.reconcile_storage()?;
+                run.reconcile_storage().await?;
                 run.reconcile_source(&work, &checkout).await?;
                 run.reconcile_include(&checkout, dir)?;
-                run.reconcile_artifact(&checkout)
+                run.reconcile_artifact(&checkout).await
             };
             steps.await
         }
@@ -1275,6 +1284,15 @@ impl Reconciler<GitRepository> for GitRepositoryReconciler {
         ctx: ReconcileContext,
     ) -> Result<(), ReconcileError> {
         let ns = obj.namespace().unwrap_or_default();
+        if let Err(e) = self
+            .storage
+            .remove_all_remote(KIND, &ns, &obj.name_any())
+            .await
+        {
+            return Err(ReconcileError::new(format!(
+                "garbage collection for deleted resource failed: {e}"
+            )));
+        }
         match self.storage.remove_all(KIND, &ns, &obj.name_any()) {
             Ok(Some(_)) => {
                 self.recorder

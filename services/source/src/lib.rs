@@ -94,6 +94,16 @@ pub struct Flags {
     #[arg(long = "ssh-hostkey-algos", value_delimiter = ',')]
     ssh_hostkey_algos: Vec<String>,
 
+    /// (ferroflux) Object store shared by replicas, e.g.
+    /// `s3://bucket/prefix?endpoint=http://minio:9000&region=us-east-1&allow_http=true`
+    /// (credentials from the `AWS_*` environment variables); empty = local disk only.
+    #[arg(
+        long = "storage-remote-url",
+        env = "STORAGE_REMOTE_URL",
+        default_value = ""
+    )]
+    storage_remote_url: String,
+
     /// (ferroflux) The largest file allowed in an artifact, in bytes (0 = no limit).
     #[arg(long = "artifact-max-file-size", default_value_t = 104_857_600)]
     artifact_max_file_size: u64,
@@ -150,11 +160,20 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             flags.storage_path
         )
     })?;
+    let storage = match flags.storage_remote_url.as_str() {
+        "" => storage,
+        url => storage.with_remote(storage::remote::Remote::from_url(url)?),
+    };
     let storage_addr = ferroflux_runtime::flags::parse_listen_addr(&flags.storage_addr)
         .map_err(anyhow::Error::msg)?;
-    let (bound, _files) = server::spawn(storage_addr, storage.root(), manager.shutdown_signal())
-        .await
-        .map_err(|e| anyhow::anyhow!("unable to serve artifacts on {}: {e}", flags.storage_addr))?;
+    let (bound, _files) = server::spawn_with_remote(
+        storage_addr,
+        storage.root(),
+        storage.remote().cloned(),
+        manager.shutdown_signal(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("unable to serve artifacts on {}: {e}", flags.storage_addr))?;
     tracing::info!(addr = %bound, adv_addr = %adv_addr, path = %storage.root().display(), "serving artifacts");
 
     let gates = flags

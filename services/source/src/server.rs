@@ -4,20 +4,67 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tower_http::services::ServeDir;
+use tower::ServiceExt;
+use tower_http::services::{ServeDir, ServeFile};
+
+use crate::storage::remote::Remote;
 
 /// The router serving `root`.
 pub fn router(root: &Path) -> Router {
+    router_with_remote(root, None)
+}
+
+/// The router serving `root`; paths missing locally are fetched from the shared object store
+/// first (another replica stored them) when there is one.
+pub fn router_with_remote(root: &Path, remote: Option<Remote>) -> Router {
     let files = ServeDir::new(root)
         .append_index_html_on_directories(false)
         .with_buf_chunk_size(256 * 1024);
-    Router::new()
-        .route("/", get(|| async { "" }))
-        .fallback_service(files)
+    let router = Router::new().route("/", get(|| async { "" }));
+    match remote {
+        None => router.fallback_service(files),
+        Some(remote) => {
+            let root: PathBuf = root.to_path_buf();
+            let fetch = move |req: Request<Body>| {
+                let (root, remote) = (root.clone(), remote.clone());
+                async move { from_remote(&root, &remote, req).await }
+            };
+            router.fallback_service(files.fallback(tower::service_fn(move |req: Request<Body>| {
+                let fut = fetch(req);
+                async move { Ok::<_, std::convert::Infallible>(fut.await) }
+            })))
+        }
+    }
+}
+
+async fn from_remote(root: &Path, remote: &Remote, req: Request<Body>) -> Response {
+    let rel = req.uri().path().trim_start_matches('/').to_string();
+    let safe = !rel.is_empty()
+        && Path::new(&rel)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !safe {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let local = root.join(&rel);
+    match remote.download(&rel, &local).await {
+        Ok(true) => match ServeFile::new(&local).oneshot(req).await {
+            Ok(resp) => resp.into_response(),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        },
+        Ok(false) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, path = %rel, "failed to fetch artifact from shared storage");
+            StatusCode::BAD_GATEWAY.into_response()
+        }
+    }
 }
 
 /// Binds `addr` and serves `root` until `shutdown` resolves; returns the bound address.
@@ -27,6 +74,16 @@ pub async fn spawn(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     ferroflux_runtime::serve::spawn_http(addr, router(root), shutdown).await
+}
+
+/// Like [`spawn`], with the shared object store as a fallback.
+pub async fn spawn_with_remote(
+    addr: SocketAddr,
+    root: &Path,
+    remote: Option<Remote>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    ferroflux_runtime::serve::spawn_http(addr, router_with_remote(root, remote), shutdown).await
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod gc;
+pub mod remote;
 
 use std::fs;
 use std::io::{self, Read};
@@ -124,6 +125,7 @@ pub struct Storage {
     retention_ttl: Duration,
     retention_records: usize,
     digest: DigestAlgo,
+    remote: Option<remote::Remote>,
 }
 
 /// A held `<file>.lock`; released on drop.
@@ -149,7 +151,87 @@ impl Storage {
             retention_ttl,
             retention_records,
             digest,
+            remote: None,
         })
+    }
+
+    /// Mirrors artifacts to an object store shared by replicas.
+    pub fn with_remote(mut self, remote: remote::Remote) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// The shared object store, if any.
+    pub fn remote(&self) -> Option<&remote::Remote> {
+        self.remote.as_ref()
+    }
+
+    /// The storage path of a local file under the root.
+    pub fn rel_path(&self, abs: &Path) -> Option<String> {
+        abs.strip_prefix(&self.root)
+            .ok()
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+    }
+
+    /// Brings a storage path from the shared object store when it is missing locally; returns
+    /// whether the file is (now) present locally.
+    pub async fn restore(&self, path: &str) -> bool {
+        let Ok(local) = self.local_path(path) else {
+            return false;
+        };
+        if local.is_file() {
+            return true;
+        }
+        match &self.remote {
+            Some(r) => match r.download(path, &local).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, path, "failed to fetch artifact from shared storage");
+                    false
+                }
+            },
+            None => false,
+        }
+    }
+
+    /// Uploads the artifact to the shared object store (no-op without one).
+    pub async fn push(&self, artifact: &Artifact) -> Result<(), StorageError> {
+        if let Some(r) = &self.remote {
+            let local = self.local_path(&artifact.path)?;
+            r.upload(&artifact.path, &local).await.map_err(|e| {
+                StorageError::Archive(format!("failed to upload to shared storage: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Removes the given local files' copies from the shared object store.
+    pub async fn forget_remote(&self, removed: &[PathBuf]) {
+        if let Some(r) = &self.remote {
+            for p in removed {
+                if let Some(rel) = self.rel_path(p)
+                    && let Err(e) = r.delete(&rel).await
+                {
+                    tracing::warn!(error = %e, path = %rel, "failed to delete artifact from shared storage");
+                }
+            }
+        }
+    }
+
+    /// Removes an object's directory from the shared object store.
+    pub async fn remove_all_remote(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<usize, StorageError> {
+        match &self.remote {
+            Some(r) => r
+                .delete_dir(&format!("{}/{namespace}/{name}/", kind.to_lowercase()))
+                .await
+                .map_err(|e| StorageError::Remove(io::Error::other(e.to_string()))),
+            None => Ok(0),
+        }
     }
 
     pub fn root(&self) -> &Path {

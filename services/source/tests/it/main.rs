@@ -2,5 +2,6 @@
 
 mod controller;
 mod gitrepository;
+mod shared_storage;
 mod support;
 mod verify;
