@@ -352,6 +352,14 @@ fn decrypt_aes(password: &str, crypt: &str) -> Result<String, FuncError> {
     Ok(String::from_utf8_lossy(plain).into_owned())
 }
 
+/// Go's `bcrypt.GenerateFromPassword` with the default cost 10 (`$2a$` prefix).
+fn bcrypt_hash(password: &str) -> String {
+    match bcrypt::hash_with_result(password, 10) {
+        Ok(h) => h.format_for_version(bcrypt::Version::TwoA),
+        Err(e) => format!("failed to encrypt string with bcrypt: {e}"),
+    }
+}
+
 fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
@@ -432,6 +440,16 @@ pub fn functions() -> Vec<Func> {
         }),
         f("decryptAES", &[String, String], |_, a| {
             decrypt_aes(&s(&a[0]), &s(&a[1])).map(Value::str)
+        }),
+        f("bcrypt", &[String], |_, a| {
+            Ok(Value::str(bcrypt_hash(&s(&a[0]))))
+        }),
+        f("htpasswd", &[String, String], |_, a| {
+            let (user, pass) = (s(&a[0]), s(&a[1]));
+            if user.contains(':') {
+                return Ok(Value::str(format!("invalid username: {user}")));
+            }
+            Ok(Value::str(format!("{user}:{}", bcrypt_hash(&pass))))
         }),
         f("randBytes", &[Int], |_, a| {
             let n = crate::sprig::to_int64(&a[0]).max(0) as usize;
