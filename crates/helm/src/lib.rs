@@ -51,6 +51,12 @@ pub struct TemplateOptions {
     pub set: Vec<String>,
     /// `--set-string` arguments, in order (applied after `--set`).
     pub set_string: Vec<String>,
+    /// `--set-json` arguments (applied before `--set`).
+    pub set_json: Vec<String>,
+    /// `--set-file` arguments (`key=path`, applied after `--set-string`).
+    pub set_file: Vec<String>,
+    /// `--set-literal` arguments (applied last).
+    pub set_literal: Vec<String>,
     /// `--namespace` (default `default`).
     pub namespace: String,
     /// `--kube-version` (default `v1.35.0`, as helm v4.1).
@@ -73,6 +79,9 @@ impl Default for TemplateOptions {
             values_files: Vec::new(),
             set: Vec::new(),
             set_string: Vec::new(),
+            set_json: Vec::new(),
+            set_file: Vec::new(),
+            set_literal: Vec::new(),
             namespace: "default".into(),
             kube_version: None,
             api_versions: Vec::new(),
@@ -361,6 +370,9 @@ fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<
         let m = read_values_file(f)?;
         user = values::merge_maps(&user, &m);
     }
+    for s in &opts.set_json {
+        values::parse_set_json(&mut user, s)?;
+    }
     for s in &opts.set {
         values::parse_set(&mut user, s, false)
             .map_err(|e| Error::Values(format!("failed parsing --set data: {e}")))?;
@@ -368,6 +380,14 @@ fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<
     for s in &opts.set_string {
         values::parse_set(&mut user, s, true)
             .map_err(|e| Error::Values(format!("failed parsing --set-string data: {e}")))?;
+    }
+    for s in &opts.set_file {
+        values::parse_set_file(&mut user, s)
+            .map_err(|e| Error::Values(format!("failed parsing --set-file data: {e}")))?;
+    }
+    for s in &opts.set_literal {
+        values::parse_set_literal(&mut user, s)
+            .map_err(|e| Error::Values(format!("failed parsing --set-literal data: {e}")))?;
     }
     let mut chart = chart::load(chart_path)?;
     match chart.chart_type.as_str() {

@@ -576,3 +576,56 @@ pub fn parse_set(base: &mut Map, arg: &str, as_string: bool) -> Result<(), Error
     *base = table(&cur).map(|m| snapshot(&m)).unwrap_or_default();
     Ok(())
 }
+
+/// `--set-json`: a JSON object merged into the values, or `key=JSON`.
+pub fn parse_set_json(base: &mut Map, arg: &str) -> Result<(), Error> {
+    let trimmed = arg.trim();
+    if trimmed.starts_with('{') {
+        let v = crate::yaml::parse_json(trimmed)
+            .map_err(|_| Error::Values(format!("failed parsing --set-json data JSON: {arg}")))?;
+        let m = table(&v).map(|m| snapshot(&m)).unwrap_or_default();
+        *base = merge_maps(base, &m);
+        return Ok(());
+    }
+    let bad = || Error::Values(format!("failed parsing --set-json data {arg}"));
+    let (k, v) = arg.split_once('=').ok_or_else(bad)?;
+    let value = crate::yaml::parse_json(v).map_err(|_| bad())?;
+    let segs = parse_key(k).map_err(|_| bad())?;
+    let root = set_path(&Value::map(std::mem::take(base)), &segs, value);
+    *base = table(&root).map(|m| snapshot(&m)).unwrap_or_default();
+    Ok(())
+}
+
+/// `--set-file`: `key=path[,key=path]`, each value the file's content.
+pub fn parse_set_file(base: &mut Map, arg: &str) -> Result<(), Error> {
+    let mut cur = Value::map(std::mem::take(base));
+    for assignment in split_unescaped(arg, ',') {
+        if assignment.is_empty() {
+            continue;
+        }
+        let Some((k, path)) = assignment.split_once('=') else {
+            return Err(Error::Values(format!("key {assignment:?} has no value")));
+        };
+        let data = std::fs::read(unescape(path))
+            .map_err(|e| Error::Values(format!("open {path}: {e}")))?;
+        let segs = parse_key(k)?;
+        cur = set_path(
+            &cur,
+            &segs,
+            Value::str(String::from_utf8_lossy(&data).into_owned()),
+        );
+    }
+    *base = table(&cur).map(|m| snapshot(&m)).unwrap_or_default();
+    Ok(())
+}
+
+/// `--set-literal`: `key=value` where the value is taken verbatim.
+pub fn parse_set_literal(base: &mut Map, arg: &str) -> Result<(), Error> {
+    let Some((k, v)) = arg.split_once('=') else {
+        return Err(Error::Values(format!("key {arg:?} has no value")));
+    };
+    let segs = parse_key(k)?;
+    let root = set_path(&Value::map(std::mem::take(base)), &segs, Value::str(v));
+    *base = table(&root).map(|m| snapshot(&m)).unwrap_or_default();
+    Ok(())
+}

@@ -269,6 +269,38 @@ fn packaged_and_legacy_charts_match() {
 }
 
 #[test]
+fn set_json_file_literal_match() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = umbrella(tmp.path());
+    let file = tmp.path().join("msg.txt");
+    std::fs::write(&file, "from a file, with commas\nand lines\n").unwrap();
+    let set_file = format!("message={}", file.display());
+    compare(
+        "flags",
+        &dir,
+        &[
+            "--set-json",
+            "{\"nested\":{\"keep\":[1,2]},\"port\":9000}",
+            "--set-json",
+            "sub.replicas=4",
+            "--set-file",
+            &set_file,
+            "--set-literal",
+            "removeme=a,b=c",
+        ],
+        &TemplateOptions {
+            set_json: vec![
+                "{\"nested\":{\"keep\":[1,2]},\"port\":9000}".into(),
+                "sub.replicas=4".into(),
+            ],
+            set_file: vec![set_file.clone()],
+            set_literal: vec!["removeme=a,b=c".into()],
+            ..TemplateOptions::default()
+        },
+    );
+}
+
+#[test]
 fn umbrella_with_optional_subcharts_matches() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = umbrella(tmp.path());
