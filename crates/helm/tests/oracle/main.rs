@@ -561,3 +561,31 @@ fn schema_validation_matches_helm() {
     };
     assert_eq!(norm(&want), norm(&got), "helm:\n{want}\nours:\n{got}");
 }
+
+/// A chart in the style of popular charts built on a `common` library (tplvalues rendering,
+/// label merging, image helpers, capabilities checks, checksum annotations).
+#[test]
+fn library_style_chart_matches() {
+    let dir = fixtures().join("webapp");
+    compare("web", &dir, &[], &TemplateOptions::default());
+    let sets = "global.imageRegistry=registry.example.com,image.digest=sha256:abc,autoscaling.enabled=false,ingress.tls=false,persistence.enabled=false,fullnameOverride=custom";
+    compare(
+        "web",
+        &dir,
+        &["--set", sets, "--kube-version", "1.22.0"],
+        &TemplateOptions {
+            set: vec![sets.into()],
+            kube_version: Some("1.22.0".into()),
+            ..TemplateOptions::default()
+        },
+    );
+    compare(
+        "webapp-prod",
+        &dir,
+        &["--kube-version", "1.26.1"],
+        &TemplateOptions {
+            kube_version: Some("1.26.1".into()),
+            ..TemplateOptions::default()
+        },
+    );
+}
