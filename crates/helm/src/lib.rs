@@ -364,7 +364,32 @@ fn crds(c: &Chart, out: &mut String) {
     }
 }
 
+/// Helm's release name rule (DNS-1123 subdomain, at most 53 characters).
+fn check_release_name(name: &str) -> Result<(), Error> {
+    let quoted = ferroflux_gotemplate::gofmt::quote(name);
+    if name.is_empty() {
+        return Err(Error::Chart(format!(
+            "release name check failed: release name {quoted}: no name provided"
+        )));
+    }
+    let label_ok = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    };
+    if name.len() > 53 || !name.split('.').all(label_ok) {
+        return Err(Error::Chart(format!(
+            "release name check failed: release name {quoted}: invalid release name, must match regex ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$ and the length must not be longer than 53"
+        )));
+    }
+    Ok(())
+}
+
 fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<String, Error> {
+    let kube = parse_kube_version(opts.kube_version.as_deref().unwrap_or(DEFAULT_KUBE_VERSION))?;
     let mut user: BTreeMap<String, Value> = BTreeMap::new();
     for f in &opts.values_files {
         let m = read_values_file(f)?;
@@ -406,7 +431,7 @@ fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<
             missing.join(", ")
         )));
     }
-    let kube = parse_kube_version(opts.kube_version.as_deref().unwrap_or(DEFAULT_KUBE_VERSION))?;
+    check_release_name(release_name)?;
     values::process_dependencies(&mut chart, &user)?;
     let vals = values::coalesce_values_top(&chart, &user, false)?;
     if !opts.skip_schema_validation

@@ -22,7 +22,11 @@ fn helm_cmd(bin: &Path, name: &str, dir: &Path, args: &[&str]) -> Result<String,
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         let e = String::from_utf8_lossy(&out.stderr).into_owned();
-        let e = e.strip_prefix("Error: ").unwrap_or(&e).to_string();
+        // log lines (level=...) may precede the error
+        let e = match e.find("Error: ") {
+            Some(i) if i == 0 || e[..i].ends_with('\n') => e[i + "Error: ".len()..].to_string(),
+            _ => e,
+        };
         let e = e
             .split("\n\nUse --debug")
             .next()
@@ -243,6 +247,15 @@ fn umbrella_chart_matches() {
             ..TemplateOptions::default()
         },
     );
+}
+
+#[test]
+fn release_names_are_checked_like_helm() {
+    let dir = fixtures().join("legacy");
+    let long = "a".repeat(54);
+    for name in ["Bad_Name", "", long.as_str(), "a.b-c", "x-", "ok-1", "a..b"] {
+        compare(name, &dir, &[], &TemplateOptions::default());
+    }
 }
 
 #[test]
