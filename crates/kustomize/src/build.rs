@@ -197,6 +197,10 @@ impl<'a> Kustomizer<'a> {
         let resources = sort_resources(acc.resources, sort.as_ref())?;
         let mut out = Vec::with_capacity(resources.len());
         let origin_annotations = t.k.build_metadata.iter().any(|b| b == "originAnnotations");
+        let transformer_annotations =
+            t.k.build_metadata
+                .iter()
+                .any(|b| b == "transformerAnnotations");
         let managed_by = t.k.build_metadata.iter().any(|b| b == "managedByLabel");
         for mut r in resources {
             if managed_by {
@@ -206,7 +210,7 @@ impl<'a> Kustomizer<'a> {
                     Value::String("kustomize-(devel)".into()),
                 );
             }
-            strip_build_annotations(&mut r.obj, origin_annotations);
+            strip_build_annotations(&mut r.obj, origin_annotations, transformer_annotations);
             out.push(r.obj);
         }
         Ok(out)
@@ -312,7 +316,7 @@ impl<'a> Kustomizer<'a> {
             file: file.display().to_string(),
             message: "not valid UTF-8".into(),
         })?;
-        let docs = yaml::parse_documents(&text).map_err(|e| Error::Yaml {
+        let docs = yaml::parse_documents_yaml11(&text).map_err(|e| Error::Yaml {
             file: file.display().to_string(),
             message: e.message,
         })?;
@@ -701,7 +705,7 @@ impl Target<'_, '_> {
             self.generator_origin(&mut r, "SecretGenerator");
             absorb(acc, r, &self.ctx())?;
         }
-        for g in &self.k.generators {
+        for g in inline_first(&self.k.generators) {
             for cfg in self.plugin_configs(g)? {
                 let kind = cfg
                     .get("kind")
@@ -767,7 +771,8 @@ impl Target<'_, '_> {
         if self.fs().is_dir(&abs) {
             let real = self.fs().canonicalize(&abs).unwrap_or(abs.clone());
             self.check_cycle(&real)?;
-            let sub = self.kz.load_target(&real, self.chain.clone())?;
+            let mut sub = self.kz.load_target(&real, self.chain.clone())?;
+            sub.origin = self.origin.as_ref().map(|o| go_join(o, entry));
             let mut a = sub.accumulate(Acc::new())?;
             crate::transform::fix_name_references(&mut a.resources, &a.config.name_reference)?;
             return Ok(a.resources.into_iter().map(|r| r.obj).collect());
@@ -800,9 +805,13 @@ impl Target<'_, '_> {
                 )?;
             }
         }
+        if !k.patches_strategic_merge.is_empty() {
+            self.mark_builtin(acc, "PatchStrategicMergeTransformer");
+        }
         // patches
         for p in &k.patches {
             self.apply_patch_entry(acc, p)?;
+            self.mark_builtin(acc, "PatchTransformer");
         }
         // namespace
         if !k.namespace.is_empty() {
@@ -813,6 +822,7 @@ impl Target<'_, '_> {
                 false,
                 "defaultOnly",
             )?;
+            self.mark_builtin(acc, "NamespaceTransformer");
         }
         if !k.name_prefix.is_empty() {
             crate::transform::prefix_suffix(
@@ -821,6 +831,7 @@ impl Target<'_, '_> {
                 "",
                 &tc.name_prefix,
             )?;
+            self.mark_builtin(acc, "PrefixTransformer");
         }
         if !k.name_suffix.is_empty() {
             crate::transform::prefix_suffix(
@@ -829,6 +840,7 @@ impl Target<'_, '_> {
                 &k.name_suffix,
                 &tc.name_suffix,
             )?;
+            self.mark_builtin(acc, "SuffixTransformer");
         }
         for l in &k.labels {
             let mut fss: Vec<FieldSpec> = l.fields.clone();
@@ -842,13 +854,15 @@ impl Target<'_, '_> {
                 merge_specs(&mut fss, &[FieldSpec::any("metadata/labels", true)]);
             }
             crate::transform::set_map_entries(&mut acc.resources, &l.pairs, &fss)?;
+            self.mark_builtin(acc, "LabelTransformer");
         }
-        if !k.common_labels.is_empty() {
+        if !k.common_labels.is_empty() || !k.labels.is_empty() {
             crate::transform::set_map_entries(
                 &mut acc.resources,
                 &k.common_labels,
                 &tc.common_labels,
             )?;
+            self.mark_builtin(acc, "LabelTransformer");
         }
         if !k.common_annotations.is_empty() {
             crate::transform::set_map_entries(
@@ -856,6 +870,7 @@ impl Target<'_, '_> {
                 &k.common_annotations,
                 &tc.common_annotations,
             )?;
+            self.mark_builtin(acc, "AnnotationsTransformer");
         }
         for p in &k.patches_json6902 {
             let target = p.target.clone().unwrap_or_default();
@@ -866,12 +881,15 @@ impl Target<'_, '_> {
             };
             let ops = parse_json_patch(&text, &ctx)?;
             crate::transform::apply_json_patch(&mut acc.resources, &target, &ops, &ctx)?;
+            self.mark_builtin(acc, "PatchJson6902Transformer");
         }
         for r in &k.replicas {
             crate::transform::replicas(&mut acc.resources, &r.name, r.count, &tc.replicas)?;
+            self.mark_builtin(acc, "ReplicaCountTransformer");
         }
         for img in &k.images {
             crate::transform::images(&mut acc.resources, img, &tc.images)?;
+            self.mark_builtin(acc, "ImageTagTransformer");
         }
         if !k.replacements.is_empty() {
             let mut reps = Vec::new();
@@ -894,14 +912,71 @@ impl Target<'_, '_> {
             }
             crate::replacements::apply(&mut acc.resources, &reps)
                 .map_err(|m| Error::Build(format!("{ctx}: {m}")))?;
+            self.mark_builtin(acc, "ReplacementTransformer");
         }
         // transformer plugins
-        for t in &k.transformers {
-            for cfg in self.plugin_configs(t)? {
+        for t in inline_first(&k.transformers) {
+            for (cfg, origin) in self.plugin_configs_with_origin(t)? {
                 self.run_plugin(acc, &cfg)?;
+                if let Some(configured_in) = origin {
+                    let by = configured_by(&cfg);
+                    mark_all(acc, &configured_in, &by);
+                }
             }
         }
         Ok(())
+    }
+
+    /// With origin tracking on, record that a built-in transformer of this kustomization ran
+    /// over every resource (kustomize's transformer annotations).
+    fn mark_builtin(&self, acc: &mut Acc, kind: &str) {
+        let Some(origin) = &self.origin else { return };
+        let file = self
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let by = format!("apiVersion: builtin\nkind: {kind}\n");
+        mark_all(acc, &go_join(origin, &file), &by);
+    }
+
+    /// Plugin configs with the origin path kustomize records for them (when tracking).
+    fn plugin_configs_with_origin(
+        &self,
+        entry: &str,
+    ) -> Result<Vec<(Value, Option<String>)>, Error> {
+        let configs = self.plugin_configs(entry)?;
+        let Some(origin) = &self.origin else {
+            return Ok(configs.into_iter().map(|c| (c, None)).collect());
+        };
+        let file = self
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let inline = entry.contains('\n')
+            || entry.trim_start().starts_with("apiVersion")
+            || entry.trim_start().starts_with("kind");
+        let is_dir = !inline && self.fs().is_dir(&clean(&self.root.join(entry)));
+        Ok(configs
+            .into_iter()
+            .map(|c| {
+                let path = if inline {
+                    go_join(origin, &file)
+                } else if is_dir {
+                    c.get("metadata")
+                        .and_then(|m| m.get("annotations"))
+                        .and_then(|a| a.get(ORIGIN_ANNOTATION))
+                        .and_then(Value::as_str)
+                        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("path: ")))
+                        .map(String::from)
+                        .unwrap_or_else(|| go_join(origin, entry))
+                } else {
+                    go_join(origin, entry)
+                };
+                (c, Some(path))
+            })
+            .collect())
     }
 
     fn apply_patch_entry(&self, acc: &mut Acc, p: &Patch) -> Result<(), Error> {
@@ -1240,7 +1315,7 @@ impl crate::generators::Source for Target<'_, '_> {
 }
 
 fn parse_json_patch(text: &str, ctx: &str) -> Result<Value, Error> {
-    let docs = yaml::parse_documents(text).map_err(|e| Error::Yaml {
+    let docs = yaml::parse_documents_yaml11(text).map_err(|e| Error::Yaml {
         file: ctx.to_string(),
         message: e.message,
     })?;
@@ -1348,6 +1423,72 @@ fn labels_map(obj: &mut Value) -> &mut Map<String, Value> {
 }
 
 const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
+const TRANSFORMATIONS_ANNOTATION: &str = "alpha.config.kubernetes.io/transformations";
+
+/// Is a `generators:`/`transformers:` entry inline YAML rather than a path?
+fn is_inline(entry: &str) -> bool {
+    entry.contains('\n')
+        || entry.trim_start().starts_with("apiVersion")
+        || entry.trim_start().starts_with("kind")
+}
+
+/// kustomize loads inline plugin configs before the ones named by path.
+fn inline_first(entries: &[String]) -> Vec<&String> {
+    let mut v: Vec<&String> = entries.iter().filter(|e| is_inline(e)).collect();
+    v.extend(entries.iter().filter(|e| !is_inline(e)));
+    v
+}
+
+/// The `configuredBy` block of a plugin config: apiVersion, kind, name, namespace.
+fn configured_by(cfg: &Value) -> String {
+    let get = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+    let md = cfg.get("metadata");
+    let mut out = String::new();
+    for (k, v) in [
+        ("apiVersion", get(cfg.get("apiVersion"))),
+        ("kind", get(cfg.get("kind"))),
+        ("name", get(md.and_then(|m| m.get("name")))),
+        ("namespace", get(md.and_then(|m| m.get("namespace")))),
+    ] {
+        if !v.is_empty() {
+            out.push_str(&format!("{k}: {v}\n"));
+        }
+    }
+    out
+}
+
+/// Record a transformer on every resource: as the origin of resources that have none, else
+/// appended to their list of transformations.
+fn mark_all(acc: &mut Acc, configured_in: &str, configured_by: &str) {
+    let indent =
+        |text: &str, pad: &str| -> String { text.lines().map(|l| format!("{pad}{l}\n")).collect() };
+    let origin = format!(
+        "configuredIn: {configured_in}\nconfiguredBy:\n{}",
+        indent(configured_by, "  ")
+    );
+    let entry = format!(
+        "- configuredIn: {configured_in}\n  configuredBy:\n{}",
+        indent(configured_by, "    ")
+    );
+    for r in acc.resources.iter_mut() {
+        let ann = r.obj.get("metadata").and_then(|m| m.get("annotations"));
+        let has_origin = ann.and_then(|a| a.get(ORIGIN_ANNOTATION)).is_some();
+        if !has_origin {
+            set_annotation(&mut r.obj, ORIGIN_ANNOTATION, &origin);
+            continue;
+        }
+        let prev = ann
+            .and_then(|a| a.get(TRANSFORMATIONS_ANNOTATION))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        set_annotation(
+            &mut r.obj,
+            TRANSFORMATIONS_ANNOTATION,
+            &format!("{prev}{entry}"),
+        );
+    }
+}
 
 /// Go's `filepath.Join`: join and clean lexically ("" when both are empty).
 fn go_join(a: &str, b: &str) -> String {
@@ -1393,7 +1534,7 @@ fn set_annotation(obj: &mut Value, key: &str, value: &str) {
     ann.insert(key.to_string(), Value::String(value.to_string()));
 }
 
-fn strip_build_annotations(obj: &mut Value, keep_origin: bool) {
+fn strip_build_annotations(obj: &mut Value, keep_origin: bool, keep_transformations: bool) {
     let Some(md) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
@@ -1408,7 +1549,7 @@ fn strip_build_annotations(obj: &mut Value, keep_origin: bool) {
             || k == "config.kubernetes.io/previousNames"
             || k == "config.kubernetes.io/previousKinds"
             || k == "config.kubernetes.io/previousNamespaces"
-            || k == "alpha.config.kubernetes.io/transformations"
+            || (!keep_transformations && k == TRANSFORMATIONS_ANNOTATION)
             || (!keep_origin && k == "config.kubernetes.io/origin"))
     });
     if ann.is_empty() {

@@ -603,7 +603,12 @@ pub fn apply_patch(
                 "{ctx}: must specify a target for JSON patch {text:?}"
             )));
         };
-        return apply_json_patch(resources, t, &docs[0], ctx);
+        // kustomize reads JSON patches with sigs.k8s.io/yaml (YAML 1.1)
+        let ops = crate::yaml::parse_documents_yaml11(text)
+            .ok()
+            .and_then(|d| d.into_iter().find(|v| !v.is_null()))
+            .unwrap_or_else(|| docs[0].clone());
+        return apply_json_patch(resources, t, &ops, ctx);
     }
     for patch in &docs {
         if !patch.is_object() {

@@ -4,7 +4,7 @@ pub mod emit;
 pub mod read;
 
 pub use emit::{to_yaml, to_yaml_stream};
-pub use read::{YamlError, parse_documents};
+pub use read::{YamlError, parse_documents, parse_documents_yaml11};
 
 use serde_json::Value;
 

@@ -34,6 +34,18 @@ fn err_at(span: Option<&Span>, msg: impl std::fmt::Display) -> YamlError {
 /// Parse every document of a YAML stream. Empty documents (and documents that are only
 /// `null`) are returned as `Value::Null`; the caller decides what to do with them.
 pub fn parse_documents(src: &str) -> Result<Vec<Value>, YamlError> {
+    parse_with(src, false)
+}
+
+/// Parse the way sigs.k8s.io/yaml (go-yaml v2, YAML 1.1) does, which kustomize uses for its
+/// own configuration: the kustomization file, plugin configs and JSON 6902 patches. The
+/// differences: `y`, `yes`, `on`, `off`, `no`, `n` (any case variant go-yaml knows) are
+/// booleans, and timestamps stay the text they were.
+pub fn parse_documents_yaml11(src: &str) -> Result<Vec<Value>, YamlError> {
+    parse_with(src, true)
+}
+
+fn parse_with(src: &str, yaml11: bool) -> Result<Vec<Value>, YamlError> {
     if src.len() > MAX_INPUT_BYTES {
         return Err(err_at(
             None,
@@ -44,6 +56,7 @@ pub fn parse_documents(src: &str) -> Result<Vec<Value>, YamlError> {
     let mut b = Builder {
         anchors: Vec::new(),
         nodes: 0,
+        yaml11,
     };
     let mut docs = Vec::new();
     while let Some((ev, span)) = next(&mut parser)? {
@@ -123,6 +136,7 @@ fn next<'a>(p: &mut Parser<'a, granit_parser::StrInput<'a>>) -> Result<Option<Ev
 struct Builder {
     anchors: Vec<(usize, Value)>,
     nodes: usize,
+    yaml11: bool,
 }
 
 impl Builder {
@@ -162,8 +176,11 @@ impl Builder {
                 let tag_s = tag
                     .as_ref()
                     .map(|t| format!("{}{}", t.handle(), t.suffix()));
-                let v = scalar_value(&text, style, tag_s.as_deref())
+                let mut v = scalar_value(&text, style, tag_s.as_deref())
                     .map_err(|m| err_at(Some(&span), m))?;
+                if self.yaml11 && style == ScalarStyle::Plain && tag_s.is_none() {
+                    v = yaml11_adjust(&text, v);
+                }
                 self.remember(anchor, &v);
                 Ok(v)
             }
@@ -208,6 +225,11 @@ impl Builder {
                     }
                     let is_merge =
                         matches!(&kev, Event::Scalar(t, ScalarStyle::Plain, _, None) if t == "<<");
+                    // scalar keys keep their text (kustomize reads keys into strings)
+                    let raw_key = match &kev {
+                        Event::Scalar(t, ..) => Some(t.to_string()),
+                        _ => None,
+                    };
                     let key = self.node(p, kev, ksp, depth + 1)?;
                     let (vev, vsp) =
                         next(p)?.ok_or_else(|| err_at(Some(&span), "mapping key without value"))?;
@@ -217,7 +239,10 @@ impl Builder {
                         merges.push(val);
                         continue;
                     }
-                    let k = key_string(&key).map_err(|m| err_at(Some(&ksp), m))?;
+                    let k = match raw_key {
+                        Some(t) => t,
+                        None => key_string(&key).map_err(|m| err_at(Some(&ksp), m))?,
+                    };
                     if map.contains_key(&k) {
                         return Err(err_at(
                             Some(&ksp),
@@ -389,6 +414,16 @@ pub fn folded_roundtrip(s: &str) -> String {
     out.push_str(&trailing_breaks);
     out.push_str(tail);
     out
+}
+
+/// Reinterpret a plain scalar the YAML 1.1 way (booleans; timestamps kept as text).
+fn yaml11_adjust(text: &str, v: Value) -> Value {
+    match text {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Value::Bool(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Value::Bool(false),
+        _ if parse_timestamp(text).is_some() => Value::String(text.to_string()),
+        _ => v,
+    }
 }
 
 /// Resolve a plain (unquoted, untagged) scalar.
