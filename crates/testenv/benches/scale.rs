@@ -34,6 +34,9 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main]
 async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let objects = env_usize("OBJECTS", 10_000);
     let watchers = env_usize("WATCHERS", 100);
     let writes = env_usize("WRITES", 200);

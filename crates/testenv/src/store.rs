@@ -53,6 +53,8 @@ pub struct Inner {
     pub rv: u64,
     pub registry: Registry,
     pub objects: HashMap<Gr, BTreeMap<Key, Arc<Value>>>,
+    /// JSON of every stored object, encoded once per version (lists and watches reuse it)
+    encoded: HashMap<Gr, HashMap<Key, bytes::Bytes>>,
     pub uids: HashMap<String, (Gr, String, String)>,
     pub tokens: HashMap<String, Identity>,
     log: VecDeque<Arc<Event>>,
@@ -80,6 +82,7 @@ impl Inner {
             rv: 1,
             registry: Registry::new(),
             objects: HashMap::new(),
+            encoded: HashMap::new(),
             uids: HashMap::new(),
             tokens: HashMap::new(),
             log: VecDeque::new(),
@@ -130,6 +133,11 @@ impl Inner {
         let name = meta_str(&obj, "name").to_string();
         let uid = meta_str(&obj, "uid").to_string();
         let obj = Arc::new(obj);
+        let json = bytes::Bytes::from(serde_json::to_vec(&*obj).unwrap_or_default());
+        self.encoded
+            .entry(gr.clone())
+            .or_default()
+            .insert((ns.clone(), name.clone()), json.clone());
         let prev = self
             .objects
             .entry(gr.clone())
@@ -149,9 +157,14 @@ impl Inner {
             etype,
             obj: obj.clone(),
             prev,
-            json: Default::default(),
+            json: std::sync::OnceLock::from(json),
         });
         obj
+    }
+
+    /// The stored JSON of an object.
+    pub fn encoded(&self, gr: &Gr, key: &Key) -> Option<&bytes::Bytes> {
+        self.encoded.get(gr).and_then(|b| b.get(key))
     }
 
     /// Removes an object; the DELETED event carries a fresh resourceVersion.
@@ -160,6 +173,9 @@ impl Inner {
             .objects
             .get_mut(gr)?
             .remove(&(ns.to_string(), name.to_string()))?;
+        if let Some(b) = self.encoded.get_mut(gr) {
+            b.remove(&(ns.to_string(), name.to_string()));
+        }
         self.rv += 1;
         let rv = self.rv;
         let mut last = (*old).clone();
@@ -210,6 +226,11 @@ impl Inner {
                 self.uids
                     .insert(uid, (gr.clone(), ns.clone(), name.clone()));
             }
+            let json = bytes::Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
+            self.encoded
+                .entry(gr.clone())
+                .or_default()
+                .insert((ns.clone(), name.clone()), json);
             self.objects
                 .entry(gr)
                 .or_default()
