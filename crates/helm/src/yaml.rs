@@ -589,11 +589,7 @@ impl Emitter {
             let mut b = [0u8; 4];
             self.write(c.encode_utf8(&mut b));
         }
-        // strip the final newline we wrote, the caller adds line ends
-        if self.out.ends_with('\n') && trailing > 0 {
-            self.out.pop();
-            self.column = self.out.len() - self.out.rfind('\n').map(|p| p + 1).unwrap_or(0);
-        }
+        // the text ends at a line start: the next entry needs no extra line break
     }
 }
 
