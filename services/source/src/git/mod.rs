@@ -118,9 +118,15 @@ impl Commit {
         }
     }
 
-    /// First line of the commit message (used in the NewArtifact event).
-    pub fn short_message(&self) -> &str {
-        self.message.lines().next().unwrap_or("")
+    /// Upstream's `ShortMessage`: the subject line, cut to 50 characters plus `...` when longer
+    /// (used in the NewArtifact event).
+    pub fn short_message(&self) -> String {
+        let subject = self.message.split('\n').next().unwrap_or("");
+        if subject.chars().count() > 50 {
+            format!("{}...", subject.chars().take(50).collect::<String>())
+        } else {
+            subject.to_string()
+        }
     }
 }
 
@@ -254,6 +260,8 @@ mod tests {
         };
         assert_eq!(c.short_revision(), format!("feature/x@sha1:{h}"));
         assert_eq!(c.short_message(), "first line");
+        c.message = format!("{}\nbody", "x".repeat(60));
+        assert_eq!(c.short_message(), format!("{}...", "x".repeat(50)));
         c.reference = "refs/pull/1/head".into();
         assert_eq!(
             c.revision(&Reference::Name("refs/pull/1/head".into())),

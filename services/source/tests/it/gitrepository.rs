@@ -12,7 +12,8 @@ use source_controller::gitrepository::{PipelineOutput, PipelineResult, Settings,
 use source_controller::storage::{ArchiveLimits, DigestAlgo, Storage};
 
 use crate::support::{
-    FakeLookup, Repos, git, git_daemon, git_repository, http_git, ssh_keygen, sshd,
+    FakeLookup, Repos, git, git_daemon, git_repository, http_git, http_git_bearer, https_git, pki,
+    ssh_keygen, sshd,
 };
 
 struct Env {
@@ -847,4 +848,128 @@ async fn submodules_are_checked_out_when_asked() {
     assert_eq!(env.file(art, "vendor/lib/lib.yaml"), "lib: 1\n");
     assert_eq!(out.status.observed_recurse_submodules, Some(true));
     let _ = Path::new("");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bearer_token_over_http() {
+    let repos = Repos::new();
+    let a = app(&repos);
+    let http = http_git_bearer(&repos.base(), "t0ken").await;
+    let env = Env::new();
+    let lookup = FakeLookup::default()
+        .with_secret("token", &[("bearerToken", b"t0ken")])
+        .with_secret("wrong", &[("bearerToken", b"nope")]);
+    let url = format!("http://{}/app.git", http.addr);
+    let out = env
+        .run(
+            &git_repository(
+                "t",
+                1,
+                json!({"url": url, "ref": {"branch": "main"}, "secretRef": {"name": "token"}}),
+            ),
+            &lookup,
+        )
+        .await;
+    assert_eq!(out.result, PipelineResult::Success, "{:?}", ready(&out));
+    assert_eq!(
+        out.status.artifact.unwrap().revision,
+        format!("main@sha1:{}", a.c2)
+    );
+    let out = env
+        .run(
+            &git_repository(
+                "w",
+                1,
+                json!({"url": url, "ref": {"branch": "main"}, "secretRef": {"name": "wrong"}}),
+            ),
+            &lookup,
+        )
+        .await;
+    let (s, r, _) = ready(&out);
+    assert_eq!((s.as_str(), r.as_str()), ("False", "GitOperationFailed"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_with_custom_ca_client_certificate_and_basic_auth() {
+    let repos = Repos::new();
+    let a = app(&repos);
+    let pki = pki();
+    let https = https_git(&repos.base(), &pki).await;
+    let env = Env::new();
+    let (ca, cert, key) = (
+        pki.ca.as_bytes(),
+        pki.client_cert.as_bytes(),
+        pki.client_key.as_bytes(),
+    );
+    let lookup = FakeLookup::default()
+        .with_secret(
+            "full",
+            &[
+                ("ca.crt", ca),
+                ("tls.crt", cert),
+                ("tls.key", key),
+                ("username", b"user"),
+                ("password", b"pass"),
+            ],
+        )
+        .with_secret(
+            "legacy-ca",
+            &[
+                ("caFile", ca),
+                ("tls.crt", cert),
+                ("tls.key", key),
+                ("username", b"user"),
+                ("password", b"pass"),
+            ],
+        )
+        .with_secret(
+            "no-client-cert",
+            &[("ca.crt", ca), ("username", b"user"), ("password", b"pass")],
+        )
+        .with_secret(
+            "no-ca",
+            &[
+                ("tls.crt", cert),
+                ("tls.key", key),
+                ("username", b"user"),
+                ("password", b"pass"),
+            ],
+        );
+    let url = format!("https://127.0.0.1:{}/app.git", https.addr.port());
+    for (secret, ok) in [
+        ("full", true),
+        ("legacy-ca", true),
+        ("no-client-cert", false),
+        ("no-ca", false),
+    ] {
+        let out = env
+            .run(
+                &git_repository(
+                    secret,
+                    1,
+                    json!({"url": url, "ref": {"branch": "main"}, "secretRef": {"name": secret}}),
+                ),
+                &lookup,
+            )
+            .await;
+        if ok {
+            assert_eq!(
+                out.result,
+                PipelineResult::Success,
+                "{secret}: {:?}",
+                ready(&out)
+            );
+            assert_eq!(
+                out.status.artifact.unwrap().revision,
+                format!("main@sha1:{}", a.c2)
+            );
+        } else {
+            let (s, r, m) = ready(&out);
+            assert_eq!(
+                (s.as_str(), r.as_str()),
+                ("False", "GitOperationFailed"),
+                "{secret}: {m}"
+            );
+        }
+    }
 }

@@ -174,15 +174,154 @@ pub struct HttpGit {
 }
 
 pub async fn http_git(base: &Path, user: &str, pass: &str) -> HttpGit {
-    use axum::body::Body;
-    use axum::http::{Request, Response, StatusCode};
     use base64::Engine;
-
-    let base = base.to_path_buf();
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
     );
+    http_git_with(base, &expected).await
+}
+
+/// Like [`http_git`], requiring `Authorization: Bearer <token>`.
+pub async fn http_git_bearer(base: &Path, token: &str) -> HttpGit {
+    http_git_with(base, &format!("Bearer {token}")).await
+}
+
+async fn http_git_with(base: &Path, expected: &str) -> HttpGit {
+    let router = git_router(base, expected);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    HttpGit { addr, _task: task }
+}
+
+/// PEM material of a test PKI: a CA, a server certificate for 127.0.0.1 and a client certificate.
+pub struct Pki {
+    pub ca: String,
+    pub server_cert: String,
+    pub server_key: String,
+    pub client_cert: String,
+    pub client_key: String,
+}
+
+pub fn pki() -> Pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "git test CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(names).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "git test");
+        p.extended_key_usages = vec![usage];
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = leaf(
+        vec!["127.0.0.1".into()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (client_cert, client_key) =
+        leaf(vec!["client".into()], ExtendedKeyUsagePurpose::ClientAuth);
+    Pki {
+        ca: ca.pem(),
+        server_cert,
+        server_key,
+        client_cert,
+        client_key,
+    }
+}
+
+/// `git http-backend` over HTTPS with the PKI's server certificate, basic auth `user:pass`,
+/// and a client certificate signed by the PKI's CA required.
+pub async fn https_git(base: &Path, pki: &Pki) -> HttpGit {
+    use base64::Engine;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::server::WebPkiClientVerifier;
+    use tokio_rustls::rustls::{RootCertStore, ServerConfig, crypto::aws_lc_rs};
+    use tower::ServiceExt;
+
+    let provider = std::sync::Arc::new(aws_lc_rs::default_provider());
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(pki.ca.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(std::sync::Arc::new(roots), provider.clone())
+            .build()
+            .unwrap();
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pki.server_cert.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(pki.server_key.as_bytes()).unwrap();
+    let mut cfg = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .unwrap();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("user:pass")
+    );
+    let router = git_router(base, &expected);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, router) = (acceptor.clone(), router.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        router.clone().oneshot(req.map(axum::body::Body::new))
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .await;
+            });
+        }
+    });
+    HttpGit { addr, _task: task }
+}
+
+/// The smart-HTTP CGI bridge, requiring `Authorization: <expected>`.
+fn git_router(base: &Path, expected: &str) -> axum::Router {
+    use axum::body::Body;
+    use axum::http::{Request, Response, StatusCode};
+
+    let base = base.to_path_buf();
+    let expected = expected.to_string();
     let handler = move |req: Request<Body>| {
         let base = base.clone();
         let expected = expected.clone();
@@ -283,13 +422,7 @@ pub async fn http_git(base: &Path, user: &str, pass: &str) -> HttpGit {
             resp.status(status).body(Body::from(body)).unwrap()
         }
     };
-    let router = axum::Router::new().fallback(handler);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
-    });
-    HttpGit { addr, _task: task }
+    axum::Router::new().fallback(handler)
 }
 
 /// `sshd` on 127.0.0.1 accepting `client_pub` for the current user.

@@ -1,0 +1,328 @@
+//! source-controller benchmarks, ours and the reference side by side in one run, as ratios:
+//!
+//! 1. fetch + artifact of a repository of 5,000 files / ~50 MB over git:// versus
+//!    `git clone --depth 1` + `tar czf` (target: at most 1.0x the time);
+//! 2. artifact serving throughput versus nginx on the same file, measured with wrk
+//!    (target: at least 0.8x);
+//! 3. idle RSS of the source-controller binary watching 100 ready GitRepositories
+//!    (target: at most 15 MiB).
+//!
+//! Run with `cargo bench -p source-controller` (needs git, nginx and wrk:
+//! `apt-get install -y nginx-light wrk`).
+
+#[allow(dead_code)]
+#[path = "../tests/it/support.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferroflux_api::GitRepository;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+use source_controller::gitrepository::{PipelineResult, Settings, run_pipeline};
+use source_controller::storage::{DigestAlgo, Storage};
+
+use support::{FakeLookup, Repos, free_port, git, git_daemon};
+
+const FILES: usize = 5_000;
+const FILE_SIZE: usize = 10_000;
+const RUNS: usize = 3;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn need(bin: &str, hint: &str) {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{bin} is required for this benchmark: {hint}");
+}
+
+/// 5,000 files of pseudo-random text in 50 directories, one commit.
+fn big_repo(repos: &Repos) {
+    let w = repos.work("big");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..FILES {
+        let dir = w.join(format!("dir{:02}", i % 50));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut s = String::with_capacity(FILE_SIZE);
+        while s.len() < FILE_SIZE {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            s.push_str(&format!("key{}: {:016x}\n", x % 97, x));
+        }
+        std::fs::write(dir.join(format!("file{i:05}.yaml")), s).unwrap();
+    }
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "big"]);
+    repos.publish("big");
+}
+
+async fn bench_fetch(url: &str) -> (f64, f64, std::path::PathBuf, tempfile::TempDir) {
+    let lookup = FakeLookup::default();
+    let settings = Settings::default();
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut last = None;
+    for i in 0..RUNS {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let storage = Storage::new(
+            dir.path(),
+            "localhost",
+            Duration::from_secs(60),
+            2,
+            DigestAlgo::Sha256,
+        )
+        .unwrap();
+        let obj: GitRepository =
+            support::git_repository("big", 1, json!({"url": url, "ref": {"branch": "main"}}));
+        let t = Instant::now();
+        let out = run_pipeline(&obj, &storage, &lookup, &settings, scratch.path()).await;
+        ours.push(t.elapsed().as_secs_f64());
+        assert_eq!(out.result, PipelineResult::Success, "run {i}");
+        let path = storage
+            .local_path(&out.status.artifact.unwrap().path)
+            .unwrap();
+        last = Some((path, dir));
+
+        let work = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        let clone = Command::new("git")
+            .args(["clone", "-q", "--depth", "1", "--branch", "main", url])
+            .arg(work.path().join("c"))
+            .status()
+            .unwrap();
+        let tar = Command::new("tar")
+            .args(["czf"])
+            .arg(work.path().join("out.tar.gz"))
+            .args(["--exclude=.git", "-C"])
+            .arg(work.path().join("c"))
+            .arg(".")
+            .status()
+            .unwrap();
+        theirs.push(t.elapsed().as_secs_f64());
+        assert!(clone.success() && tar.success());
+    }
+    let (path, dir) = last.unwrap();
+    (median(ours), median(theirs), path, dir)
+}
+
+fn wrk(url: &str) -> (f64, f64) {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c16", "-d8s", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> String {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let rps: f64 = field("Requests/sec").parse().unwrap_or(0.0);
+    let tput = field("Transfer/sec");
+    let (num, unit) = tput.split_at(
+        tput.find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(tput.len()),
+    );
+    let mult = match unit {
+        "GB" => 1024.0 * 1024.0 * 1024.0,
+        "MB" => 1024.0 * 1024.0,
+        "KB" => 1024.0,
+        _ => 1.0,
+    };
+    (rps, num.parse::<f64>().unwrap_or(0.0) * mult)
+}
+
+async fn bench_serving(file: &Path, root: &Path) -> (f64, f64, f64, f64) {
+    need("nginx", "apt-get install -y nginx-light");
+    need("wrk", "apt-get install -y wrk");
+    let rel = file
+        .strip_prefix(root)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let (addr, _srv) = source_controller::server::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        root,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let ngx_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = ngx_dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n access_log off;\n sendfile on;\n tcp_nopush on;\n client_body_temp_path {d};\n proxy_temp_path {d};\n fastcgi_temp_path {d};\n uwsgi_temp_path {d};\n scgi_temp_path {d};\n server {{ listen 127.0.0.1:{port}; root {r}; }}\n}}\n",
+            d = ngx_dir.path().display(),
+            r = root.display()
+        ),
+    )
+    .unwrap();
+    let mut nginx = Command::new("nginx")
+        .args(["-c"])
+        .arg(&conf)
+        .args(["-p"])
+        .arg(ngx_dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let ours = tokio::task::spawn_blocking({
+        let url = format!("http://{addr}/{rel}");
+        move || wrk(&url)
+    })
+    .await
+    .unwrap();
+    let theirs = wrk(&format!("http://127.0.0.1:{port}/{rel}"));
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    (ours.0, ours.1, theirs.0, theirs.1)
+}
+
+fn rss_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn bench_idle_rss(url: &str) -> (u64, u64) {
+    let env = ferroflux_testenv::TestEnv::start(ferroflux_testenv::Options::default())
+        .await
+        .unwrap();
+    let client = env.client().await.unwrap();
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    for crd in ferroflux_api::crdgen::crd_objects().unwrap() {
+        if crd.spec.group == "source.toolkit.fluxcd.io" {
+            crds.create(&PostParams::default(), &crd).await.unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    env.write_kubeconfig(&kubeconfig).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_source-controller"))
+        .args([
+            "--storage-path",
+            dir.path().join("data").to_str().unwrap(),
+            "--storage-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "error",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("TMPDIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let api: Api<GitRepository> = Api::namespaced(client.clone(), "default");
+    for i in 0..100 {
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                "metadata": {"name": format!("repo-{i:03}"), "namespace": "default"},
+                "spec": {"url": url, "interval": "10m", "ref": {"branch": "main"}},
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let list = api.list(&Default::default()).await.unwrap();
+        let ready = list
+            .items
+            .iter()
+            .filter(|o| {
+                o.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_deref())
+                    .is_some_and(ferroflux_api::conditions::is_ready)
+            })
+            .count();
+        if ready == 100 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {ready}/100 GitRepositories became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let rss = rss_kib(child.id(), "VmRSS:");
+    let hwm = rss_kib(child.id(), "VmHWM:");
+    let _ = child.kill();
+    let _ = child.wait();
+    (rss, hwm)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let repos = Repos::new();
+        let t = Instant::now();
+        big_repo(&repos);
+        repos.commit("small", &[("app.yaml", "kind: ConfigMap\n")], "small");
+        repos.publish("small");
+        eprintln!("fixture: {FILES} files in {:.1}s", t.elapsed().as_secs_f64());
+        let daemon = git_daemon(&repos.base());
+        // The reference speaks protocol v2 too (its default).
+        let big = format!("git://127.0.0.1:{}/big.git", daemon.port);
+
+        let (ours, theirs, artifact, storage_dir) = bench_fetch(&big).await;
+        let size = std::fs::metadata(&artifact).unwrap().len();
+        println!(
+            "fetch+artifact ({FILES} files, {} MB tree, {:.1} MB tar.gz): ours {ours:.2}s, git clone --depth 1 + tar czf {theirs:.2}s, ratio {:.2}x (target <= 1.0x)",
+            FILES * FILE_SIZE / 1_000_000,
+            size as f64 / 1e6,
+            ours / theirs
+        );
+
+        let (o_rps, o_bps, n_rps, n_bps) = bench_serving(&artifact, storage_dir.path()).await;
+        println!(
+            "serving {:.1} MB artifact (wrk -t2 -c16 -d8s): ours {o_rps:.1} req/s {:.0} MB/s, nginx {n_rps:.1} req/s {:.0} MB/s, ratio {:.2}x (target >= 0.8x)",
+            size as f64 / 1e6,
+            o_bps / 1e6,
+            n_bps / 1e6,
+            o_bps / n_bps.max(1.0)
+        );
+
+        let small = format!("git://127.0.0.1:{}/small.git", daemon.port);
+        let (rss, hwm) = bench_idle_rss(&small).await;
+        println!(
+            "idle RSS watching 100 ready GitRepositories: {:.1} MiB (peak {:.1} MiB), ratio to target {:.2}x (target <= 15 MiB)",
+            rss as f64 / 1024.0,
+            hwm as f64 / 1024.0,
+            rss as f64 / 1024.0 / 15.0
+        );
+    });
+}
