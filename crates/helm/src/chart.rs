@@ -380,6 +380,8 @@ pub fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
     let mut other = Vec::new();
     let mut sub: BTreeMap<String, Vec<(String, Vec<u8>)>> = BTreeMap::new();
     let mut requirements: Option<Value> = None;
+    // requirements.* are chart files only for apiVersion v1 charts
+    let mut legacy_files: Vec<(String, Rc<[u8]>)> = Vec::new();
     for (name, data) in files {
         match name.as_str() {
             "Chart.yaml" => {
@@ -402,9 +404,15 @@ pub fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
             "values.schema.json" => schema = Some(data),
             "requirements.yaml" => {
                 let text = String::from_utf8_lossy(&data);
-                requirements = yaml::parse_yaml(&text).ok();
-                other.push((name, Rc::from(data)));
+                requirements = Some(yaml::parse_yaml(&text).map_err(|e| {
+                    Error::Chart(format!(
+                        "cannot load requirements.yaml: error converting YAML to JSON: {e}"
+                    ))
+                })?);
+                legacy_files.push((name, Rc::from(data)));
             }
+            "requirements.lock" => legacy_files.push((name, Rc::from(data))),
+            "Chart.lock" => {}
             n if n.starts_with("templates/") => templates.push((name, Rc::from(data))),
             n if n.starts_with("charts/") => {
                 if n.ends_with(".prov") {
@@ -436,13 +444,15 @@ pub fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
         Some(Value::List(l)) => l.iter().map(parse_dependency).collect(),
         _ => Vec::new(),
     };
-    if api_version == "v1"
-        && deps.is_empty()
-        && let Some(r) = &requirements
+    if let Some(r) = &requirements
         && let Some(rm) = r.as_map()
         && let Some(Value::List(l)) = rm.borrow().get("dependencies")
     {
         deps = l.iter().map(parse_dependency).collect();
+    }
+    if api_version == "v1" {
+        other.extend(legacy_files);
+        other.sort_by(|a, b| a.0.cmp(&b.0));
     }
     let mut subcharts = Vec::new();
     for (cname, files) in sub {
