@@ -230,6 +230,23 @@ impl Builder {
                         Event::Scalar(t, ..) => Some(t.to_string()),
                         _ => None,
                     };
+                    // below the top level, go-yaml v3 makes a mapping with a key that is not
+                    // a string (`1:`, `true:`, a date) into a map that JSON cannot encode, and
+                    // kustomize fails; so do we
+                    if depth > 0
+                        && !self.yaml11
+                        && let Event::Scalar(t, ScalarStyle::Plain, _, None) = &kev
+                        && t != "<<"
+                        && (parse_timestamp(t).is_some()
+                            || !matches!(resolve_plain(t), Ok(Value::String(_))))
+                    {
+                        return Err(err_at(
+                            Some(&ksp),
+                            format!(
+                                "json: unsupported type: map[interface {{}}]interface {{}} (the key {t:?} is not a string)"
+                            ),
+                        ));
+                    }
                     let key = self.node(p, kev, ksp, depth + 1)?;
                     let (vev, vsp) =
                         next(p)?.ok_or_else(|| err_at(Some(&span), "mapping key without value"))?;
