@@ -27,7 +27,18 @@ use std::rc::Rc;
 use ferroflux_gotemplate::Value;
 
 pub use chart::{Chart, Dependency, load as load_chart};
-pub use render::render;
+pub use render::{render, render_as};
+
+/// Which Helm major version to reproduce where v3 and v4 differ.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HelmVersion {
+    /// Helm v4.1 (default).
+    #[default]
+    V4,
+    /// Helm v3.19: default kube version v1.34.0, `.Chart` as a struct, Go's raw execution
+    /// errors.
+    V3,
+}
 
 /// Errors, displayed as `helm template` prints them after `Error: `.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -71,6 +82,8 @@ pub struct TemplateOptions {
     pub is_upgrade: bool,
     /// `--skip-schema-validation`.
     pub skip_schema_validation: bool,
+    /// The Helm version to reproduce.
+    pub helm_version: HelmVersion,
 }
 
 impl Default for TemplateOptions {
@@ -89,6 +102,7 @@ impl Default for TemplateOptions {
             skip_tests: false,
             is_upgrade: false,
             skip_schema_validation: false,
+            helm_version: HelmVersion::V4,
         }
     }
 }
@@ -255,9 +269,14 @@ fn head(doc: &str, path: &str) -> Result<(String, Option<BTreeMap<String, String
                 "YAML parse error on {path}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type util.SimpleHead"
             )));
         }
-        _ => {
+        other => {
+            let kind = if matches!(other, Value::Bool(_)) {
+                "bool"
+            } else {
+                "number"
+            };
             return Err(Error::Manifest(format!(
-                "YAML parse error on {path}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal number into Go value of type util.SimpleHead"
+                "YAML parse error on {path}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {kind} into Go value of type util.SimpleHead"
             )));
         }
     };
@@ -389,7 +408,9 @@ fn check_release_name(name: &str) -> Result<(), Error> {
 }
 
 fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<String, Error> {
-    let kube = parse_kube_version(opts.kube_version.as_deref().unwrap_or(DEFAULT_KUBE_VERSION))?;
+    let v3 = opts.helm_version == HelmVersion::V3;
+    let default_kube = if v3 { "v1.34.0" } else { DEFAULT_KUBE_VERSION };
+    let kube = parse_kube_version(opts.kube_version.as_deref().unwrap_or(default_kube))?;
     let mut user: BTreeMap<String, Value> = BTreeMap::new();
     for f in &opts.values_files {
         let m = read_values_file(f)?;
@@ -454,6 +475,7 @@ fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<
         apis: Rc::new(objects::ApiVersions(Rc::new(api_versions(
             &opts.api_versions,
         )))),
+        helm: objects::HelmVersion { v3 },
     }));
     let mut release = BTreeMap::new();
     release.insert("Name".to_string(), Value::str(release_name));
@@ -463,14 +485,27 @@ fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<
     release.insert("Revision".to_string(), Value::Int(1));
     release.insert("Service".to_string(), Value::str("Helm"));
     let mut top = BTreeMap::new();
-    top.insert("Chart".to_string(), chart::metadata_map(&chart, true));
+    let meta = chart::metadata_map(&chart, true);
+    top.insert(
+        "Chart".to_string(),
+        if v3 {
+            Value::Object(Rc::new(objects::ChartStruct(meta)))
+        } else {
+            meta
+        },
+    );
     top.insert("Capabilities".to_string(), caps);
     top.insert("Release".to_string(), Value::map(release));
     top.insert("Values".to_string(), vals);
     let top = Value::map(top);
-    let mut files = render::render(&chart, &top)?;
+    let mut files = render::render_as(&chart, &top, v3)?;
     files.retain(|k, _| !k.ends_with("NOTES.txt"));
-    format_output(&files, &chart, opts)
+    format_output(&files, &chart, opts).map_err(|e| match (v3, e) {
+        (true, Error::Manifest(m)) => {
+            Error::Manifest(m.replace("util.SimpleHead", "releaseutil.SimpleHead"))
+        }
+        (_, e) => e,
+    })
 }
 
 /// Render a chart like `helm template RELEASE CHART [flags]` and return its standard output.

@@ -67,27 +67,60 @@ impl Object for ApiVersions {
     }
 }
 
-/// `.Capabilities.HelmVersion`.
-pub struct HelmVersion;
+/// `.Capabilities.HelmVersion` (the build this engine mirrors).
+#[derive(Clone, Copy)]
+pub struct HelmVersion {
+    pub v3: bool,
+}
 
-pub const HELM_VERSION: &str = "v4.1.4";
+impl HelmVersion {
+    fn parts(
+        &self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+    ) {
+        if self.v3 {
+            (
+                "v3.19.0",
+                "3d8990f0836691f0229297773f3524598f46bda6",
+                "go1.24.7",
+                None,
+            )
+        } else {
+            (
+                "v4.1.4",
+                "05fa37973dc9e42b76e1d2883494c87174b6074f",
+                "go1.25.9",
+                Some("v1.35"),
+            )
+        }
+    }
+}
 
 impl Object for HelmVersion {
     fn type_name(&self) -> String {
         "version.BuildInfo".into()
     }
     fn field(&self, name: &str) -> Option<Value> {
+        let (v, commit, go, kube) = self.parts();
         match name {
-            "Version" => Some(Value::str(HELM_VERSION)),
-            "GitCommit" => Some(Value::str("")),
+            "Version" => Some(Value::str(v)),
+            "GitCommit" => Some(Value::str(commit)),
             "GitTreeState" => Some(Value::str("clean")),
-            "GoVersion" => Some(Value::str("go1.25.9")),
-            "KubeClientVersion" => Some(Value::str("v1.35")),
+            "GoVersion" => Some(Value::str(go)),
+            "KubeClientVersion" if !self.v3 => Some(Value::str(kube.unwrap_or_default())),
             _ => None,
         }
     }
     fn format(&self, _plus: bool) -> String {
-        format!("{{{HELM_VERSION}  clean go1.25.9 v1.35}}")
+        let (v, commit, go, kube) = self.parts();
+        match kube {
+            Some(k) => format!("{{{v} {commit} clean {go} {k}}}"),
+            None => format!("{{{v} {commit} clean {go}}}"),
+        }
     }
 }
 
@@ -95,6 +128,7 @@ impl Object for HelmVersion {
 pub struct Capabilities {
     pub kube: Rc<KubeVersion>,
     pub apis: Rc<ApiVersions>,
+    pub helm: HelmVersion,
 }
 
 impl Object for Capabilities {
@@ -105,7 +139,7 @@ impl Object for Capabilities {
         match name {
             "KubeVersion" => Some(Value::Object(self.kube.clone())),
             "APIVersions" => Some(Value::Object(self.apis.clone())),
-            "HelmVersion" => Some(Value::Object(Rc::new(HelmVersion))),
+            "HelmVersion" => Some(Value::Object(Rc::new(self.helm))),
             _ => None,
         }
     }
@@ -114,7 +148,7 @@ impl Object for Capabilities {
             "&{{{} {} {}}}",
             self.kube.version,
             self.apis.format(false),
-            HelmVersion.format(false)
+            self.helm.format(false)
         )
     }
 }
@@ -297,5 +331,52 @@ impl Object for Files {
             .map(|(k, v)| (k.clone(), Value::Bytes(v.clone())))
             .collect();
         Some(Rc::new(std::cell::RefCell::new(m)))
+    }
+}
+
+/// Helm v3's `.Chart`: the chart's Metadata struct embedded with `IsRoot`.
+pub struct ChartStruct(pub Value);
+
+impl Object for ChartStruct {
+    fn type_name(&self) -> String {
+        "struct { chart.Metadata; IsRoot bool }".into()
+    }
+    fn field(&self, name: &str) -> Option<Value> {
+        self.0.as_map().and_then(|m| m.borrow().get(name).cloned())
+    }
+    fn format(&self, _plus: bool) -> String {
+        let m = self
+            .0
+            .as_map()
+            .map(|m| m.borrow().clone())
+            .unwrap_or_default();
+        let order = [
+            "Name",
+            "Home",
+            "Sources",
+            "Version",
+            "Description",
+            "Keywords",
+            "Maintainers",
+            "Icon",
+            "APIVersion",
+            "Condition",
+            "Tags",
+            "AppVersion",
+            "Deprecated",
+            "Annotations",
+            "KubeVersion",
+            "Dependencies",
+            "Type",
+        ];
+        let parts: Vec<String> = order
+            .iter()
+            .map(|k| m.get(*k).map(|v| v.to_go_string()).unwrap_or_default())
+            .collect();
+        let root = m
+            .get("IsRoot")
+            .map(|v| v.to_go_string())
+            .unwrap_or_default();
+        format!("{{{{{}}} {root}}}", parts.join(" "))
     }
 }

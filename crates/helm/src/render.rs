@@ -219,11 +219,20 @@ fn all_templates(
     is_root: bool,
     release: &Value,
     caps: &Value,
+    v3: bool,
     out: &mut BTreeMap<String, Renderable>,
 ) -> Value {
     let subcharts = Value::new_map();
     let mut next = BTreeMap::new();
-    next.insert("Chart".to_string(), metadata_map(c, is_root));
+    let meta = metadata_map(c, is_root);
+    next.insert(
+        "Chart".to_string(),
+        if v3 {
+            Value::Object(Rc::new(crate::objects::ChartStruct(meta)))
+        } else {
+            meta
+        },
+    );
     let files: BTreeMap<String, Rc<[u8]>> = c.files.iter().cloned().collect();
     next.insert(
         "Files".to_string(),
@@ -249,7 +258,7 @@ fn all_templates(
     next.insert("Subcharts".to_string(), subcharts.clone());
     let next = Value::map(next);
     for sub in &c.subcharts {
-        let sv = all_templates(sub, &next, false, release, caps, out);
+        let sv = all_templates(sub, &next, false, release, caps, v3, out);
         if let Some(m) = subcharts.as_map() {
             m.borrow_mut().insert(sub.name.clone(), sv);
         }
@@ -379,8 +388,8 @@ fn error_chain(e: &TError, out: &mut Vec<String>) {
     }
 }
 
-/// Helm v4's `reformatExecErrorMsg`.
-fn reformat_exec_error(filename: &str, e: &TError) -> String {
+/// Helm v4's `reformatExecErrorMsg` (v3's `cleanupExecError` when `v3`).
+fn reformat_exec_error(filename: &str, e: &TError, v3: bool) -> String {
     if !matches!(e, TError::Exec(_)) {
         return e.to_string();
     }
@@ -398,6 +407,9 @@ fn reformat_exec_error(filename: &str, e: &TError) -> String {
             tokens[1],
             &tokens[2][start + WARN_START.len()..end]
         );
+    }
+    if v3 {
+        return full;
     }
     let mut chain = Vec::new();
     error_chain(e, &mut chain);
@@ -419,6 +431,11 @@ fn reformat_exec_error(filename: &str, e: &TError) -> String {
 /// Render every template of `chart` with the prepared top-level values (`Values`, `Release`,
 /// `Capabilities`). Returns file name -> rendered text.
 pub fn render(chart: &Chart, top: &Value) -> Result<BTreeMap<String, String>, Error> {
+    render_as(chart, top, false)
+}
+
+/// [`render`], with Helm v3's `.Chart` struct and error text when `v3`.
+pub fn render_as(chart: &Chart, top: &Value, v3: bool) -> Result<BTreeMap<String, String>, Error> {
     let get = |k: &str| {
         top.as_map()
             .and_then(|m| m.borrow().get(k).cloned())
@@ -427,7 +444,7 @@ pub fn render(chart: &Chart, top: &Value) -> Result<BTreeMap<String, String>, Er
     let release = get("Release");
     let caps = get("Capabilities");
     let mut tpls = BTreeMap::new();
-    all_templates(chart, top, true, &release, &caps, &mut tpls);
+    all_templates(chart, top, true, &release, &caps, v3, &mut tpls);
 
     let mut t = Templates::new("gotpl");
     t.options.missing_key = MissingKey::Zero;
@@ -461,7 +478,7 @@ pub fn render(chart: &Chart, top: &Value) -> Result<BTreeMap<String, String>, Er
         }
         let rendered = t
             .execute(k, &r.vals)
-            .map_err(|e| Error::Render(reformat_exec_error(k, &e)))?;
+            .map_err(|e| Error::Render(reformat_exec_error(k, &e, v3)))?;
         out.insert(k.clone(), rendered.replace("<no value>", ""));
     }
     Ok(out)

@@ -7,7 +7,7 @@ mod helm;
 use std::path::Path;
 use std::process::Command;
 
-use ferroflux_helm::{TemplateOptions, template};
+use ferroflux_helm::{HelmVersion, TemplateOptions, template};
 
 /// Run `helm template NAME DIR ARGS...`; Ok(stdout) or Err(stderr without "Error: ").
 fn helm_cmd(bin: &Path, name: &str, dir: &Path, args: &[&str]) -> Result<String, String> {
@@ -43,7 +43,11 @@ fn ours(name: &str, dir: &Path, opts: &TemplateOptions) -> Result<String, String
 }
 
 fn compare(name: &str, dir: &Path, args: &[&str], opts: &TemplateOptions) {
-    let bin = helm::oracle("helm");
+    let bin = helm::oracle(if opts.helm_version == HelmVersion::V3 {
+        "helm3"
+    } else {
+        "helm"
+    });
     let want = helm_cmd(&bin, name, dir, args);
     let got = ours(name, dir, opts);
     if let Ok(w) = &want {
@@ -601,4 +605,35 @@ fn library_style_chart_matches() {
             ..TemplateOptions::default()
         },
     );
+}
+
+fn v3() -> TemplateOptions {
+    TemplateOptions {
+        helm_version: HelmVersion::V3,
+        ..TemplateOptions::default()
+    }
+}
+
+/// Where Helm v3 differs from v4 (default kube version, `.Chart` struct, raw Go errors,
+/// HelmVersion), ferroflux's V3 mode matches `helm3`.
+#[test]
+fn helm3_differences_match() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = umbrella(tmp.path());
+    compare("demo", &dir, &[], &v3());
+    compare("web", &fixtures().join("webapp"), &[], &v3());
+    let cases = [
+        "kube: {{ .Capabilities.KubeVersion }} {{ .Capabilities.HelmVersion }} {{ .Chart.Name }}",
+        "a: {{ .Values.a.b.c }}",
+        "{{ define \"d\" }}{{ .a.b }}{{ end }}{{ include \"d\" (dict \"a\" 1) }}",
+        "{{ required \"need foo\" .Values.foo }}",
+        "{{ .Chart.IsRoot }}",
+        "x: {{ .Chart.nope }}",
+        "just a string",
+    ];
+    for text in cases {
+        let d = tempfile::tempdir().unwrap();
+        helm::write_chart(d.path(), "{}", &[("e.yaml".to_string(), text.to_string())]);
+        compare("r", d.path(), &[], &v3());
+    }
 }
