@@ -257,6 +257,11 @@ impl Builder {
                         continue;
                     }
                     let k = match raw_key {
+                        // sigs.k8s.io/yaml turns YAML 1.1 booleans, numbers and null used as
+                        // keys into their JSON text
+                        Some(_) if self.yaml11 && !key.is_string() => {
+                            key_string(&key).map_err(|m| err_at(Some(&ksp), m))?
+                        }
                         Some(t) => t,
                         None => key_string(&key).map_err(|m| err_at(Some(&ksp), m))?,
                     };
@@ -315,9 +320,9 @@ fn count_nodes(v: &Value) -> usize {
 fn key_string(v: &Value) -> Result<String, String> {
     match v {
         Value::String(s) => Ok(s.clone()),
-        Value::Null => Ok(String::new()),
+        Value::Null => Ok("null".to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        Value::Number(n) => Ok(n.to_string()),
+        Value::Number(n) => Ok(crate::yaml::emit::number_text(n)),
         _ => Err("mapping keys must be scalars".to_string()),
     }
 }
