@@ -13,8 +13,8 @@ pub fn kubectl() -> String {
     match ok {
         Ok(true) => "kubectl".to_string(),
         _ => panic!(
-            "kubectl (with kustomize v5.5) is required for the oracle tests but was not found on PATH; \
-             install kubectl 1.32 (e.g. `apt-get install kubectl` from the Kubernetes apt repository)"
+            "kubectl (1.32, with kustomize v5.5) is required for the oracle tests but was not found on PATH; \
+             it ships on the machine image as the Debian package `kubectl`: `apt-get install -y kubectl`"
         ),
     }
 }
