@@ -1215,6 +1215,13 @@ pub fn delete(
         _ => {}
     }
     let is_ns = def.group.is_empty() && def.resource == "namespaces";
+    if is_ns && matches!(name, "default" | "kube-system" | "kube-public") {
+        let mut e = ApiError::forbidden(format!(
+            "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+        ));
+        e.details = Some(json!({"name": name, "kind": "namespaces"}));
+        return Err(e);
+    }
     if !fins.is_empty() || is_ns || (is_crd(def) && !fins.is_empty()) {
         if dopts.dry_run {
             return Ok(obj);

@@ -11,7 +11,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..100 {
+    for _ in 0..300 {
         if f().await {
             return;
         }
@@ -172,6 +172,18 @@ async fn namespace_deletion_deletes_its_content() {
     )
     .unwrap();
     cms.create(&PostParams::default(), &held).await.unwrap();
+    let s = status_of(
+        nss.delete("default", &DeleteParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (
+            403,
+            "namespaces \"default\" is forbidden: this namespace may not be deleted"
+        )
+    );
     nss.delete("doomed", &DeleteParams::default())
         .await
         .unwrap();

@@ -14,7 +14,7 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     F: Fn(&K) -> bool,
 {
-    for _ in 0..100 {
+    for _ in 0..300 {
         let o = api.get(name).await.unwrap();
         if pred(&o) {
             return o;
@@ -52,7 +52,9 @@ async fn workloads_become_ready_or_fail() {
         .await
         .unwrap();
     let immediately = deps.get("ok").await.unwrap();
-    assert!(immediately.status.is_none(), "not ready before the delay");
+    if start.elapsed() < delay {
+        assert!(immediately.status.is_none(), "not ready before the delay");
+    }
     let d = wait_for(&deps, "ok", |d| {
         d.status.as_ref().and_then(|s| s.ready_replicas) == Some(1)
     })
