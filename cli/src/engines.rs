@@ -38,6 +38,15 @@ pub enum HelmCommand {
         /// String values on the command line.
         #[arg(long = "set-string")]
         set_string: Vec<String>,
+        /// JSON values on the command line (key=jsonvalue).
+        #[arg(long = "set-json")]
+        set_json: Vec<String>,
+        /// Values read from files (key=path).
+        #[arg(long = "set-file")]
+        set_file: Vec<String>,
+        /// Literal string values on the command line.
+        #[arg(long = "set-literal")]
+        set_literal: Vec<String>,
         /// The release namespace.
         #[arg(short = 'n', long = "namespace", default_value = "default")]
         namespace: String,
@@ -112,6 +121,9 @@ pub fn helm(command: HelmCommand) -> anyhow::Result<()> {
             values,
             set,
             set_string,
+            set_json,
+            set_file,
+            set_literal,
             namespace,
             kube_version,
             api_versions,
@@ -124,6 +136,9 @@ pub fn helm(command: HelmCommand) -> anyhow::Result<()> {
                 values_files: values,
                 set,
                 set_string,
+                set_json,
+                set_file,
+                set_literal,
                 namespace,
                 kube_version,
                 api_versions,
@@ -131,6 +146,7 @@ pub fn helm(command: HelmCommand) -> anyhow::Result<()> {
                 skip_tests,
                 is_upgrade,
                 skip_schema_validation,
+                ..Default::default()
             };
             let out = ferroflux_helm::template(&name, &chart, &opts)?;
             print(&out, None)

@@ -113,6 +113,30 @@ async fn up_starts_everything_and_stops_cleanly() {
         .unwrap();
     assert_eq!(repo.spec.url.as_deref(), Some(url));
 
+    // source-controller reconciles it: Ready with the served commit's revision, and the status
+    // reads as Current for kstatus (what `flux` and health checks compute).
+    let repos = Api::<GitRepository>::namespaced(client.clone(), "flux-system");
+    let expected_revision = format!("main@sha1:{}", state["commit"].as_str().unwrap());
+    let ready = eventually(
+        "GitRepository hello to be Ready",
+        Duration::from_secs(60),
+        || async {
+            let r = repos.get("hello").await.ok()?;
+            let json = serde_json::to_value(&r).ok()?;
+            (ferroflux_runtime::kstatus::compute(&json).status
+                == ferroflux_runtime::kstatus::Status::Current)
+                .then_some(r)
+        },
+    )
+    .await;
+    let artifact = ready
+        .status
+        .as_ref()
+        .and_then(|s| s.artifact.as_ref())
+        .expect("artifact");
+    assert_eq!(artifact.revision, expected_revision);
+    assert!(artifact.digest.starts_with("sha256:"));
+
     // Ctrl-C stops the controllers and the API server, and `up` exits successfully.
     signal(up.id().unwrap(), libc::SIGINT);
     let status = tokio::time::timeout(Duration::from_secs(30), up.wait())

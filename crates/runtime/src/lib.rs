@@ -8,6 +8,7 @@
 //!   backoff, metrics, one span per reconcile);
 //! - [`status`]: status patching with a field manager; [`events`]: Kubernetes Events and the
 //!   forwarding to the notification service;
+//! - [`kstatus`]: the kstatus computation (Current/InProgress/Failed/Terminating) of any object;
 //! - [`readiness`]: the Readiness gRPC stream appliers serve for their objects;
 //! - [`artifact`]: artifact download, digest verification and safe untar for consumers;
 //! - [`Manager`]: process bootstrap tying the above together for a controller binary.
@@ -16,6 +17,7 @@ pub mod artifact;
 pub mod driver;
 pub mod events;
 pub mod flags;
+pub mod kstatus;
 pub mod leader;
 pub mod logging;
 pub mod metrics;
