@@ -251,10 +251,57 @@ fn storage_api_version(def: &ResourceDef) -> String {
 /// Rewrites apiVersion for reading at the requested version (CRD conversion strategy None).
 pub fn at_version(def: &ResourceDef, obj: &Value) -> Value {
     let mut o = obj.clone();
+    if def.is_event_view() {
+        return event_convert(&o, false);
+    }
     if def.custom && def.version != def.storage_version {
         o["apiVersion"] = Value::String(def.api_version());
     }
     o
+}
+
+/// core/v1 <-> events.k8s.io/v1 field names (the rest is shared).
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("involvedObject", "regarding"),
+    ("message", "note"),
+    ("source", "deprecatedSource"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+    ("count", "deprecatedCount"),
+    ("reportingComponent", "reportingController"),
+];
+
+/// Converts an Event between core/v1 (`to_core`) and events.k8s.io/v1.
+pub fn event_convert(obj: &Value, to_core: bool) -> Value {
+    let Some(src) = obj.as_object() else {
+        return obj.clone();
+    };
+    let mut out = Map::new();
+    for (k, v) in src {
+        let renamed = EVENT_FIELDS.iter().find_map(|(core, view)| {
+            if to_core && k == view {
+                Some(*core)
+            } else if !to_core && k == core {
+                Some(*view)
+            } else {
+                None
+            }
+        });
+        out.insert(renamed.unwrap_or(k).to_string(), v.clone());
+    }
+    out.insert(
+        "apiVersion".into(),
+        json!(if to_core { "v1" } else { "events.k8s.io/v1" }),
+    );
+    out.insert("kind".into(), json!("Event"));
+    Value::Object(out)
+}
+
+fn core_events_def(inner: &Inner) -> ApiResult<Arc<ResourceDef>> {
+    inner
+        .registry
+        .get("", "v1", "events")
+        .ok_or_else(|| ApiError::not_found_path())
 }
 
 fn ensure_namespace(inner: &Inner, def: &ResourceDef, ns: &str, creating: bool) -> ApiResult<()> {
@@ -611,6 +658,14 @@ pub fn create(
     managed: Option<Value>,
 ) -> ApiResult<Value> {
     check_type(def, &obj)?;
+    let core;
+    let def = if def.is_event_view() {
+        obj = event_convert(&obj, true);
+        core = core_events_def(inner)?;
+        &*core
+    } else {
+        def
+    };
     obj["apiVersion"] = json!(storage_api_version(def));
     obj["kind"] = json!(def.kind);
     let body_ns = meta_str(&obj, "namespace").to_string();
@@ -752,6 +807,14 @@ pub fn update(
     managed: Option<Value>,
 ) -> ApiResult<Value> {
     check_type(def, &body)?;
+    let core;
+    let def = if def.is_event_view() {
+        body = event_convert(&body, true);
+        core = core_events_def(inner)?;
+        &*core
+    } else {
+        def
+    };
     let body_managed = body.pointer("/metadata/managedFields").cloned();
     let ns = if def.namespaced { ns } else { "" };
     let Some(old) = inner.get(&def.gr(), ns, name) else {

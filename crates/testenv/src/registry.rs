@@ -58,8 +58,19 @@ pub struct ResourceDef {
 }
 
 impl ResourceDef {
+    /// Where objects are stored: events.k8s.io/v1 events are a view of core/v1 events.
     pub fn gr(&self) -> Gr {
+        if self.is_event_view() {
+            return Gr::new("", "events");
+        }
         Gr::new(&self.group, &self.resource)
+    }
+    pub fn is_event_view(&self) -> bool {
+        self.group == "events.k8s.io" && self.resource == "events"
+    }
+    /// Stored objects need converting before they are shown at this version.
+    pub fn converts(&self) -> bool {
+        (self.custom && self.version != self.storage_version) || self.is_event_view()
     }
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {

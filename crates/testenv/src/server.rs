@@ -692,7 +692,7 @@ fn list_bytes(
     // `{...}` without the closing brace, then the items
     buf.extend_from_slice(&head[..head.len().saturating_sub(1)]);
     buf.extend_from_slice(b",\"items\":[");
-    let convert = def.custom && def.version != def.storage_version;
+    let convert = def.converts();
     for (i, o) in items.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
@@ -720,10 +720,7 @@ fn list_raw(
     q: &HashMap<String, String>,
 ) -> ApiResult<(Vec<Arc<Value>>, Value)> {
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
-    let fields = FieldSelector::parse(
-        q.get("fieldSelector").map(String::as_str).unwrap_or(""),
-        &def.kind,
-    )?;
+    let fields = FieldSelector::parse(&field_selector(def, q), &def.kind)?;
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
     let cont = match q.get("continue").filter(|c| !c.is_empty()) {
         Some(c) => {
@@ -790,6 +787,17 @@ fn list_raw(
     Ok((items, meta))
 }
 
+/// The field selector, with events.k8s.io names mapped to the stored core/v1 names.
+fn field_selector(def: &ResourceDef, q: &HashMap<String, String>) -> String {
+    let raw = q.get("fieldSelector").cloned().unwrap_or_default();
+    if def.is_event_view() {
+        return raw
+            .replace("regarding.", "involvedObject.")
+            .replace("reportingController", "reportingComponent");
+    }
+    raw
+}
+
 fn ns_matches(ns: Option<&str>, obj_ns: &str) -> bool {
     ns.is_none_or(|n| n == obj_ns)
 }
@@ -851,10 +859,7 @@ fn watch(
     render: Render,
 ) -> ApiResult<Response<Body>> {
     let labels = LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?;
-    let fields = FieldSelector::parse(
-        q.get("fieldSelector").map(String::as_str).unwrap_or(""),
-        &def.kind,
-    )?;
+    let fields = FieldSelector::parse(&field_selector(&def, q), &def.kind)?;
     let bookmarks = truthy(q, "allowWatchBookmarks");
     let send_initial = truthy(q, "sendInitialEvents");
     let timeout = q
@@ -930,7 +935,7 @@ fn watch(
                 EventType::Modified if before => "DELETED",
                 _ => return None,
             };
-            if render == Render::Full && !(def.custom && def.version != def.storage_version) {
+            if render == Render::Full && !def.converts() {
                 return Some(event_line_raw(t, ev.json()));
             }
             Some(event_line(t, &rendered(&def, &ev.obj, render)))

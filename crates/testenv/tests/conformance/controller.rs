@@ -119,3 +119,72 @@ async fn controller_with_finalizer_and_owned_objects() {
     .await;
     task.abort();
 }
+
+#[tokio::test]
+async fn kube_runtime_event_recorder() {
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::runtime::events::{Event as Ev, EventType, Recorder, Reporter};
+    let (_env, client) = env().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "evented"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "test-controller".into(),
+            instance: None,
+        },
+    );
+    let ev = Ev {
+        type_: EventType::Normal,
+        reason: "Reconciled".into(),
+        note: Some("all good".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    let reference = cm.object_ref(&());
+    recorder.publish(&ev, &reference).await.unwrap();
+    // the same event again becomes a series on the same object
+    recorder.publish(&ev, &reference).await.unwrap();
+    let events: Api<K8sEvent> = Api::namespaced(client.clone(), "default");
+    let list = events.list(&Default::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let e = &list.items[0];
+    assert_eq!(e.reason.as_deref(), Some("Reconciled"));
+    assert_eq!(
+        e.regarding.as_ref().unwrap().name.as_deref(),
+        Some("evented")
+    );
+    assert_eq!(e.series.as_ref().map(|s| s.count), Some(2));
+    // the same event through core/v1 (what kubectl get events / describe read)
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let c = core
+        .list(&kube::api::ListParams::default().fields("involvedObject.name=evented"))
+        .await
+        .unwrap();
+    assert_eq!(c.items.len(), 1);
+    assert_eq!(c.items[0].message.as_deref(), Some("all good"));
+    assert_eq!(
+        c.items[0].reporting_component.as_deref(),
+        Some("test-controller")
+    );
+    let v = events
+        .list(&kube::api::ListParams::default().fields("regarding.name=evented"))
+        .await
+        .unwrap();
+    assert_eq!(v.items.len(), 1);
+    // and the other way round: a core/v1 event is visible as events.k8s.io/v1
+    let ce: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({"metadata": {"name": "core-ev"},
+        "involvedObject": {"kind": "ConfigMap", "name": "evented", "namespace": "default"}, "reason": "Old", "message": "from client-go",
+        "type": "Warning", "count": 3})).unwrap();
+    core.create(&PostParams::default(), &ce).await.unwrap();
+    let seen = events.get("core-ev").await.unwrap();
+    assert_eq!(seen.note.as_deref(), Some("from client-go"));
+    assert_eq!(seen.deprecated_count, Some(3));
+    assert_eq!(seen.regarding.unwrap().name.as_deref(), Some("evented"));
+}
