@@ -301,7 +301,7 @@ fn core_events_def(inner: &Inner) -> ApiResult<Arc<ResourceDef>> {
     inner
         .registry
         .get("", "v1", "events")
-        .ok_or_else(|| ApiError::not_found_path())
+        .ok_or_else(ApiError::not_found_path)
 }
 
 fn ensure_namespace(inner: &Inner, def: &ResourceDef, ns: &str, creating: bool) -> ApiResult<()> {
