@@ -270,3 +270,54 @@ async fn wait_for_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// The process entry point every controller binary shares: parses `args` (first item = program
+/// name) into `F`, runs `run` on a multi-threaded tokio runtime, and maps the outcome to an exit
+/// code (2 for bad flags, 1 for a failure logged as one JSON line).
+pub fn main_entry<F, I, T, Fut, E>(
+    controller: &str,
+    args: I,
+    run: impl FnOnce(F) -> Fut,
+) -> std::process::ExitCode
+where
+    F: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    use std::process::ExitCode;
+    let flags = match F::try_parse_from(args) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{controller}: unable to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(flags)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let line = serde_json::json!({
+                "level": "error",
+                "msg": format!("{controller} failed"),
+                "error": format!("{e:#}"),
+            });
+            eprintln!("{line}");
+            ExitCode::FAILURE
+        }
+    }
+}
