@@ -23,7 +23,7 @@ fn schema_known(api_version: &str, kind: &str) -> bool {
 
 /// How a list merges.
 enum ListMode {
-    /// Elements are matched by this key.
+    /// Elements are matched by these keys (comma-separated, the merge key first).
     Key(String),
     /// A set of scalars (union).
     Primitive,
@@ -44,11 +44,13 @@ fn schema_strategy(parent: &str, field: &str, kind: &str) -> ListMode {
         }
         ("spec", "imagePullSecrets") => ListMode::Key("name".into()),
         ("spec", "hostAliases") => ListMode::Key("ip".into()),
-        ("spec", "topologySpreadConstraints") => ListMode::Key("topologyKey".into()),
-        ("spec", "ports") if kind == "Service" => ListMode::Key("port".into()),
+        ("spec", "topologySpreadConstraints") => {
+            ListMode::Key("topologyKey,whenUnsatisfiable".into())
+        }
+        ("spec", "ports") if kind == "Service" => ListMode::Key("port,protocol".into()),
         ("spec", "podCIDRs") if kind == "Node" => ListMode::Primitive,
         (_, "env") if in_container => ListMode::Key("name".into()),
-        (_, "ports") if in_container => ListMode::Key("containerPort".into()),
+        (_, "ports") if in_container => ListMode::Key("containerPort,protocol".into()),
         (_, "volumeMounts") if in_container => ListMode::Key("mountPath".into()),
         (_, "volumeDevices") if in_container => ListMode::Key("devicePath".into()),
         ("", "secrets") if kind == "ServiceAccount" => ListMode::Key("name".into()),
@@ -150,9 +152,19 @@ impl<'a> Sch<'a> {
                 if !merge {
                     return ListMode::Replace;
                 }
-                match ext("x-kubernetes-patch-merge-key") {
-                    Some(k) => ListMode::Key(k.to_string()),
-                    None => ListMode::Primitive,
+                let list_keys: Option<Vec<String>> = prop
+                    .get("x-kubernetes-list-map-keys")
+                    .or_else(|| resolved.get("x-kubernetes-list-map-keys"))
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|k| k.as_str().map(String::from))
+                            .collect()
+                    });
+                match (list_keys, ext("x-kubernetes-patch-merge-key")) {
+                    (Some(ks), _) if !ks.is_empty() => ListMode::Key(ks.join(",")),
+                    (_, Some(k)) => ListMode::Key(k.to_string()),
+                    _ => ListMode::Primitive,
                 }
             }
             Sch::None => ListMode::Replace,
@@ -328,8 +340,10 @@ fn merge_list(
             .collect();
         return Ok(());
     }
-    let key = match mode {
-        ListMode::Key(k) if pa.iter().all(Value::is_object) => Some(k),
+    let keys: Vec<String> = match mode {
+        ListMode::Key(k) if pa.iter().all(Value::is_object) => {
+            k.split(',').map(String::from).collect()
+        }
         ListMode::Primitive => {
             let mut out: Vec<Value> = Vec::new();
             for v in pa.iter().chain(ta.iter()) {
@@ -340,47 +354,137 @@ fn merge_list(
             *ta = out;
             return Ok(());
         }
-        _ => None,
+        _ => {
+            *ta = pa
+                .iter()
+                .filter(|v| v.get("$patch").is_none())
+                .map(cleaned)
+                .collect();
+            return Ok(());
+        }
     };
-    let Some(key) = key.as_deref() else {
-        *ta = pa
-            .iter()
-            .filter(|v| v.get("$patch").is_none())
-            .map(cleaned)
-            .collect();
-        return Ok(());
-    };
-    let mut order: Vec<Value> = Vec::new();
+    merge_keyed(ta, pa, &keys, items)
+}
+
+/// The text of a key field ("" when absent), as kyaml compares them.
+fn key_text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => crate::yaml::emit::number_text_or(other),
+    }
+}
+
+/// kyaml's merge of associative lists (with kustomize's "prepend" direction): walk the key
+/// values of the patch then the target, merging matching elements; then lay the target's
+/// elements over that list (in place for one key, moved to the end for several).
+fn merge_keyed(
+    ta: &mut Vec<Value>,
+    pa: &[Value],
+    keys: &[String],
+    items_sch: Sch<'_>,
+) -> Result<(), String> {
+    let values_of = |v: &Value| -> Vec<String> { keys.iter().map(|k| key_text(v, k)).collect() };
+    let mut values_list: Vec<Vec<String>> = Vec::new();
     for v in pa.iter().chain(ta.iter()) {
-        if let Some(k) = v.get(key)
-            && !order.contains(k)
-        {
-            order.push(k.clone());
+        let vals = values_of(v);
+        if vals.iter().all(String::is_empty) || values_list.contains(&vals) {
+            continue;
         }
+        values_list.push(vals);
     }
-    let mut out = Vec::new();
-    for k in &order {
-        let t = ta.iter().find(|x| x.get(key) == Some(k));
-        let p = pa.iter().find(|x| x.get(key) == Some(k));
-        match (t, p) {
-            (_, Some(p)) if p.get("$patch").and_then(Value::as_str) == Some("delete") => {}
-            (Some(t), Some(p)) => {
-                let mut t = t.clone();
-                if p.get("$patch").and_then(Value::as_str) == Some("replace") {
-                    t = cleaned(p);
-                } else if let (Value::Object(tm), Value::Object(pm)) = (&mut t, p) {
-                    merge_map(tm, pm, items)?;
+    if keys.len() > 1 {
+        // kyaml's mergeValues: entries that agree where both have a value become one
+        let n = values_list.len();
+        for i in 0..n {
+            for j in 0..n {
+                let (a, b) = (values_list[i].clone(), values_list[j].clone());
+                let mut common = false;
+                let mut merged = Vec::with_capacity(a.len());
+                let mut ok = true;
+                for (x, y) in a.iter().zip(&b) {
+                    if x == y {
+                        common = true;
+                        merged.push(x.clone());
+                    } else if !x.is_empty() && !y.is_empty() {
+                        ok = false;
+                        break;
+                    } else if !x.is_empty() {
+                        merged.push(x.clone());
+                    } else {
+                        merged.push(y.clone());
+                    }
                 }
-                out.push(t);
+                if ok && common {
+                    values_list[i] = merged.clone();
+                    values_list[j] = merged;
+                }
             }
-            (None, Some(p)) => out.push(cleaned(p)),
-            (Some(t), None) => out.push(t.clone()),
-            (None, None) => {}
         }
     }
-    // elements without the key stay at the end
-    out.extend(ta.iter().filter(|x| x.get(key).is_none()).cloned());
-    *ta = out;
+    // keys that have a value somewhere
+    let valid: Vec<usize> = {
+        let v: Vec<usize> = (0..keys.len())
+            .filter(|&i| values_list.iter().any(|vals| !vals[i].is_empty()))
+            .collect();
+        if v.is_empty() {
+            (0..keys.len()).collect()
+        } else {
+            v
+        }
+    };
+    let sel = |vals: &[String]| -> Vec<String> { valid.iter().map(|&i| vals[i].clone()).collect() };
+    let ident =
+        |v: &Value| -> Vec<String> { valid.iter().map(|&i| key_text(v, &keys[i])).collect() };
+    let mut dest: Vec<Value> = std::mem::take(ta);
+    let mut items: Vec<Value> = Vec::new();
+    for vals in &values_list {
+        let want = sel(vals);
+        let p = pa.iter().find(|x| ident(x) == want);
+        let t = dest.iter().position(|x| ident(x) == want);
+        let deleted = p.is_some_and(|p| p.get("$patch").and_then(Value::as_str) == Some("delete"));
+        if deleted {
+            if let Some(j) = t {
+                dest.remove(j);
+            }
+            continue;
+        }
+        let val = match (t, p) {
+            (Some(j), Some(p)) => {
+                let mut merged = dest[j].clone();
+                if p.get("$patch").and_then(Value::as_str) == Some("replace") {
+                    merged = cleaned(p);
+                } else if let (Value::Object(tm), Value::Object(pm)) = (&mut merged, p) {
+                    merge_map(tm, pm, items_sch)?;
+                }
+                dest[j] = merged.clone();
+                merged
+            }
+            (None, Some(p)) => cleaned(p),
+            (Some(j), None) => dest[j].clone(),
+            (None, None) => continue,
+        };
+        match items.iter().position(|x| ident(x) == want) {
+            Some(k) => items[k] = val,
+            None => items.push(val),
+        }
+    }
+    if valid.len() > 1 {
+        for d in dest {
+            let id = ident(&d);
+            items.retain(|x| ident(x) != id);
+            items.push(d);
+        }
+    } else {
+        for d in dest {
+            let id = ident(&d);
+            match items.iter().position(|x| ident(x) == id) {
+                Some(k) => items[k] = d,
+                None => items.push(d),
+            }
+        }
+    }
+    *ta = items;
     Ok(())
 }
 
