@@ -57,6 +57,8 @@ pub enum Error {
     },
     #[error("building a kube client: {0}")]
     Client(String),
+    #[error("applying manifests: {0}")]
+    Apply(String),
 }
 
 /// How to start a [`TestEnv`].
@@ -297,6 +299,64 @@ impl TestEnv {
         );
         inner.dirty = true;
         token
+    }
+
+    /// Server-side applies every document of a (multi-document) YAML or JSON manifest, in
+    /// order, with `force`, directly on the store (no HTTP). CRDs are established at once, so
+    /// later documents may use their kinds. Namespaced objects without a namespace go to
+    /// `default`. Returns the stored objects.
+    pub fn apply_yaml(
+        &self,
+        yaml: &str,
+        field_manager: &str,
+    ) -> Result<Vec<serde_json::Value>, Error> {
+        let docs: Vec<serde_json::Value> =
+            serde_saphyr::from_str_multiple::<serde_json::Value, Vec<_>>(yaml)
+                .map_err(|e| Error::Apply(format!("parsing YAML: {e}")))?;
+        let opts = ops::WriteOpts {
+            manager: field_manager.to_string(),
+            force: true,
+            ..Default::default()
+        };
+        let mut out = vec![];
+        let mut inner = self.shared.lock();
+        for doc in docs.into_iter().filter(|d| !d.is_null()) {
+            let api_version = doc["apiVersion"].as_str().unwrap_or_default().to_string();
+            let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+            let (group, version) = api_version
+                .split_once('/')
+                .unwrap_or(("", api_version.as_str()));
+            let def = inner
+                .registry
+                .all()
+                .find(|d| d.group == group && d.version == version && d.kind == kind)
+                .cloned()
+                .ok_or_else(|| Error::Apply(format!("no resource for {api_version} {kind}")))?;
+            let name = store::meta_str(&doc, "name").to_string();
+            let ns = match store::meta_str(&doc, "namespace") {
+                "" if def.namespaced => "default".to_string(),
+                n => n.to_string(),
+            };
+            let mut doc = doc;
+            if def.namespaced {
+                doc["metadata"]["namespace"] = json!(ns);
+            }
+            let obj = ops::patch(
+                &mut inner,
+                &def,
+                &ns,
+                &name,
+                ops::PatchType::Apply,
+                &doc,
+                "",
+                &opts,
+            )
+            .map_err(|e| Error::Apply(format!("{kind} {name}: {}", e.message)))?;
+            out.push(ops::at_version(&def, &obj));
+        }
+        drop(inner);
+        self.shared.gc_notify.notify_one();
+        Ok(out)
     }
 
     /// The current global resourceVersion.

@@ -298,3 +298,41 @@ async fn managed_fields_can_be_replaced_or_reset() {
         "{f}"
     );
 }
+
+#[tokio::test]
+async fn apply_yaml_installs_crds_and_objects_in_one_call() {
+    let (env, client) = env().await;
+    let crd = serde_json::to_string(&crate::crd::widget_crd()).unwrap();
+    let manifest = format!(
+        "{crd}\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: demo\nspec:\n  url: https://x\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\ndata:\n  a: \"1\"\n"
+    );
+    let applied = env.apply_yaml(&manifest, "fixtures").unwrap();
+    assert_eq!(applied.len(), 4);
+    assert_eq!(
+        applied[2]["spec"]["interval"], "5m",
+        "schema defaults applied"
+    );
+    let widgets = dyn_api(
+        &client,
+        "example.com",
+        "v1",
+        "Widget",
+        "widgets",
+        Some("demo"),
+    );
+    let w = widgets.get("w").await.unwrap();
+    assert_eq!(
+        w.metadata.managed_fields.unwrap()[0].manager.as_deref(),
+        Some("fixtures")
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    assert_eq!(cms.get("plain").await.unwrap().data.unwrap()["a"], "1");
+    // unknown kinds are an error
+    assert!(
+        env.apply_yaml(
+            "apiVersion: nope/v1\nkind: Nope\nmetadata:\n  name: x\n",
+            "fixtures"
+        )
+        .is_err()
+    );
+}
