@@ -197,6 +197,13 @@ fn helm_functions(included: Rc<RefCell<HashMap<String, i64>>>) -> Vec<Func> {
         Func::new("toToml", &[Any], None, |_, a| {
             Ok(Value::str(crate::toml::to_toml(&a[0])))
         }),
+        Func::new("toYamlPretty", &[Any], None, |_, a| {
+            Ok(Value::str(
+                yaml::to_yaml_pretty(&a[0])
+                    .map(|y| y.strip_suffix('\n').unwrap_or(&y).to_string())
+                    .unwrap_or_default(),
+            ))
+        }),
         Func::new("getHostByName", &[String], None, |_, _| Ok(Value::str(""))),
     ]
 }

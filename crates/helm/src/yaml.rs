@@ -327,6 +327,53 @@ pub fn to_yaml(v: &Value) -> Result<String, String> {
     let mut e = Emitter {
         out: String::new(),
         column: 0,
+        pretty: false,
+    };
+    e.node(&n, 0, Ctx::Top);
+    if !e.out.ends_with('\n') {
+        e.out.push('\n');
+    }
+    Ok(e.out)
+}
+
+/// A value as go-yaml v3 encodes Go values directly (no JSON round trip).
+fn to_node_direct(v: &Value, depth: usize) -> Result<Node, String> {
+    if depth > 1000 {
+        return Err("encountered a cycle".into());
+    }
+    Ok(match v {
+        Value::Float(f) => Node::Num(match format_float_shortest(*f).as_str() {
+            "+Inf" => ".inf".into(),
+            "-Inf" => "-.inf".into(),
+            "NaN" => ".nan".into(),
+            other => other.to_string(),
+        }),
+        Value::List(l) => Node::Seq(
+            l.iter()
+                .map(|e| to_node_direct(e, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map(_) => {
+            let m = v.as_map().unwrap_or_default();
+            let m = m.borrow();
+            let mut out = Vec::with_capacity(m.len());
+            for (k, e) in m.iter() {
+                out.push((k.clone(), to_node_direct(e, depth + 1)?));
+            }
+            Node::Map(out)
+        }
+        other => to_node(other, depth)?,
+    })
+}
+
+/// Helm's `toYamlPretty`: go-yaml v3's encoder with indent 2 (sequences indented under keys,
+/// no line folding, v3 quoting).
+pub fn to_yaml_pretty(v: &Value) -> Result<String, String> {
+    let n = to_node_direct(v, 0)?;
+    let mut e = Emitter {
+        out: String::new(),
+        column: 0,
+        pretty: true,
     };
     e.node(&n, 0, Ctx::Top);
     if !e.out.ends_with('\n') {
@@ -345,6 +392,8 @@ enum Ctx {
 struct Emitter {
     out: String,
     column: usize,
+    /// go-yaml v3 style (toYamlPretty) instead of v2.
+    pretty: bool,
 }
 
 const BEST_WIDTH: usize = 80;
@@ -421,7 +470,8 @@ impl Emitter {
                             self.node(v, indent + 2, Ctx::MapValue);
                         }
                         Node::Seq(s) if !s.is_empty() => {
-                            self.node(v, indent, Ctx::MapValue);
+                            let seq_indent = if self.pretty { indent + 2 } else { indent };
+                            self.node(v, seq_indent, Ctx::MapValue);
                         }
                         _ => {
                             self.write(" ");
@@ -438,7 +488,14 @@ impl Emitter {
     }
 
     fn key(&mut self, k: &str) {
-        let style = choose_style(k, true);
+        let style = if self.pretty {
+            match choose_style_v3(k) {
+                Style::Literal => Style::Double,
+                s => s,
+            }
+        } else {
+            choose_style(k, true)
+        };
         match style {
             Style::Plain => self.write(k),
             Style::Single => {
@@ -453,7 +510,12 @@ impl Emitter {
     }
 
     fn string(&mut self, s: &str, indent: usize) {
-        match choose_style(s, false) {
+        let style = if self.pretty {
+            choose_style_v3(s)
+        } else {
+            choose_style(s, false)
+        };
+        match style {
             Style::Plain => self.plain(s, indent),
             Style::Single => self.single(s, indent),
             Style::Double => self.double(s, indent),
@@ -470,7 +532,7 @@ impl Emitter {
             let c = chars[i];
             if c == ' ' {
                 let next_space = chars.get(i + 1) == Some(&' ');
-                if !spaces && self.column > BEST_WIDTH && !next_space {
+                if !spaces && !self.pretty && self.column > BEST_WIDTH && !next_space {
                     self.write_indent(indent);
                 } else {
                     self.write(" ");
@@ -840,6 +902,48 @@ fn is_base60_float(s: &str) -> bool {
         }
     }
     i == b.len()
+}
+
+/// go-yaml v3: would this plain scalar read back as something other than a string (YAML 1.2
+/// core schema), or is it a YAML 1.1 bool/base-60 float that v3 still quotes?
+fn resolves_non_string_v3(s: &str) -> bool {
+    const SPECIAL: &[&str] = &[
+        "", "~", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE", ".nan",
+        ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf",
+        "-.INF", "<<", "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON",
+        "off", "Off", "OFF",
+    ];
+    if SPECIAL.contains(&s) || is_base60_float(s) {
+        return true;
+    }
+    match s.as_bytes()[0] {
+        b'.' | b'+' | b'-' | b'0'..=b'9' => {
+            is_timestamp(s) || parse_go_int_base0(&s.replace('_', "")) || yaml_style_float(s)
+        }
+        _ => false,
+    }
+}
+
+/// The scalar style go-yaml v3 chooses for a string.
+fn choose_style_v3(s: &str) -> Style {
+    let a = analyze(s);
+    let mut style = if s.contains('\n') {
+        Style::Literal
+    } else if !resolves_non_string_v3(s) {
+        Style::Plain
+    } else {
+        Style::Double
+    };
+    if style == Style::Plain && !a.block_plain_allowed {
+        style = Style::Single;
+    }
+    if style == Style::Single && !a.single_quoted_allowed {
+        style = Style::Double;
+    }
+    if style == Style::Literal && !a.block_allowed {
+        style = Style::Double;
+    }
+    style
 }
 
 /// The scalar style go-yaml v2 chooses for a string.

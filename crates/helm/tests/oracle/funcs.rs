@@ -81,6 +81,8 @@ pub const CASES: &[&str] = &[
     "{{ toYaml (dict \"q\" \"a long: value that needs single quotes because of the colon and it goes on past eighty columns for sure yes\" \"d\" \"a long value with a tab\\there that needs double quotes and it also goes on past the eighty column mark\") }}",
     "{{ toYaml (dict \"trail\" \"line one  \\nline two\" \"lead\" \"\\n leading newline\" \"keep\" \"a\\nb\\n\\n\" \"one\" \"x\\n\" \"emoji\" \"smile 😀\" \"uni\" \"héllo\") }}",
     "{{ toYaml (list \"- dash\" \"? q\" \": c\" \"@at\" \"`tick\" \"%pct\" \"!bang\" \"&amp\" \"*star\" \"{brace\" \"[br\" \"|pipe\" \">gt\" \"'sq\" \"\\\"dq\" \"a,b\" \"#h\" \"x#y\" \"x #y\" \"~\" \"null\" \"Yes\" \"0x1F\" \"1e3\" \"1:20\" \".5\" \"+1\" \"-\" \"---\" \"...\") }}",
+    "{{ toYamlPretty (dict \"m\" (dict \"l\" (list 1 \"true\" \"\" (dict \"k\" \"v\" \"z\" (list \"x\")))) \"s\" \"a: b\" \"long\" \"this is a rather long sentence that keeps going and going well past the eighty column limit of the emitter\" \"ml\" \"x\\ny\" \"f\" 1.5 \"n\" nil \"e\" (list) \"d\" \"2024-01-01\" \"y\" \"yes\" \"big\" .Values.big \"b60\" \"1:20\") }}",
+    "{{ toYamlPretty .Values.ports }}|{{ toYamlPretty \"x\" }}|{{ toYamlPretty (list) }}",
     "{{ toYaml \"plain\" }}|{{ toYaml 3 }}|{{ toYaml .Values.multiline }}",
     "{{ toJson .Values.map }}|{{ toJson .Values.list }}|{{ toJson \"<&>\" }}|{{ toRawJson \"<&>\" }}|{{ toJson .Values.big }}",
     "{{ toPrettyJson .Values.map }}",
