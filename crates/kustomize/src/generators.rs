@@ -23,16 +23,6 @@ fn remove_quotes(s: &str) -> &str {
     }
 }
 
-fn valid_key(k: &str) -> bool {
-    !k.is_empty()
-        && k.len() <= 253
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        && k != "."
-        && k != ".."
-        && !k.starts_with("..")
-}
-
 fn base_name(p: &str) -> String {
     let t = p.trim_end_matches('/');
     t.rsplit('/').next().unwrap_or(t).to_string()
@@ -67,10 +57,9 @@ fn pairs(
                 Some((k, v)) => (k, v),
                 None => (line, ""),
             };
-            if k.is_empty() || k.contains(char::is_whitespace) {
-                return Err(Error::Build(format!(
-                    "{what}: invalid env var name {k:?} in {e}"
-                )));
+            // kubectl's kustomize does not validate the names; lines with an empty key are skipped
+            if k.is_empty() {
+                continue;
             }
             out.push((k.to_string(), v.as_bytes().to_vec()));
         }
@@ -113,11 +102,6 @@ fn pairs(
     }
     let mut seen = std::collections::BTreeSet::new();
     for (k, _) in &out {
-        if !valid_key(k) {
-            return Err(Error::Build(format!(
-                "{what}: \"{k}\" is not a valid key name: a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
-            )));
-        }
         if !seen.insert(k.clone()) {
             return Err(Error::Build(format!(
                 "{what}: configmap {} illegally repeats the key `{k}`",
