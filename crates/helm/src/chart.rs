@@ -13,6 +13,7 @@ use crate::yaml;
 /// Maximum size of one decompressed file, and of a whole archive (Helm: 5 MiB per file).
 const MAX_FILE: u64 = 5 * 1024 * 1024;
 const MAX_ARCHIVE: u64 = 100 * 1024 * 1024;
+const MAX_FILES: usize = 100_000;
 
 /// A chart dependency from Chart.yaml.
 #[derive(Clone, Debug, Default)]
@@ -224,7 +225,16 @@ fn read_dir_files(root: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
     };
     let mut out = Vec::new();
     let mut stack = vec![(root.to_path_buf(), String::new())];
+    // symlinked directories are followed (as Helm's sympath does) but each real directory is
+    // read once, so link cycles end
+    let mut seen = std::collections::HashSet::new();
+    let mut total: u64 = 0;
     while let Some((dir, rel)) = stack.pop() {
+        if let Ok(real) = std::fs::canonicalize(&dir)
+            && !seen.insert(real)
+        {
+            continue;
+        }
         let mut entries: Vec<_> = std::fs::read_dir(&dir)
             .map_err(|e| Error::Chart(format!("{}: {e}", dir.display())))?
             .filter_map(Result::ok)
@@ -258,6 +268,12 @@ fn read_dir_files(root: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
             if md.len() > MAX_FILE {
                 return Err(Error::Chart(format!(
                     "chart file {name:?} is larger than the maximum file size {MAX_FILE}"
+                )));
+            }
+            total += md.len();
+            if total > MAX_ARCHIVE || out.len() >= MAX_FILES {
+                return Err(Error::Chart(format!(
+                    "chart is larger than the limit of {MAX_ARCHIVE} bytes or {MAX_FILES} files"
                 )));
             }
             let mut data = std::fs::read(&path)
@@ -582,4 +598,54 @@ pub fn metadata_map(c: &Chart, is_root: bool) -> Value {
     out.insert("Type".into(), s("type"));
     out.insert("IsRoot".into(), Value::Bool(is_root));
     Value::map(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlink_cycles_end() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("c");
+        std::fs::create_dir_all(root.join("templates")).unwrap();
+        std::fs::write(
+            root.join("Chart.yaml"),
+            "apiVersion: v2\nname: c\nversion: 1.0.0\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("templates/a.yaml"), "a: b\n").unwrap();
+        std::os::unix::fs::symlink(&root, root.join("loop")).unwrap();
+        let c = load(&root).unwrap();
+        assert_eq!(c.templates.len(), 1);
+    }
+
+    #[test]
+    fn archives_refuse_parent_paths() {
+        let mut buf = Vec::new();
+        {
+            let gz = flate2::write::GzEncoder::new(&mut buf, flate2::Compression::fast());
+            let mut ar = tar::Builder::new(gz);
+            let data = b"apiVersion: v2\nname: c\nversion: 1.0.0\n";
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            ar.append_data(&mut h, "c/Chart.yaml", &data[..]).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(1);
+            h.set_mode(0o644);
+            // write the path bytes directly: tar::Builder refuses ".." itself
+            let name = b"c/../../evil";
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+            h.set_cksum();
+            ar.append(&h, &b"x"[..]).unwrap();
+            ar.into_inner().unwrap().finish().unwrap();
+        }
+        let err = read_archive(&buf).unwrap_err().to_string();
+        assert!(
+            err.contains("illegally references parent directory"),
+            "{err}"
+        );
+    }
 }
