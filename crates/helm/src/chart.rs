@@ -343,6 +343,15 @@ fn read_archive(data: &[u8]) -> Result<Vec<(String, Vec<u8>)>, Error> {
 
 /// Load a chart from a directory or a `.tgz` archive.
 pub fn load(path: &Path) -> Result<Chart, Error> {
+    if path.is_dir() && !path.join("Chart.yaml").is_file() {
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let f = abs.join("Chart.yaml");
+        return Err(Error::Chart(format!(
+            "unable to detect chart at {}: open {}: no such file or directory",
+            f.display(),
+            f.display()
+        )));
+    }
     let files = if path.is_dir() {
         read_dir_files(path)?
     } else {
@@ -387,6 +396,40 @@ fn parse_dependency(v: &Value) -> Dependency {
     }
 }
 
+/// Helm's `Metadata.Validate` checks.
+fn validate_metadata(m: &BTreeMap<String, Value>) -> Result<(), Error> {
+    let err = |msg: String| Err(Error::Chart(format!("validation: {msg}")));
+    let name = str_field(m, "name");
+    let version = str_field(m, "version");
+    if name.is_empty() {
+        return err("chart.metadata.name is required".into());
+    }
+    let quoted = ferroflux_gotemplate::gofmt::quote;
+    if name == "." || name == ".." {
+        return err(format!(
+            "chart.metadata.name {} is not allowed",
+            quoted(&name)
+        ));
+    }
+    if name.contains('/') {
+        return err(format!("chart.metadata.name {} is invalid", quoted(&name)));
+    }
+    if version.is_empty() {
+        return err("chart.metadata.version is required".into());
+    }
+    if crate::semver::Version::parse(&version).is_err() {
+        return err(format!(
+            "chart.metadata.version {} is invalid",
+            quoted(&version)
+        ));
+    }
+    let t = str_field(m, "type");
+    if !(t.is_empty() || t == "application" || t == "library") {
+        return err("chart.metadata.type must be application or library".into());
+    }
+    Ok(())
+}
+
 /// Build a chart from its files (names relative to the chart root).
 pub fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
     let mut metadata: Option<Value> = None;
@@ -412,7 +455,7 @@ pub fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
                 let text = String::from_utf8_lossy(&data);
                 let v = yaml::parse_yaml(&text).map_err(|e| {
                     Error::Chart(format!(
-                        "cannot load values.yaml: error converting YAML to JSON: {e}"
+                        "cannot load values.yaml: cannot unmarshal yaml document: error converting YAML to JSON: {e}"
                     ))
                 })?;
                 values = if v.is_nil() { Value::new_map() } else { v };
@@ -450,11 +493,7 @@ pub fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
         .map(|m| m.borrow().clone())
         .unwrap_or_default();
     let name = str_field(&m, "name");
-    if name.is_empty() {
-        return Err(Error::Chart(
-            "validation: chart.metadata.name is required".into(),
-        ));
-    }
+    validate_metadata(&m)?;
     let api_version = str_field(&m, "apiVersion");
     let mut deps: Vec<Dependency> = match m.get("dependencies") {
         Some(Value::List(l)) => l.iter().map(parse_dependency).collect(),

@@ -637,3 +637,28 @@ fn helm3_differences_match() {
         compare("r", d.path(), &[], &v3());
     }
 }
+
+/// Chart loading failures read like helm's.
+#[test]
+fn loader_errors_match_helm() {
+    let charts = [
+        "apiVersion: v2\nversion: 1.0.0\n",
+        "apiVersion: v2\nname: d\n",
+        "apiVersion: v2\nname: e\nversion: notsemver\n",
+        "apiVersion: v2\nname: e\nversion: 1.0.0\ntype: weird\n",
+        "apiVersion: v2\nname: \"..\"\nversion: 1.0.0\n",
+    ];
+    for chart in charts {
+        let d = tempfile::tempdir().unwrap();
+        helm::write_chart(
+            d.path(),
+            "{}",
+            &[("a.yaml".to_string(), "a: b".to_string())],
+        );
+        std::fs::write(d.path().join("Chart.yaml"), chart).unwrap();
+        compare("r", d.path(), &[], &TemplateOptions::default());
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("templates")).unwrap();
+    compare("r", d.path(), &[], &TemplateOptions::default());
+}
