@@ -68,6 +68,10 @@ impl ResourceDef {
     pub fn is_event_view(&self) -> bool {
         self.group == "events.k8s.io" && self.resource == "events"
     }
+    /// A create-only review API (access reviews, token reviews): nothing is stored.
+    pub fn is_review(&self) -> bool {
+        self.verbs == ["create"]
+    }
     /// Stored objects need converting before they are shown at this version.
     pub fn converts(&self) -> bool {
         (self.custom && self.version != self.storage_version) || self.is_event_view()
@@ -595,7 +599,49 @@ impl Default for Registry {
 impl Registry {
     pub fn new() -> Self {
         let mut defs = BTreeMap::new();
-        for d in builtins() {
+        let mut all = builtins();
+        // create-only review APIs, answered without storing anything
+        for (gv, resource, kind) in [
+            (
+                "authorization.k8s.io/v1",
+                "selfsubjectaccessreviews",
+                "SelfSubjectAccessReview",
+            ),
+            (
+                "authorization.k8s.io/v1",
+                "subjectaccessreviews",
+                "SubjectAccessReview",
+            ),
+            ("authentication.k8s.io/v1", "tokenreviews", "TokenReview"),
+            (
+                "authentication.k8s.io/v1",
+                "selfsubjectreviews",
+                "SelfSubjectReview",
+            ),
+        ] {
+            let (group, version) = split_gv(gv);
+            all.push(ResourceDef {
+                storage_version: version.clone(),
+                group,
+                version,
+                resource: resource.to_string(),
+                kind: kind.to_string(),
+                list_kind: format!("{kind}List"),
+                singular: kind.to_lowercase(),
+                namespaced: false,
+                short_names: vec![],
+                categories: vec![],
+                verbs: vec!["create"],
+                status: false,
+                scale: None,
+                generation: false,
+                custom: false,
+                schema: None,
+                printer_columns: vec![],
+                extra_sub: vec![],
+            });
+        }
+        for d in all {
             defs.insert(
                 (d.group.clone(), d.version.clone(), d.resource.clone()),
                 Arc::new(d),

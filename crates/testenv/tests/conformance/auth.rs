@@ -159,3 +159,79 @@ async fn impersonation_of_a_service_account() {
     assert_eq!(s.code, 403);
     assert!(s.message.contains("cannot impersonate"), "{}", s.message);
 }
+
+#[tokio::test]
+async fn access_and_token_reviews() {
+    use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenReview};
+    use k8s_openapi::api::authorization::v1::{SelfSubjectAccessReview, SubjectAccessReview};
+    let (env, admin) = env().await;
+    let token = env.token_for("bob", &["viewers"]);
+    let bob = ferroflux_testenv::client_from_yaml(&env.kubeconfig_for(&token, "bob"))
+        .await
+        .unwrap();
+    apply_yaml(&admin, json!([
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "viewers"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+         "subjects": [{"kind": "Group", "name": "viewers"}]}
+    ])).await;
+    let ssar = |verb: &str| -> SelfSubjectAccessReview {
+        serde_json::from_value(json!({"spec": {"resourceAttributes": {"verb": verb, "resource": "configmaps", "namespace": "default"}}})).unwrap()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(bob.clone());
+    let r = api
+        .create(&PostParams::default(), &ssar("list"))
+        .await
+        .unwrap();
+    assert!(r.status.unwrap().allowed);
+    let r = api
+        .create(&PostParams::default(), &ssar("delete"))
+        .await
+        .unwrap();
+    assert!(!r.status.unwrap().allowed);
+    let who: Api<SelfSubjectReview> = Api::all(bob.clone());
+    let me = who
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({})).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        me.status.unwrap().user_info.unwrap().username.as_deref(),
+        Some("bob")
+    );
+    // SubjectAccessReview and TokenReview need permissions: bob (view) may not, admin may
+    let sar: SubjectAccessReview =
+        serde_json::from_value(json!({"spec": {"user": "bob", "groups": ["viewers"],
+        "resourceAttributes": {"verb": "get", "resource": "secrets", "namespace": "default"}}}))
+        .unwrap();
+    assert_eq!(
+        status_of(
+            Api::<SubjectAccessReview>::all(bob)
+                .create(&PostParams::default(), &sar)
+                .await
+                .unwrap_err()
+        )
+        .code,
+        403
+    );
+    let r = Api::<SubjectAccessReview>::all(admin.clone())
+        .create(&PostParams::default(), &sar)
+        .await
+        .unwrap();
+    assert!(r.status.unwrap().allowed);
+    let tr: TokenReview = serde_json::from_value(json!({"spec": {"token": token}})).unwrap();
+    let r = Api::<TokenReview>::all(admin.clone())
+        .create(&PostParams::default(), &tr)
+        .await
+        .unwrap();
+    let st = r.status.unwrap();
+    assert_eq!(st.authenticated, Some(true));
+    assert_eq!(st.user.unwrap().username.as_deref(), Some("bob"));
+    let bad: TokenReview = serde_json::from_value(json!({"spec": {"token": "nope"}})).unwrap();
+    let r = Api::<TokenReview>::all(admin)
+        .create(&PostParams::default(), &bad)
+        .await
+        .unwrap();
+    assert_eq!(r.status.unwrap().authenticated, Some(false));
+}

@@ -3,6 +3,7 @@
 mod common;
 
 mod auth;
+mod binary;
 mod controller;
 mod crd;
 mod discovery;
