@@ -537,6 +537,11 @@ impl<L: Lookup> Run<'_, L> {
             } else {
                 None
             };
+        let timeout = spec
+            .timeout
+            .as_ref()
+            .and_then(|t| t.to_std().ok())
+            .unwrap_or(DEFAULT_TIMEOUT);
         let cfg = CloneConfig {
             url: url.clone(),
             reference: reference.clone(),
@@ -546,12 +551,8 @@ impl<L: Lookup> Run<'_, L> {
             sparse_checkout: spec.sparse_checkout.clone(),
             ssh_kex_algos: self.settings.ssh_kex_algos.clone(),
             ssh_hostkey_algos: self.settings.ssh_hostkey_algos.clone(),
+            timeout: Some(timeout),
         };
-        let timeout = spec
-            .timeout
-            .as_ref()
-            .and_then(|t| t.to_std().ok())
-            .unwrap_or(DEFAULT_TIMEOUT);
 
         let mut outcome = self.checkout(&cfg, work, checkout, timeout).await?;
         if let CloneOutcome::Unchanged {

@@ -313,6 +313,7 @@ pub fn checkout_submodules(
             sparse_checkout: None,
             ssh_kex_algos: cfg.ssh_kex_algos.clone(),
             ssh_hostkey_algos: cfg.ssh_hostkey_algos.clone(),
+            timeout: cfg.timeout,
         };
         let sub_work = work.join(format!("submodule-{i}"));
         fs::create_dir_all(&sub_work).map_err(|e| GitError::Checkout(e.to_string()))?;

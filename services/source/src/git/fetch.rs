@@ -34,6 +34,8 @@ pub struct CloneConfig {
     pub sparse_checkout: Option<Vec<String>>,
     pub ssh_kex_algos: Vec<String>,
     pub ssh_hostkey_algos: Vec<String>,
+    /// Bound on network I/O (socket timeouts for `git://`, request timeout for HTTP(S)).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// The result of a clone.
@@ -377,9 +379,24 @@ fn list_refs(repo: &gix::Repository, cfg: &CloneConfig, spec: &str) -> Result<Ve
         .remote_at(url)
         .map_err(|e| gerr(url, &e))?
         .with_fetch_tags(Tags::None);
-    let mut conn = remote
-        .connect(Direction::Fetch)
-        .map_err(|e| gerr(url, &e))?;
+    match daemon_transport(cfg)? {
+        Some(t) => list_with(remote.to_connection_with_transport(t), repo, cfg, spec),
+        None => {
+            let conn = remote
+                .connect(Direction::Fetch)
+                .map_err(|e| gerr(url, &e))?;
+            list_with(conn, repo, cfg, spec)
+        }
+    }
+}
+
+fn list_with<T: Transport>(
+    mut conn: gix::remote::Connection<'_, '_, '_, T>,
+    repo: &gix::Repository,
+    cfg: &CloneConfig,
+    spec: &str,
+) -> Result<Vec<Ref>, GitError> {
+    let url = cfg.url.as_str();
     configure(&mut conn, repo, cfg)?;
     let extra = gix::refspec::parse(spec.into(), gix::refspec::parse::Operation::Fetch)
         .map_err(|e| clone_err(url, format!("invalid reference '{spec}': {e}")))?
@@ -396,6 +413,58 @@ fn list_refs(repo: &gix::Repository, cfg: &CloneConfig, spec: &str) -> Result<Ve
     Ok(map.remote_refs)
 }
 
+/// A `git://` transport whose socket reads and writes time out with the object's timeout, so a
+/// stalled daemon cannot hold a worker thread forever (gix's own has no I/O timeout).
+fn daemon_transport(
+    cfg: &CloneConfig,
+) -> Result<
+    Option<
+        gix_transport::client::git::blocking_io::Connection<
+            std::net::TcpStream,
+            std::net::TcpStream,
+        >,
+    >,
+    GitError,
+> {
+    use std::net::ToSocketAddrs;
+    let url = cfg.url.as_str();
+    if Scheme::of(url).ok() != Some(Scheme::Git) {
+        return Ok(None);
+    }
+    let parsed = gix::url::parse(url.as_bytes()).map_err(|e| gerr(url, &e))?;
+    let host = parsed
+        .host()
+        .ok_or_else(|| clone_err(url, "missing host"))?
+        .to_string();
+    let port = parsed.port;
+    let timeout = cfg.timeout.unwrap_or(std::time::Duration::from_secs(60));
+    let addr = (host.as_str(), port.unwrap_or(9418))
+        .to_socket_addrs()
+        .map_err(|e| clone_err(url, format!("could not resolve git server: {e}")))?
+        .next()
+        .ok_or_else(|| clone_err(url, "could not resolve git server"))?;
+    let read = std::net::TcpStream::connect_timeout(
+        &addr,
+        timeout.min(std::time::Duration::from_secs(30)),
+    )
+    .map_err(|e| clone_err(url, format!("could not connect to git server: {e}")))?;
+    read.set_read_timeout(Some(timeout))
+        .and_then(|_| read.set_write_timeout(Some(timeout)))
+        .map_err(|e| clone_err(url, e))?;
+    let write = read.try_clone().map_err(|e| clone_err(url, e))?;
+    Ok(Some(
+        gix_transport::client::git::blocking_io::Connection::new(
+            read,
+            write,
+            gix_transport::Protocol::V2,
+            parsed.path.clone(),
+            Some((host, port)),
+            gix_transport::client::git::ConnectMode::Daemon,
+            false,
+        ),
+    ))
+}
+
 fn fetch_specs(
     repo: &gix::Repository,
     cfg: &CloneConfig,
@@ -408,9 +477,33 @@ fn fetch_specs(
         .remote_at(url)
         .map_err(|e| gerr(url, &e))?
         .with_fetch_tags(Tags::None);
-    let mut conn = remote
-        .connect(Direction::Fetch)
-        .map_err(|e| gerr(url, &e))?;
+    match daemon_transport(cfg)? {
+        Some(t) => fetch_with(
+            remote.to_connection_with_transport(t),
+            repo,
+            cfg,
+            specs,
+            depth,
+            interrupt,
+        ),
+        None => {
+            let conn = remote
+                .connect(Direction::Fetch)
+                .map_err(|e| gerr(url, &e))?;
+            fetch_with(conn, repo, cfg, specs, depth, interrupt)
+        }
+    }
+}
+
+fn fetch_with<T: Transport>(
+    mut conn: gix::remote::Connection<'_, '_, '_, T>,
+    repo: &gix::Repository,
+    cfg: &CloneConfig,
+    specs: &[String],
+    depth: Option<NonZeroU32>,
+    interrupt: &AtomicBool,
+) -> Result<(), GitError> {
+    let url = cfg.url.as_str();
     configure(&mut conn, repo, cfg)?;
     let mut extra = Vec::new();
     for s in specs {
@@ -497,9 +590,13 @@ fn configure<T: Transport>(
     };
     let proxy = auth.proxy.clone();
     let bearer = auth.bearer_token.clone();
+    let timeout = cfg.timeout;
     let backend = gix_transport::client::blocking_io::http::reqwest::Options {
         configure_client: Some(Box::new(
             move |mut builder: reqwest::blocking::ClientBuilder| {
+                if let Some(t) = timeout {
+                    builder = builder.timeout(t);
+                }
                 if let Some(ca) = &ca {
                     for cert in reqwest::Certificate::from_pem_bundle(ca)
                         .map_err(gix::error::Error::from_error)?

@@ -680,6 +680,7 @@ async fn sparse_checkout_and_shallow_fetch() {
             sparse_checkout: None,
             ssh_kex_algos: vec![],
             ssh_hostkey_algos: vec![],
+            timeout: None,
         };
         let out = tokio::task::spawn_blocking(move || {
             source_controller::git::clone(
@@ -972,4 +973,37 @@ async fn https_with_custom_ca_client_certificate_and_basic_auth() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timeout_bounds_a_hanging_server() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let env = Env::new();
+    let started = std::time::Instant::now();
+    let out = env
+        .run(
+            &git_repository(
+                "slow",
+                1,
+                json!({"url": format!("git://127.0.0.1:{port}/app.git"), "timeout": "1s"}),
+            ),
+            &FakeLookup::default(),
+        )
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let (s, r, m) = ready(&out);
+    assert_eq!((s.as_str(), r.as_str()), ("False", "GitOperationFailed"));
+    assert!(m.contains("context deadline exceeded (timeout 1s)"), "{m}");
 }
