@@ -331,30 +331,13 @@ impl<'a> Kustomizer<'a> {
         let mut v = v;
         if let Some(m) = v.as_object_mut() {
             m.retain(|_, x| !x.is_null());
-            // Go's JSON decoding matches field names case-insensitively
-            let keys: Vec<String> = m.keys().cloned().collect();
-            for k in &keys {
-                if !KUSTOMIZATION_FIELDS
-                    .iter()
-                    .any(|f| f.eq_ignore_ascii_case(k))
-                {
-                    return Err(Error::Yaml {
-                        file: file.display().to_string(),
-                        message: format!("invalid Kustomization: json: unknown field {k:?}"),
-                    });
-                }
-            }
-            for k in keys {
-                if let Some(known) = KUSTOMIZATION_FIELDS
-                    .iter()
-                    .find(|f| f.eq_ignore_ascii_case(&k) && **f != k)
-                    && !m.contains_key(*known)
-                    && let Some(val) = m.remove(&k)
-                {
-                    m.insert(known.to_string(), val);
-                }
-            }
         }
+        // Go's JSON decoding matches field names case-insensitively and kustomize refuses
+        // unknown ones, at every level of the file's structure
+        normalize_fields(&mut v, Shape::Kustomization).map_err(|k| Error::Yaml {
+            file: file.display().to_string(),
+            message: format!("invalid Kustomization: json: unknown field {k:?}"),
+        })?;
         let mut k: Kustomization = serde_json::from_value(v).map_err(|e| Error::Yaml {
             file: file.display().to_string(),
             message: e.to_string(),
@@ -873,11 +856,30 @@ impl Target<'_, '_> {
             self.mark_builtin(acc, "AnnotationsTransformer");
         }
         for p in &k.patches_json6902 {
-            let target = p.target.clone().unwrap_or_default();
-            let text = if !p.patch.is_empty() {
-                p.patch.clone()
-            } else {
-                self.read_text(&p.path)?
+            let Some(target) = p.target.clone() else {
+                return Err(Error::Build(format!(
+                    "{ctx}: must specify a target for patch {:?}",
+                    p.patch
+                )));
+            };
+            if target.name.is_empty() {
+                return Err(Error::Build(format!(
+                    "{ctx}: patchesJson6902: must specify the target name"
+                )));
+            }
+            let text = match (p.path.is_empty(), p.patch.is_empty()) {
+                (true, true) => {
+                    return Err(Error::Build(format!(
+                        "{ctx}: patchesJson6902: empty file path and empty jsonOp"
+                    )));
+                }
+                (false, false) => {
+                    return Err(Error::Build(format!(
+                        "{ctx}: patchesJson6902: must specify a file path or jsonOp, not both"
+                    )));
+                }
+                (true, false) => p.patch.clone(),
+                (false, true) => self.read_text(&p.path)?,
             };
             let ops = parse_json_patch(&text, &ctx)?;
             crate::transform::apply_json_patch(&mut acc.resources, &target, &ops, &ctx)?;
@@ -1424,6 +1426,134 @@ fn labels_map(obj: &mut Value) -> &mut Map<String, Value> {
 
 const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
 const TRANSFORMATIONS_ANNOTATION: &str = "alpha.config.kubernetes.io/transformations";
+
+/// The struct shapes of a kustomization file whose field names are checked and folded.
+#[derive(Clone, Copy)]
+enum Shape {
+    Kustomization,
+    Label,
+    FieldSpec,
+    Patch,
+    Selector,
+    Image,
+    Replica,
+    Var,
+    VarObjRef,
+    VarFieldRef,
+    SortOptions,
+    LegacySortOptions,
+    Generator,
+    GeneratorOptions,
+}
+
+impl Shape {
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            Shape::Kustomization => KUSTOMIZATION_FIELDS,
+            Shape::Label => &["pairs", "includeSelectors", "includeTemplates", "fields"],
+            Shape::FieldSpec => &["group", "version", "kind", "path", "create"],
+            Shape::Patch => &["path", "patch", "target", "options"],
+            Shape::Selector => &[
+                "group",
+                "version",
+                "kind",
+                "name",
+                "namespace",
+                "labelSelector",
+                "annotationSelector",
+            ],
+            Shape::Image => &["name", "newName", "newTag", "digest", "tagSuffix"],
+            Shape::Replica => &["name", "count"],
+            Shape::Var => &["name", "objref", "fieldref"],
+            Shape::VarObjRef => &[
+                "apiVersion",
+                "group",
+                "version",
+                "kind",
+                "name",
+                "namespace",
+            ],
+            Shape::VarFieldRef => &["fieldpath"],
+            Shape::SortOptions => &["order", "legacySortOptions"],
+            Shape::LegacySortOptions => &["orderFirst", "orderLast"],
+            Shape::Generator => &[
+                "namespace",
+                "name",
+                "behavior",
+                "literals",
+                "files",
+                "envs",
+                "env",
+                "options",
+                "type",
+                "kvSources",
+            ],
+            Shape::GeneratorOptions => &[
+                "labels",
+                "annotations",
+                "disableNameSuffixHash",
+                "immutable",
+            ],
+        }
+    }
+
+    /// The shape of a field's value (`None`: free-form or scalar), and whether it is a list of it.
+    fn child(self, field: &str) -> Option<(Shape, bool)> {
+        Some(match (self, field) {
+            (Shape::Kustomization, "labels") => (Shape::Label, true),
+            (Shape::Kustomization, "patches" | "patchesJson6902") => (Shape::Patch, true),
+            (Shape::Kustomization, "images" | "imageTags") => (Shape::Image, true),
+            (Shape::Kustomization, "replicas") => (Shape::Replica, true),
+            (Shape::Kustomization, "vars") => (Shape::Var, true),
+            (Shape::Kustomization, "sortOptions") => (Shape::SortOptions, false),
+            (Shape::Kustomization, "configMapGenerator" | "secretGenerator") => {
+                (Shape::Generator, true)
+            }
+            (Shape::Kustomization, "generatorOptions") => (Shape::GeneratorOptions, false),
+            (Shape::Label, "fields") => (Shape::FieldSpec, true),
+            (Shape::Patch, "target") => (Shape::Selector, false),
+            (Shape::Var, "objref") => (Shape::VarObjRef, false),
+            (Shape::Var, "fieldref") => (Shape::VarFieldRef, false),
+            (Shape::SortOptions, "legacySortOptions") => (Shape::LegacySortOptions, false),
+            (Shape::Generator, "options") => (Shape::GeneratorOptions, false),
+            _ => return None,
+        })
+    }
+}
+
+/// Fold field names to their spelling (case-insensitively, as Go's JSON decoding matches
+/// them) and refuse unknown ones; returns the offending name.
+fn normalize_fields(v: &mut Value, shape: Shape) -> Result<(), String> {
+    let Some(m) = v.as_object_mut() else {
+        return Ok(());
+    };
+    let keys: Vec<String> = m.keys().cloned().collect();
+    for k in keys {
+        let Some(known) = shape.fields().iter().find(|f| f.eq_ignore_ascii_case(&k)) else {
+            return Err(k);
+        };
+        if *known != k
+            && !m.contains_key(*known)
+            && let Some(val) = m.remove(&k)
+        {
+            m.insert(known.to_string(), val);
+        }
+    }
+    for (field, val) in m.iter_mut() {
+        match shape.child(field) {
+            Some((child, true)) => {
+                if let Value::Array(items) = val {
+                    for it in items.iter_mut() {
+                        normalize_fields(it, child)?;
+                    }
+                }
+            }
+            Some((child, false)) => normalize_fields(val, child)?,
+            None => {}
+        }
+    }
+    Ok(())
+}
 
 /// Is a `generators:`/`transformers:` entry inline YAML rather than a path?
 fn is_inline(entry: &str) -> bool {
