@@ -12,8 +12,8 @@ use source_controller::gitrepository::{PipelineOutput, PipelineResult, Settings,
 use source_controller::storage::{ArchiveLimits, DigestAlgo, Storage};
 
 use crate::support::{
-    FakeLookup, Repos, git, git_daemon, git_repository, http_git, http_git_bearer, https_git, pki,
-    ssh_keygen, sshd,
+    FakeLookup, Repos, git, git_daemon, git_repository, http_git, http_git_bearer, http_proxy,
+    https_git, pki, ssh_keygen, sshd,
 };
 
 struct Env {
@@ -1006,4 +1006,61 @@ async fn timeout_bounds_a_hanging_server() {
     let (s, r, m) = ready(&out);
     assert_eq!((s.as_str(), r.as_str()), ("False", "GitOperationFailed"));
     assert!(m.contains("context deadline exceeded (timeout 1s)"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_secret_ref_routes_through_an_authenticating_proxy() {
+    let repos = Repos::new();
+    let a = app(&repos);
+    let http = http_git(&repos.base(), "user", "pass").await;
+    let proxy = http_proxy("puser", "ppass").await;
+    let env = Env::new();
+    let address = format!("http://{}", proxy.addr);
+    let lookup = FakeLookup::default()
+        .with_secret("auth", &[("username", b"user"), ("password", b"pass")])
+        .with_secret(
+            "proxy",
+            &[
+                ("address", address.as_bytes()),
+                ("username", b"puser"),
+                ("password", b"ppass"),
+            ],
+        )
+        .with_secret(
+            "bad-proxy",
+            &[
+                ("address", address.as_bytes()),
+                ("username", b"puser"),
+                ("password", b"nope"),
+            ],
+        )
+        .with_secret("no-address", &[("username", b"puser")]);
+    let url = format!("http://{}/app.git", http.addr);
+    let spec = |proxy: &str| json!({"url": url, "ref": {"branch": "main"}, "secretRef": {"name": "auth"}, "proxySecretRef": {"name": proxy}});
+
+    let out = env
+        .run(&git_repository("p", 1, spec("proxy")), &lookup)
+        .await;
+    assert_eq!(out.result, PipelineResult::Success, "{:?}", ready(&out));
+    assert_eq!(
+        out.status.artifact.unwrap().revision,
+        format!("main@sha1:{}", a.c2)
+    );
+    assert!(
+        proxy.forwarded.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "went through the proxy"
+    );
+
+    let out = env
+        .run(&git_repository("b", 1, spec("bad-proxy")), &lookup)
+        .await;
+    let (s, r, _) = ready(&out);
+    assert_eq!((s.as_str(), r.as_str()), ("False", "GitOperationFailed"));
+
+    let out = env
+        .run(&git_repository("n", 1, spec("no-address")), &lookup)
+        .await;
+    let (s, r, m) = ready(&out);
+    assert_eq!((s.as_str(), r.as_str()), ("False", "AuthenticationFailed"));
+    assert!(m.starts_with("failed to configure proxy options: "), "{m}");
 }

@@ -540,3 +540,80 @@ pub fn git_repository(name: &str, generation: i64, spec: serde_json::Value) -> G
     }))
     .unwrap()
 }
+
+/// A forward HTTP proxy requiring `Proxy-Authorization: Basic <user:pass>`; counts the
+/// requests it forwarded.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub forwarded: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+pub async fn http_proxy(user: &str, pass: &str) -> Proxy {
+    use axum::body::Body;
+    use axum::http::{Request, Response, StatusCode};
+    use base64::Engine;
+
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    );
+    let forwarded = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = forwarded.clone();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let handler = move |req: Request<Body>| {
+        let (expected, counter, client) = (expected.clone(), counter.clone(), client.clone());
+        async move {
+            let auth = req
+                .headers()
+                .get("proxy-authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if auth != expected {
+                return Response::builder()
+                    .status(StatusCode::PROXY_AUTHENTICATION_REQUIRED)
+                    .header("proxy-authenticate", "Basic realm=\"proxy\"")
+                    .body(Body::empty())
+                    .unwrap();
+            }
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let url = req.uri().to_string();
+            let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
+            let mut headers = reqwest::header::HeaderMap::new();
+            for (k, v) in req.headers() {
+                if k.as_str() != "proxy-authorization" && k.as_str() != "host" {
+                    headers.insert(
+                        reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()).unwrap(),
+                        reqwest::header::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+                    );
+                }
+            }
+            let body = axum::body::to_bytes(req.into_body(), 1 << 30)
+                .await
+                .unwrap();
+            let resp = client
+                .request(method, url)
+                .headers(headers)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let mut out = Response::builder().status(resp.status().as_u16());
+            for (k, v) in resp.headers() {
+                out = out.header(k.as_str(), v.as_bytes());
+            }
+            out.body(Body::from(resp.bytes().await.unwrap())).unwrap()
+        }
+    };
+    let router = axum::Router::new().fallback(handler);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    Proxy {
+        addr,
+        forwarded,
+        _task: task,
+    }
+}
