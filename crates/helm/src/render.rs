@@ -197,6 +197,19 @@ fn helm_functions(included: Rc<RefCell<HashMap<String, i64>>>) -> Vec<Func> {
         Func::new("toToml", &[Any], None, |_, a| {
             Ok(Value::str(crate::toml::to_toml(&a[0])))
         }),
+        Func::new(
+            "fromToml",
+            &[String],
+            None,
+            |_, a| match crate::toml::from_toml(&s(&a[0])) {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    let mut m = BTreeMap::new();
+                    m.insert("Error".to_string(), Value::str(e));
+                    Ok(Value::map(m))
+                }
+            },
+        ),
         Func::new("toYamlPretty", &[Any], None, |_, a| {
             Ok(Value::str(
                 yaml::to_yaml_pretty(&a[0])

@@ -121,3 +121,452 @@ pub fn to_toml(v: &Value) -> String {
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------------
+// fromToml: a TOML reader producing what BurntSushi/toml decodes into map[string]interface{}
+// (integers int64, floats float64, strings, bools, arrays, tables).
+
+struct Reader<'a> {
+    s: &'a [u8],
+    i: usize,
+    line: usize,
+}
+
+type TResult<T> = Result<T, String>;
+
+impl Reader<'_> {
+    fn err<T>(&self, msg: &str) -> TResult<T> {
+        Err(format!("toml: line {}: {msg}", self.line))
+    }
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+    fn ws(&mut self) {
+        while let Some(c) = self.peek() {
+            if c == b' ' || c == b'\t' {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+    fn ws_nl(&mut self) {
+        loop {
+            self.ws();
+            match self.peek() {
+                Some(b'\n') => {
+                    self.line += 1;
+                    self.i += 1;
+                }
+                Some(b'\r') => self.i += 1,
+                Some(b'#') => self.comment(),
+                _ => return,
+            }
+        }
+    }
+    fn comment(&mut self) {
+        while let Some(c) = self.peek() {
+            if c == b'\n' {
+                return;
+            }
+            self.i += 1;
+        }
+    }
+    fn key_part(&mut self) -> TResult<String> {
+        self.ws();
+        match self.peek() {
+            Some(b'"') => self.basic_string(),
+            Some(b'\'') => self.literal_string(),
+            _ => {
+                let st = self.i;
+                while let Some(c) = self.peek() {
+                    if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' {
+                        self.i += 1;
+                    } else {
+                        break;
+                    }
+                }
+                if st == self.i {
+                    return self.err("expected a key");
+                }
+                Ok(String::from_utf8_lossy(&self.s[st..self.i]).into_owned())
+            }
+        }
+    }
+    fn key(&mut self) -> TResult<Vec<String>> {
+        let mut parts = vec![self.key_part()?];
+        loop {
+            self.ws();
+            if self.peek() == Some(b'.') {
+                self.i += 1;
+                parts.push(self.key_part()?);
+            } else {
+                return Ok(parts);
+            }
+        }
+    }
+    fn basic_string(&mut self) -> TResult<String> {
+        if self.s[self.i..].starts_with(b"\"\"\"") {
+            self.i += 3;
+            if self.peek() == Some(b'\n') {
+                self.i += 1;
+                self.line += 1;
+            }
+            let mut out = Vec::new();
+            loop {
+                if self.s[self.i..].starts_with(b"\"\"\"") {
+                    self.i += 3;
+                    return Ok(String::from_utf8_lossy(&out).into_owned());
+                }
+                match self.peek() {
+                    None => return self.err("unterminated string"),
+                    Some(b'\\') => {
+                        // line-ending backslash trims following whitespace
+                        let mut j = self.i + 1;
+                        while j < self.s.len() && (self.s[j] == b' ' || self.s[j] == b'\t') {
+                            j += 1;
+                        }
+                        if j < self.s.len() && (self.s[j] == b'\n' || self.s[j] == b'\r') {
+                            self.i = j;
+                            while let Some(c) = self.peek() {
+                                if c.is_ascii_whitespace() {
+                                    if c == b'\n' {
+                                        self.line += 1;
+                                    }
+                                    self.i += 1;
+                                } else {
+                                    break;
+                                }
+                            }
+                            continue;
+                        }
+                        self.escape(&mut out)?;
+                    }
+                    Some(c) => {
+                        if c == b'\n' {
+                            self.line += 1;
+                        }
+                        out.push(c);
+                        self.i += 1;
+                    }
+                }
+            }
+        }
+        self.i += 1;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None | Some(b'\n') => return self.err("unterminated string"),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(String::from_utf8_lossy(&out).into_owned());
+                }
+                Some(b'\\') => self.escape(&mut out)?,
+                Some(c) => {
+                    out.push(c);
+                    self.i += 1;
+                }
+            }
+        }
+    }
+    fn escape(&mut self, out: &mut Vec<u8>) -> TResult<()> {
+        self.i += 1;
+        let c = match self.peek() {
+            Some(c) => c,
+            None => return self.err("unterminated escape"),
+        };
+        self.i += 1;
+        let simple = match c {
+            b'b' => Some(8u8),
+            b't' => Some(b'\t'),
+            b'n' => Some(b'\n'),
+            b'f' => Some(12),
+            b'r' => Some(b'\r'),
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            b'e' => Some(27),
+            _ => None,
+        };
+        if let Some(b) = simple {
+            out.push(b);
+            return Ok(());
+        }
+        let n = match c {
+            b'u' => 4,
+            b'U' => 8,
+            _ => return self.err("invalid escape in string"),
+        };
+        let hex = std::str::from_utf8(self.s.get(self.i..self.i + n).unwrap_or_default())
+            .unwrap_or_default()
+            .to_string();
+        self.i += n;
+        let ch = u32::from_str_radix(&hex, 16)
+            .ok()
+            .and_then(char::from_u32)
+            .ok_or_else(|| format!("toml: line {}: invalid unicode escape", self.line))?;
+        let mut b = [0u8; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
+        Ok(())
+    }
+    fn literal_string(&mut self) -> TResult<String> {
+        if self.s[self.i..].starts_with(b"'''") {
+            self.i += 3;
+            if self.peek() == Some(b'\n') {
+                self.i += 1;
+                self.line += 1;
+            }
+            let st = self.i;
+            while !self.s[self.i..].starts_with(b"'''") {
+                match self.peek() {
+                    None => return self.err("unterminated string"),
+                    Some(c) => {
+                        if c == b'\n' {
+                            self.line += 1;
+                        }
+                        self.i += 1;
+                    }
+                }
+            }
+            let v = String::from_utf8_lossy(&self.s[st..self.i]).into_owned();
+            self.i += 3;
+            return Ok(v);
+        }
+        self.i += 1;
+        let st = self.i;
+        loop {
+            match self.peek() {
+                None | Some(b'\n') => return self.err("unterminated string"),
+                Some(b'\'') => {
+                    let v = String::from_utf8_lossy(&self.s[st..self.i]).into_owned();
+                    self.i += 1;
+                    return Ok(v);
+                }
+                _ => self.i += 1,
+            }
+        }
+    }
+    fn value(&mut self, depth: usize) -> TResult<Value> {
+        if depth > 200 {
+            return self.err("nesting too deep");
+        }
+        self.ws();
+        match self.peek() {
+            Some(b'"') => Ok(Value::str(self.basic_string()?)),
+            Some(b'\'') => Ok(Value::str(self.literal_string()?)),
+            Some(b'[') => {
+                self.i += 1;
+                let mut items = Vec::new();
+                loop {
+                    self.ws_nl();
+                    if self.peek() == Some(b']') {
+                        self.i += 1;
+                        return Ok(Value::list(items));
+                    }
+                    items.push(self.value(depth + 1)?);
+                    self.ws_nl();
+                    match self.peek() {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Value::list(items));
+                        }
+                        _ => return self.err("expected a comma or array terminator"),
+                    }
+                }
+            }
+            Some(b'{') => {
+                self.i += 1;
+                let table = Value::new_map();
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.i += 1;
+                    return Ok(table);
+                }
+                loop {
+                    let k = self.key()?;
+                    self.ws();
+                    if self.peek() != Some(b'=') {
+                        return self.err("expected '='");
+                    }
+                    self.i += 1;
+                    let v = self.value(depth + 1)?;
+                    insert_path(&table, &k, v, self.line)?;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(table);
+                        }
+                        _ => return self.err("expected a comma or inline table terminator"),
+                    }
+                }
+            }
+            _ => {
+                let st = self.i;
+                while let Some(c) = self.peek() {
+                    if c == b',' || c == b']' || c == b'}' || c == b'#' || c == b'\n' || c == b'\r'
+                    {
+                        break;
+                    }
+                    self.i += 1;
+                }
+                let raw = std::str::from_utf8(&self.s[st..self.i])
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                scalar_value(&raw).ok_or_else(|| {
+                    format!(
+                        "toml: line {}: expected value but found {raw:?} instead",
+                        self.line
+                    )
+                })
+            }
+        }
+    }
+}
+
+fn scalar_value(raw: &str) -> Option<Value> {
+    match raw {
+        "true" => return Some(Value::Bool(true)),
+        "false" => return Some(Value::Bool(false)),
+        "inf" | "+inf" => return Some(Value::Float(f64::INFINITY)),
+        "-inf" => return Some(Value::Float(f64::NEG_INFINITY)),
+        "nan" | "+nan" | "-nan" => return Some(Value::Float(f64::NAN)),
+        _ => {}
+    }
+    let clean = raw.replace('_', "");
+    let (neg, body) = match clean.strip_prefix('-') {
+        Some(b) => (true, b.to_string()),
+        None => (false, clean.strip_prefix('+').unwrap_or(&clean).to_string()),
+    };
+    for (p, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
+        if let Some(d) = body.strip_prefix(p) {
+            let v = i64::from_str_radix(d, radix).ok()?;
+            return Some(Value::Int64(if neg { -v } else { v }));
+        }
+    }
+    if !body.is_empty() && body.bytes().all(|c| c.is_ascii_digit()) {
+        if body.len() > 1 && body.starts_with('0') {
+            return None;
+        }
+        let v: i64 = clean.parse().ok()?;
+        return Some(Value::Int64(v));
+    }
+    if body.bytes().next().is_some_and(|c| c.is_ascii_digit()) && body.contains(['.', 'e', 'E']) {
+        if let Ok(f) = clean.parse::<f64>() {
+            return Some(Value::Float(f));
+        }
+    }
+    // dates and times stay text
+    if raw.len() >= 8 && raw.as_bytes()[0].is_ascii_digit() && raw.contains([':', '-']) {
+        return Some(Value::str(raw));
+    }
+    None
+}
+
+fn insert_path(table: &Value, key: &[String], v: Value, line: usize) -> TResult<()> {
+    let mut cur = table.clone();
+    for (i, k) in key.iter().enumerate() {
+        let m = cur
+            .as_map()
+            .ok_or_else(|| format!("toml: line {line}: key {k:?} is not a table"))?;
+        if i + 1 == key.len() {
+            if m.borrow().contains_key(k) {
+                return Err(format!("toml: line {line}: key {k:?} is already defined"));
+            }
+            m.borrow_mut().insert(k.clone(), v);
+            return Ok(());
+        }
+        let next = m.borrow().get(k).cloned();
+        cur = match next {
+            Some(n) => n,
+            None => {
+                let t = Value::new_map();
+                m.borrow_mut().insert(k.clone(), t.clone());
+                t
+            }
+        };
+    }
+    Ok(())
+}
+
+fn table_at(root: &Value, key: &[String], array: bool, line: usize) -> TResult<Value> {
+    let mut cur = root.clone();
+    for (i, k) in key.iter().enumerate() {
+        let m = cur
+            .as_map()
+            .ok_or_else(|| format!("toml: line {line}: key {k:?} is not a table"))?;
+        let last = i + 1 == key.len();
+        let existing = m.borrow().get(k).cloned();
+        cur = match (existing, last && array) {
+            (None, true) => {
+                let t = Value::new_map();
+                m.borrow_mut()
+                    .insert(k.clone(), Value::list(vec![t.clone()]));
+                t
+            }
+            (Some(Value::List(l)), true) => {
+                let t = Value::new_map();
+                let mut v = l.as_ref().clone();
+                v.push(t.clone());
+                m.borrow_mut().insert(k.clone(), Value::list(v));
+                t
+            }
+            (Some(Value::List(l)), false) => l
+                .last()
+                .cloned()
+                .ok_or_else(|| format!("toml: line {line}: empty array of tables"))?,
+            (Some(t), _) => t,
+            (None, false) => {
+                let t = Value::new_map();
+                m.borrow_mut().insert(k.clone(), t.clone());
+                t
+            }
+        };
+    }
+    Ok(cur)
+}
+
+/// Parse a TOML document.
+pub fn from_toml(text: &str) -> Result<Value, String> {
+    let mut r = Reader {
+        s: text.as_bytes(),
+        i: 0,
+        line: 1,
+    };
+    let root = Value::new_map();
+    let mut current = root.clone();
+    loop {
+        r.ws_nl();
+        let Some(c) = r.peek() else {
+            return Ok(root);
+        };
+        if c == b'[' {
+            let array = r.s[r.i..].starts_with(b"[[");
+            r.i += if array { 2 } else { 1 };
+            let key = r.key()?;
+            r.ws();
+            let close: &[u8] = if array { b"]]" } else { b"]" };
+            if !r.s[r.i..].starts_with(close) {
+                return r.err("expected ']'");
+            }
+            r.i += close.len();
+            current = table_at(&root, &key, array, r.line)?;
+        } else {
+            let key = r.key()?;
+            r.ws();
+            if r.peek() != Some(b'=') {
+                return r.err("expected '=' after a key");
+            }
+            r.i += 1;
+            let v = r.value(0)?;
+            insert_path(&current, &key, v, r.line)?;
+        }
+        r.ws();
+        match r.peek() {
+            None | Some(b'\n') | Some(b'\r') | Some(b'#') => {}
+            _ => return r.err("expected a newline after a value"),
+        }
+    }
+}

@@ -90,6 +90,7 @@ pub const CASES: &[&str] = &[
     "{{ fromJson .Values.jsonish }}|{{ fromJsonArray \"[1,2]\" }}|{{ fromJson \"{bad\" }}",
     "{{ toYaml (fromYaml \"a:\\n  b: c\\nl:\\n- 1\\n- x: y\\n\") }}",
     "{{ fromYaml \"y: 1\\non: 2\\n3: x\" }}|{{ toYaml (dict \"y\" 1 \"on\" 2 \"null\" 3) }}",
+    "{{ $t := fromToml \"title = 'x'\\n[owner]\\nname = \\\"Tom\\\"\\nage = 42\\nratio = 0.5\\nok = true\\nlist = [1, 2, 3]\\n[[items]]\\nk = 1\\n[[items]]\\nk = 2\\n[a.b]\\nc = \\\"d\\\"\\ninline = { x = 1, y = \\\"z\\\" }\\n\" }}{{ $t }}|{{ $t.owner.age | typeOf }}|{{ len $t.items }}",
     "{{ toToml (dict \"a\" 1 \"b\" \"s\" \"t\" (dict \"x\" true)) }}",
     // helm objects and functions
     "{{ .Release.Name }}|{{ .Release.Namespace }}|{{ .Release.Service }}|{{ .Release.IsInstall }}|{{ .Release.Revision }}",
