@@ -1,6 +1,7 @@
 //! Authentication (bearer tokens), impersonation and RBAC authorization.
 
 use crate::registry::Gr;
+use crate::selector::LabelSelector;
 use crate::status::ApiError;
 use crate::store::{Identity, Inner, meta_str};
 use serde_json::Value;
@@ -79,8 +80,25 @@ fn role_rules(inner: &Inner, role_ref: &Value, binding_ns: &str) -> Vec<Value> {
         ),
         _ => None,
     };
-    obj.and_then(|o| o["rules"].as_array().cloned())
-        .unwrap_or_default()
+    let Some(obj) = obj else { return vec![] };
+    let mut rules = obj["rules"].as_array().cloned().unwrap_or_default();
+    // aggregated ClusterRoles: the rules of every ClusterRole their selectors match
+    if let Some(selectors) = obj
+        .pointer("/aggregationRule/clusterRoleSelectors")
+        .and_then(Value::as_array)
+        && let Some(all) = inner.bucket(&Gr::new("rbac.authorization.k8s.io", "clusterroles"))
+    {
+        let sels: Vec<LabelSelector> = selectors
+            .iter()
+            .map(LabelSelector::from_label_selector_object)
+            .collect();
+        for cr in all.values() {
+            if meta_str(cr, "name") != name && sels.iter().any(|s| s.matches(cr)) {
+                rules.extend(cr["rules"].as_array().cloned().unwrap_or_default());
+            }
+        }
+    }
+    rules
 }
 
 /// RBAC: is this identity allowed to do this?

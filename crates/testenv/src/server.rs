@@ -96,17 +96,17 @@ fn truthy(q: &HashMap<String, String>, k: &str) -> bool {
 /// Entry point for every request.
 pub async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let body = match body.collect().await {
+    let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return error_response(&ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                "request entity too large",
+            ));
+        }
         Err(e) => return error_response(&ApiError::bad_request(format!("reading body: {e}"))),
     };
-    if body.len() > MAX_BODY {
-        return error_response(&ApiError::new(
-            413,
-            "RequestEntityTooLarge",
-            "request entity too large",
-        ));
-    }
     let ct = parts
         .headers
         .get(header::CONTENT_TYPE)

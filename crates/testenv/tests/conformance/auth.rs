@@ -174,6 +174,24 @@ async fn access_and_token_reviews() {
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
          "subjects": [{"kind": "Group", "name": "viewers"}]}
     ])).await;
+    // an aggregated ClusterRole picks up the rules of labelled ClusterRoles
+    apply_yaml(&admin, json!([
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "widget-readers"},
+         "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"example.com/aggregate-to-readers": "true"}}]}, "rules": []},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": "lease-reader", "labels": {"example.com/aggregate-to-readers": "true"}},
+         "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "bob-readers"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "widget-readers"},
+         "subjects": [{"kind": "User", "name": "bob"}]}
+    ])).await;
+    let lease: SelfSubjectAccessReview = serde_json::from_value(json!({"spec": {"resourceAttributes": {
+        "verb": "create", "group": "coordination.k8s.io", "resource": "leases", "namespace": "default"}}})).unwrap();
+    let r = Api::<SelfSubjectAccessReview>::all(bob.clone())
+        .create(&PostParams::default(), &lease)
+        .await
+        .unwrap();
+    assert!(r.status.unwrap().allowed, "aggregated rule applies");
     let ssar = |verb: &str| -> SelfSubjectAccessReview {
         serde_json::from_value(json!({"spec": {"resourceAttributes": {"verb": verb, "resource": "configmaps", "namespace": "default"}}})).unwrap()
     };
