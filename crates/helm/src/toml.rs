@@ -453,10 +453,11 @@ fn scalar_value(raw: &str) -> Option<Value> {
         let v: i64 = clean.parse().ok()?;
         return Some(Value::Int64(v));
     }
-    if body.bytes().next().is_some_and(|c| c.is_ascii_digit()) && body.contains(['.', 'e', 'E']) {
-        if let Ok(f) = clean.parse::<f64>() {
-            return Some(Value::Float(f));
-        }
+    if body.bytes().next().is_some_and(|c| c.is_ascii_digit())
+        && body.contains(['.', 'e', 'E'])
+        && let Ok(f) = clean.parse::<f64>()
+    {
+        return Some(Value::Float(f));
     }
     // dates and times stay text
     if raw.len() >= 8 && raw.as_bytes()[0].is_ascii_digit() && raw.contains([':', '-']) {
