@@ -1213,6 +1213,11 @@ fn apply(
             create(inner, def, ns, merged, opts, Some(managed))
         }
         Some(cur) => {
+            // a resourceVersion in the applied configuration is a precondition
+            let want = meta_str(config, "resourceVersion");
+            if !want.is_empty() && want != meta_str(&cur, "resourceVersion") {
+                return Err(ApiError::stale(target(def, name)));
+            }
             let mut body = merged;
             if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
                 m.insert(

@@ -165,6 +165,16 @@ async fn server_side_apply_ownership_conflicts_force_and_removal() {
         s.message
     );
 
+    // a resourceVersion in an apply configuration is a precondition
+    let mut stale = cm_apply(json!({"k": "12"}));
+    stale["metadata"]["resourceVersion"] = json!("1");
+    let s = status_of(
+        cms.patch("ssa", &b.clone().force(), &Patch::Apply(stale))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+
     // apply without a field manager is refused
     let req = http::Request::patch("/api/v1/namespaces/default/configmaps/ssa")
         .header("content-type", "application/apply-patch+yaml")
