@@ -84,7 +84,7 @@ impl Default for Options {
             port: 0,
             data_dir: None,
             bookmark_interval: Duration::from_secs(5),
-            watch_window: 50_000,
+            watch_window: 10_000,
             admin_token: None,
             simulate_workloads: None,
         }
