@@ -604,6 +604,19 @@ fn is_crd(def: &ResourceDef) -> bool {
 fn after_commit(inner: &mut Inner, def: &ResourceDef, obj: &Value) {
     if is_crd(def) && crd_accepted(obj) {
         inner.registry.add_crd(obj);
+        // a new storage version: stored instances move to it (conversion strategy None)
+        let group = obj
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let plural = obj
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let gr = Gr::new(group, plural);
+        if let Some(sdef) = inner.registry.storage(&gr) {
+            inner.restamp_api_version(&gr, &storage_api_version(&sdef));
+        }
     }
 }
 

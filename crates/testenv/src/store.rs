@@ -162,6 +162,26 @@ impl Inner {
         obj
     }
 
+    /// Rewrites the apiVersion of stored objects (storage version migration); no events.
+    pub fn restamp_api_version(&mut self, gr: &Gr, api_version: &str) {
+        let Some(bucket) = self.objects.get_mut(gr) else {
+            return;
+        };
+        for (key, obj) in bucket.iter_mut() {
+            if obj.get("apiVersion").and_then(Value::as_str) == Some(api_version) {
+                continue;
+            }
+            let mut o = (**obj).clone();
+            o["apiVersion"] = Value::String(api_version.to_string());
+            let json = bytes::Bytes::from(serde_json::to_vec(&o).unwrap_or_default());
+            *obj = Arc::new(o);
+            self.encoded
+                .entry(gr.clone())
+                .or_default()
+                .insert(key.clone(), json);
+        }
+    }
+
     /// The stored JSON of an object.
     pub fn encoded(&self, gr: &Gr, key: &Key) -> Option<&bytes::Bytes> {
         self.encoded.get(gr).and_then(|b| b.get(key))

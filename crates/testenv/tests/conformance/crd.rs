@@ -372,3 +372,70 @@ async fn cel_validation_rules() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn served_versions_and_storage_version_change() {
+    let (_env, client) = env().await;
+    install_widgets(&client).await;
+    let v1 = dyn_api(
+        &client,
+        "example.com",
+        "v1",
+        "Widget",
+        "widgets",
+        Some("default"),
+    );
+    let w: DynamicObject =
+        serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w"}, "spec": {"url": "https://x"}}))
+        .unwrap();
+    v1.create(&PostParams::default(), &w).await.unwrap();
+    // add v2 as the storage version, keep v1 served
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut crd = widget_crd();
+    let mut v2 = crd["spec"]["versions"][0].clone();
+    v2["name"] = json!("v2");
+    crd["spec"]["versions"][0]["storage"] = json!(false);
+    crd["spec"]["versions"].as_array_mut().unwrap().push(v2);
+    crds.patch(
+        "widgets.example.com",
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(crd),
+    )
+    .await
+    .unwrap();
+    let got = crds.get("widgets.example.com").await.unwrap();
+    assert_eq!(got.status.unwrap().stored_versions.unwrap(), ["v1", "v2"]);
+    let v2api = dyn_api(
+        &client,
+        "example.com",
+        "v2",
+        "Widget",
+        "widgets",
+        Some("default"),
+    );
+    assert_eq!(
+        v2api.get("w").await.unwrap().types.unwrap().api_version,
+        "example.com/v2"
+    );
+    assert_eq!(
+        v1.get("w").await.unwrap().types.unwrap().api_version,
+        "example.com/v1"
+    );
+    let listed = v2api.list(&Default::default()).await.unwrap();
+    assert_eq!(
+        listed.items[0].types.as_ref().unwrap().api_version,
+        "example.com/v2"
+    );
+    let listed = v1.list(&Default::default()).await.unwrap();
+    assert_eq!(
+        listed.items[0].types.as_ref().unwrap().api_version,
+        "example.com/v1"
+    );
+    let req = http::Request::get("/apis/example.com")
+        .body(vec![])
+        .unwrap();
+    let g: serde_json::Value =
+        serde_json::from_str(&client.request_text(req).await.unwrap()).unwrap();
+    assert_eq!(g["preferredVersion"]["version"], "v2");
+}
