@@ -11,6 +11,7 @@
 //! See README.md for what is implemented and how it differs from kube-apiserver.
 
 mod auth;
+mod builtin;
 mod cel;
 mod fields;
 mod openapi;

@@ -746,6 +746,8 @@ pub fn create(
     builtin_defaults(def, &mut obj, true, counter);
     if def.custom {
         admit_custom(def, &mut obj, None, opts.strict)?;
+    } else {
+        crate::builtin::validate(def, &obj, &name)?;
     }
     let t = now();
     {
@@ -940,6 +942,8 @@ pub fn update(
     builtin_defaults(def, &mut new, false, 0);
     if def.custom {
         admit_custom(def, &mut new, Some(&old), opts.strict)?;
+    } else {
+        crate::builtin::validate(def, &new, name)?;
     }
     if def.generation && spec_part(&new) != spec_part(&old) {
         let g = old

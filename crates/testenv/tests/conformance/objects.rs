@@ -336,3 +336,60 @@ async fn apply_yaml_installs_crds_and_objects_in_one_call() {
         .is_err()
     );
 }
+
+#[tokio::test]
+async fn built_in_kinds_are_validated() {
+    let (_env, client) = env().await;
+    let deps = dyn_api(
+        &client,
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        Some("default"),
+    );
+    let mk = |spec: serde_json::Value| -> kube::core::DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bad"}, "spec": spec})).unwrap()
+    };
+    let template = json!({"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}});
+    // wrong type: 400 like the real decoder
+    let s = status_of(deps.create(&PostParams::default(), &mk(json!({"replicas": "three", "selector": {"matchLabels": {"app": "a"}}, "template": template}))).await.unwrap_err());
+    assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"));
+    assert!(
+        s.message
+            .starts_with("Deployment in version \"v1\" cannot be handled as a Deployment:"),
+        "{}",
+        s.message
+    );
+    // selector must match the template
+    let s = status_of(
+        deps.create(
+            &PostParams::default(),
+            &mk(json!({"selector": {"matchLabels": {"app": "b"}}, "template": template})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(s.code, 422);
+    assert_eq!(
+        s.details.unwrap().causes[0].field,
+        "spec.template.metadata.labels"
+    );
+    // containers are required
+    let s = status_of(
+        deps.create(
+            &PostParams::default(),
+            &mk(json!({"selector": {"matchLabels": {"app": "a"}},
+        "template": {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": []}}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(s.code, 422);
+    assert!(
+        s.message
+            .contains("spec.template.spec.containers: Required value"),
+        "{}",
+        s.message
+    );
+}
