@@ -119,13 +119,23 @@ fn field_name(path: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// A key field of a list-map item; `protocol` defaults to TCP as kube-apiserver defaults it.
+fn key_value(item: &Value, k: &str) -> Option<Value> {
+    item.get(k)
+        .cloned()
+        .or_else(|| (k == "protocol").then(|| json!("TCP")))
+}
+
 fn item_key(item: &Value, keys: &[String]) -> Option<String> {
-    let o = item.as_object()?;
+    item.as_object()?;
     let mut m = Map::new();
     for k in keys {
-        if let Some(v) = o.get(k) {
-            m.insert(k.clone(), v.clone());
+        if let Some(v) = key_value(item, k) {
+            m.insert(k.clone(), v);
         }
+    }
+    if m.keys().all(|k| k == "protocol") {
+        return None;
     }
     if m.is_empty() {
         return None;
@@ -241,9 +251,10 @@ fn find_item(list: &[Value], elem: &str) -> Option<usize> {
     if let Some(k) = elem.strip_prefix("k:") {
         let want: Value = serde_json::from_str(k).ok()?;
         let want = want.as_object()?;
-        return list
-            .iter()
-            .position(|i| want.iter().all(|(wk, wv)| i.get(wk) == Some(wv)));
+        return list.iter().position(|i| {
+            want.iter()
+                .all(|(wk, wv)| key_value(i, wk).as_ref() == Some(wv))
+        });
     }
     if let Some(v) = elem.strip_prefix("v:") {
         let want: Value = serde_json::from_str(v).ok()?;

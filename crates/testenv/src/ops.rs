@@ -92,7 +92,7 @@ pub fn list_types(def: &ResourceDef) -> Box<dyn ListTypes + '_> {
     if def.custom {
         Box::new(SchemaLists(def.schema.as_deref()))
     } else {
-        Box::new(Builtin)
+        Box::new(patch::BuiltinApply)
     }
 }
 

@@ -63,6 +63,24 @@ pub fn builtin_list_type(path: &[String]) -> ListType {
     }
 }
 
+/// Built-in list types as server-side apply sees them: like [`Builtin`], except that ports are
+/// keyed by port and protocol (strategic merge patch keys them by port alone).
+pub struct BuiltinApply;
+
+impl ListTypes for BuiltinApply {
+    fn list_type(&self, path: &[String]) -> ListType {
+        match builtin_list_type(path) {
+            ListType::Map(k) if k == ["containerPort"] => {
+                ListType::Map(vec!["containerPort".into(), "protocol".into()])
+            }
+            ListType::Map(k) if k == ["port"] => {
+                ListType::Map(vec!["port".into(), "protocol".into()])
+            }
+            other => other,
+        }
+    }
+}
+
 /// List types from a CRD's structural schema (`x-kubernetes-list-type`, `x-kubernetes-list-map-keys`);
 /// metadata follows the built-in table.
 pub struct SchemaLists<'a>(pub Option<&'a Value>);

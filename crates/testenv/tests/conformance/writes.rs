@@ -371,3 +371,55 @@ async fn delete_collection_with_selector() {
         .collect();
     assert_eq!(left, vec!["c".to_string()]);
 }
+
+#[tokio::test]
+async fn apply_keys_ports_by_port_and_protocol() {
+    let (_env, client) = env().await;
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let dns = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "dns"},
+        "spec": {"selector": {"matchLabels": {"app": "dns"}}, "template": {"metadata": {"labels": {"app": "dns"}},
+            "spec": {"containers": [{"name": "dns", "image": "coredns", "ports": [
+                {"containerPort": 53, "protocol": "UDP", "name": "dns"},
+                {"containerPort": 53, "protocol": "TCP", "name": "dns-tcp"},
+                {"containerPort": 9153, "name": "metrics"}]}]}}}});
+    let pp = PatchParams::apply("dns-mgr");
+    deps.patch("dns", &pp, &Patch::Apply(&dns)).await.unwrap();
+    let d = deps.patch("dns", &pp, &Patch::Apply(&dns)).await.unwrap();
+    let ports = d
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .ports
+        .clone()
+        .unwrap();
+    assert_eq!(ports.len(), 3, "{ports:?}");
+    let f = to_value(&d.metadata.managed_fields.unwrap()[0].fields_v1);
+    let c = &f["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"dns\"}"]["f:ports"];
+    assert!(
+        c["k:{\"containerPort\":53,\"protocol\":\"UDP\"}"].is_object(),
+        "{c}"
+    );
+    assert!(
+        c["k:{\"containerPort\":53,\"protocol\":\"TCP\"}"].is_object(),
+        "{c}"
+    );
+    assert!(
+        c["k:{\"containerPort\":9153,\"protocol\":\"TCP\"}"].is_object(),
+        "{c}"
+    );
+
+    // a Service re-applied without protocol keeps one port (protocol defaults to TCP)
+    let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client, "default");
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dns"},
+        "spec": {"selector": {"app": "dns"}, "ports": [{"port": 53, "protocol": "UDP", "name": "dns"}, {"port": 80, "name": "http"}]}});
+    svcs.patch("dns", &pp, &Patch::Apply(&svc)).await.unwrap();
+    let s = svcs.patch("dns", &pp, &Patch::Apply(&svc)).await.unwrap();
+    let ports = s.spec.unwrap().ports.unwrap();
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    assert_eq!(ports[1].protocol.as_deref(), Some("TCP"));
+}
