@@ -112,6 +112,12 @@ pub fn from_items(def: &ResourceDef, items: &[Value], list_meta: &Value) -> Valu
         ("", "secrets") => vec![("Type", ".type")],
         ("", "services") => vec![("Type", ".spec.type"), ("Cluster-IP", ".spec.clusterIP")],
         ("", "pods") => vec![("Status", ".status.phase")],
+        ("", "events") => vec![
+            ("Type", ".type"),
+            ("Reason", ".reason"),
+            ("Object", "@involvedObject"),
+            ("Message", ".message"),
+        ],
         ("apps", "deployments") => vec![
             ("Ready", ".status.readyReplicas"),
             ("Replicas", ".spec.replicas"),
@@ -139,7 +145,13 @@ pub fn from_items(def: &ResourceDef, items: &[Value], list_meta: &Value) -> Valu
             }
             if printer.is_empty() {
                 for (_, p) in &extra {
-                    cells.push(cell(json_path(o, p), "string"));
+                    if *p == "@involvedObject" {
+                        let io = &o["involvedObject"];
+                        let kind = io["kind"].as_str().unwrap_or_default().to_lowercase();
+                        cells.push(json!(format!("{kind}/{}", io["name"].as_str().unwrap_or_default())));
+                    } else {
+                        cells.push(cell(json_path(o, p), "string"));
+                    }
                 }
             }
             if !has_age {

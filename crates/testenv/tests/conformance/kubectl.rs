@@ -339,6 +339,16 @@ async fn kubectl_imperative_create_commands() {
     let sas: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
         kube::Api::namespaced(client, "flux-system");
     assert!(sas.get_opt("robot").await.unwrap().is_some());
+    // events from either API show in kubectl get events
+    let ev = "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata:\n  name: e1\n  namespace: flux-system\neventTime: \"2025-01-01T00:00:00.000000Z\"\nreportingController: example.com/ctrl\nreportingInstance: ctrl-1\naction: Reconcile\nreason: Progressing\ntype: Normal\nnote: reconciliation in progress\nregarding:\n  kind: ConfigMap\n  name: settings\n  namespace: flux-system\n";
+    k.ok(&["apply", "-f", "-"], Some(ev)).await;
+    let out = k.ok(&["get", "events", "-n", "flux-system"], None).await;
+    assert!(
+        out.contains("Progressing")
+            && out.contains("configmap/settings")
+            && out.contains("reconciliation in progress"),
+        "{out}"
+    );
     // kinds without a protobuf decoder are refused clearly
     let (ok, _, err) = k
         .run_async(&["create", "deployment", "web", "--image=nginx"], None)
