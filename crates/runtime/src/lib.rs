@@ -10,6 +10,7 @@
 //!   forwarding to the notification service;
 //! - [`kstatus`]: the kstatus computation (Current/InProgress/Failed/Terminating) of any object;
 //! - [`readiness`]: the Readiness gRPC stream appliers serve for their objects;
+//! - [`ratelimit`]: `--kube-api-qps`/`--kube-api-burst` token bucket on the API client;
 //! - [`artifact`]: artifact download, digest verification and safe untar for consumers;
 //! - [`Manager`]: process bootstrap tying the above together for a controller binary.
 
@@ -21,6 +22,7 @@ pub mod kstatus;
 pub mod leader;
 pub mod logging;
 pub mod metrics;
+pub mod ratelimit;
 pub mod readiness;
 pub mod serve;
 pub mod status;
@@ -65,9 +67,16 @@ impl Manager {
             telemetry::otlp_layer(name, &options.otlp_endpoint).map_err(StartError)?;
         logging::init(&options.log_level, &options.log_encoding, otel);
 
-        let client = Client::try_default()
+        let config = kube::Config::infer()
             .await
-            .map_err(|e| StartError(format!("unable to create a Kubernetes client: {e}")))?;
+            .map_err(|e| StartError(format!("unable to load the Kubernetes client config: {e}")))?;
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| StartError(format!("unable to create a Kubernetes client: {e}")))?
+            .with_layer(&ratelimit::RateLimitLayer::new(
+                options.kube_api_qps,
+                options.kube_api_burst,
+            ))
+            .build();
         let metrics = Metrics::new();
         let readiness = serve::Readiness::default();
         let shutdown = CancellationToken::new();
