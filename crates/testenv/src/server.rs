@@ -463,6 +463,19 @@ async fn route(
         "update" => {
             let v = ops::parse_body(&body)?;
             let name = name.unwrap_or_default();
+            // custom resources do not allow unconditional updates
+            if def.custom && sub != "scale" && meta_str(&v, "resourceVersion").is_empty() {
+                return Err(ApiError::invalid(
+                    &def.kind,
+                    &def.group,
+                    name,
+                    vec![crate::status::Cause::new(
+                        "FieldValueInvalid",
+                        "metadata.resourceVersion",
+                        "Invalid value: 0x0: must be specified for an update",
+                    )],
+                ));
+            }
             let mut inner = shared.lock();
             let obj = match sub {
                 "scale" => {

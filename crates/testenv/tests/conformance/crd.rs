@@ -129,6 +129,24 @@ async fn crd_is_established_and_served() {
         "{fields}"
     );
 
+    // custom resources need a resourceVersion on PUT
+    let mut unconditional = widgets.get("w1").await.unwrap();
+    unconditional.metadata.resource_version = None;
+    let s = status_of(
+        widgets
+            .replace("w1", &PostParams::default(), &unconditional)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s.code, 422);
+    assert!(
+        s.message.ends_with(
+            "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
+        ),
+        "{}",
+        s.message
+    );
+
     // spec change bumps generation
     let g = widgets
         .patch(
