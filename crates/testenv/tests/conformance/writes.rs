@@ -273,6 +273,9 @@ async fn dry_run_never_persists() {
     cms.delete("dry", &DeleteParams::default().dry_run())
         .await
         .unwrap();
+    cms.delete_collection(&DeleteParams::default().dry_run(), &ListParams::default())
+        .await
+        .unwrap();
     let still = cms.get("dry").await.unwrap();
     assert_eq!(still.data.unwrap()["a"], "1");
 }
