@@ -426,3 +426,65 @@ async fn apply_keys_ports_by_port_and_protocol() {
     assert_eq!(ports.len(), 2, "{ports:?}");
     assert_eq!(ports[1].protocol.as_deref(), Some("TCP"));
 }
+
+#[tokio::test]
+async fn lease_locking_the_way_kube_lease_manager_does() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let (_env, client) = env().await;
+    let leases: Api<Lease> = Api::namespaced(client, "default");
+    leases
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "leader"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let lock = |who: &str| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "spec": {"holderIdentity": who, "acquireTime": "2025-01-01T00:00:00.000000Z", "renewTime": "2025-01-01T00:00:00.000000Z", "leaseDurationSeconds": 15}})
+    };
+    // an apply configuration without metadata.name takes the URL's name
+    leases
+        .patch(
+            "leader",
+            &PatchParams::apply("lease-a"),
+            &Patch::Apply(lock("a")),
+        )
+        .await
+        .unwrap();
+    // a second contender conflicts on holderIdentity
+    let e = leases
+        .patch(
+            "leader",
+            &PatchParams::apply("lease-b"),
+            &Patch::Apply(lock("b")),
+        )
+        .await
+        .unwrap_err();
+    let s = status_of(e);
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+    assert!(s.message.contains(".spec.holderIdentity"), "{}", s.message);
+    // the holder releases with a strategic merge patch of nulls; then b can take it
+    let release = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "spec": {"acquireTime": null, "renewTime": null, "holderIdentity": null, "leaseDurationSeconds": null}});
+    leases
+        .patch(
+            "leader",
+            &PatchParams {
+                field_manager: Some("lease-a".into()),
+                ..Default::default()
+            },
+            &Patch::Strategic(release),
+        )
+        .await
+        .unwrap();
+    let l = leases
+        .patch(
+            "leader",
+            &PatchParams::apply("lease-b"),
+            &Patch::Apply(lock("b")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(l.spec.unwrap().holder_identity.as_deref(), Some("b"));
+}
