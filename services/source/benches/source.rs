@@ -121,6 +121,10 @@ fn wrk(url: &str) -> (f64, f64) {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("Non-2xx") && !text.contains("Socket errors"),
+        "wrk against {url} saw errors:\n{text}"
+    );
     let field = |name: &str| -> String {
         text.lines()
             .find(|l| l.trim_start().starts_with(name))
@@ -164,7 +168,7 @@ async fn bench_serving(file: &Path, root: &Path) -> (f64, f64, f64, f64) {
     std::fs::write(
         &conf,
         format!(
-            "daemon off;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n access_log off;\n sendfile on;\n tcp_nopush on;\n client_body_temp_path {d};\n proxy_temp_path {d};\n fastcgi_temp_path {d};\n uwsgi_temp_path {d};\n scgi_temp_path {d};\n server {{ listen 127.0.0.1:{port}; root {r}; }}\n}}\n",
+            "daemon off;\nuser root;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n access_log off;\n sendfile on;\n tcp_nopush on;\n client_body_temp_path {d};\n proxy_temp_path {d};\n fastcgi_temp_path {d};\n uwsgi_temp_path {d};\n scgi_temp_path {d};\n server {{ listen 127.0.0.1:{port}; root {r}; }}\n}}\n",
             d = ngx_dir.path().display(),
             r = root.display()
         ),
@@ -203,6 +207,7 @@ fn rss_kib(pid: u32, key: &str) -> u64 {
 }
 
 async fn bench_idle_rss(url: &str) -> (u64, u64) {
+    use k8s_openapi::api::core::v1::Secret;
     let env = ferroflux_testenv::TestEnv::start(ferroflux_testenv::Options::default())
         .await
         .unwrap();
@@ -238,6 +243,15 @@ async fn bench_idle_rss(url: &str) -> (u64, u64) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "auth"}, "stringData": {"username": "user", "password": "pass"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     let api: Api<GitRepository> = Api::namespaced(client.clone(), "default");
     for i in 0..100 {
         api.create(
@@ -245,7 +259,7 @@ async fn bench_idle_rss(url: &str) -> (u64, u64) {
             &serde_json::from_value(json!({
                 "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
                 "metadata": {"name": format!("repo-{i:03}"), "namespace": "default"},
-                "spec": {"url": url, "interval": "10m", "ref": {"branch": "main"}},
+                "spec": {"url": url, "interval": "10m", "ref": {"branch": "main"}, "secretRef": {"name": "auth"}},
             }))
             .unwrap(),
         )
@@ -298,6 +312,9 @@ fn main() {
         // The reference speaks protocol v2 too (its default).
         let big = format!("git://127.0.0.1:{}/big.git", daemon.port);
 
+        let only = std::env::var("FERROFLUX_BENCH").unwrap_or_default();
+        let run = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+        if run("fetch") || run("serve") {
         let (ours, theirs, artifact, storage_dir) = bench_fetch(&big).await;
         let size = std::fs::metadata(&artifact).unwrap().len();
         println!(
@@ -307,6 +324,7 @@ fn main() {
             ours / theirs
         );
 
+        if run("serve") {
         let (o_rps, o_bps, n_rps, n_bps) = bench_serving(&artifact, storage_dir.path()).await;
         println!(
             "serving {:.1} MB artifact (wrk -t2 -c16 -d8s): ours {o_rps:.1} req/s {:.0} MB/s, nginx {n_rps:.1} req/s {:.0} MB/s, ratio {:.2}x (target >= 0.8x)",
@@ -315,8 +333,11 @@ fn main() {
             n_bps / 1e6,
             o_bps / n_bps.max(1.0)
         );
-
-        let small = format!("git://127.0.0.1:{}/small.git", daemon.port);
+        }
+        }
+        if run("rss") {
+        let http = support::http_git(&repos.base(), "user", "pass").await;
+        let small = format!("http://{}/small.git", http.addr);
         let (rss, hwm) = bench_idle_rss(&small).await;
         println!(
             "idle RSS watching 100 ready GitRepositories: {:.1} MiB (peak {:.1} MiB), ratio to target {:.2}x (target <= 15 MiB)",
@@ -324,5 +345,6 @@ fn main() {
             hwm as f64 / 1024.0,
             rss as f64 / 1024.0 / 15.0
         );
+        }
     });
 }

@@ -1102,6 +1102,7 @@ pub async fn run_pipeline<L: Lookup>(
     if let Ok(dir) = &scratch {
         let _ = std::fs::remove_dir_all(dir);
     }
+    crate::memory::trim();
 
     let result = match result {
         Ok(()) => PipelineResult::Success,

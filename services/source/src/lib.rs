@@ -6,6 +6,7 @@ pub mod artifact_events;
 pub mod git;
 pub mod gitrepository;
 pub mod ignore;
+pub mod memory;
 pub mod semver;
 pub mod server;
 pub mod storage;
@@ -231,7 +232,9 @@ where
             };
         }
     };
+    memory::limit_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(16)
         .enable_all()
         .build()
     {
