@@ -206,7 +206,7 @@ fn rss_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn bench_idle_rss(url: &str) -> (u64, u64) {
+async fn bench_idle_rss(url: &str) -> (u64, u64, usize) {
     use k8s_openapi::api::core::v1::Secret;
     let env = ferroflux_testenv::TestEnv::start(ferroflux_testenv::Options::default())
         .await
@@ -253,7 +253,11 @@ async fn bench_idle_rss(url: &str) -> (u64, u64) {
         .await
         .unwrap();
     let api: Api<GitRepository> = Api::namespaced(client.clone(), "default");
-    for i in 0..100 {
+    let count: usize = std::env::var("FERROFLUX_BENCH_REPOS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    for i in 0..count {
         api.create(
             &PostParams::default(),
             &serde_json::from_value(json!({
@@ -279,7 +283,7 @@ async fn bench_idle_rss(url: &str) -> (u64, u64) {
                     .is_some_and(ferroflux_api::conditions::is_ready)
             })
             .count();
-        if ready == 100 {
+        if ready == count {
             break;
         }
         assert!(
@@ -293,7 +297,7 @@ async fn bench_idle_rss(url: &str) -> (u64, u64) {
     let hwm = rss_kib(child.id(), "VmHWM:");
     let _ = child.kill();
     let _ = child.wait();
-    (rss, hwm)
+    (rss, hwm, count)
 }
 
 fn main() {
@@ -338,9 +342,9 @@ fn main() {
         if run("rss") {
         let http = support::http_git(&repos.base(), "user", "pass").await;
         let small = format!("http://{}/small.git", http.addr);
-        let (rss, hwm) = bench_idle_rss(&small).await;
+        let (rss, hwm, count) = bench_idle_rss(&small).await;
         println!(
-            "idle RSS watching 100 ready GitRepositories: {:.1} MiB (peak {:.1} MiB), ratio to target {:.2}x (target <= 15 MiB)",
+            "idle RSS watching {count} ready GitRepositories: {:.1} MiB (peak {:.1} MiB), ratio to target {:.2}x (target <= 15 MiB)",
             rss as f64 / 1024.0,
             hwm as f64 / 1024.0,
             rss as f64 / 1024.0 / 15.0
