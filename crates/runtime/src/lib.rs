@@ -210,6 +210,31 @@ impl Manager {
         )
     }
 
+    /// Serves the Readiness gRPC stream of kind `K` on `addr` (Go `host:port` form) until
+    /// shutdown; `revision` picks the revision to report.
+    pub async fn serve_readiness<K, R>(
+        &self,
+        addr: &str,
+        revision: R,
+    ) -> Result<SocketAddr, StartError>
+    where
+        K: ferroflux_api::FluxObject,
+        R: Fn(&K) -> String + Send + 'static,
+    {
+        let listen = flags::parse_listen_addr(addr).map_err(StartError)?;
+        let bound = readiness::serve::<K, R>(
+            self.client.clone(),
+            self.watch_namespace(),
+            listen,
+            revision,
+            self.shutdown_signal(),
+        )
+        .await
+        .map_err(|e| StartError(format!("unable to serve readiness on {addr}: {e}")))?;
+        tracing::info!(addr = %bound, "readiness gRPC server listening");
+        Ok(bound)
+    }
+
     /// Resolves when the process should stop (signal or lost leadership).
     pub fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + Sync + 'static + use<> {
         let token = self.shutdown.clone();
@@ -295,6 +320,24 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
+    main_entry_with(controller, args, |_| {}, run)
+}
+
+/// [`main_entry`] with a hook that tunes the tokio runtime before it is built (called after the
+/// flags parsed), for controllers with special needs such as a bounded blocking pool.
+pub fn main_entry_with<F, I, T, Fut, E>(
+    controller: &str,
+    args: I,
+    tune: impl FnOnce(&mut tokio::runtime::Builder),
+    run: impl FnOnce(F) -> Fut,
+) -> std::process::ExitCode
+where
+    F: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     use std::process::ExitCode;
     let flags = match F::try_parse_from(args) {
         Ok(f) => f,
@@ -307,10 +350,10 @@ where
             };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    tune(&mut builder);
+    let runtime = match builder.build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{controller}: unable to start the async runtime: {e}");

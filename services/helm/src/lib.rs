@@ -90,22 +90,14 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         .feature_gates(FEATURE_GATES)
         .map_err(anyhow::Error::msg)?;
     let manager = Manager::start(CONTROLLER, flags.runtime.clone()).await?;
-    let grpc_addr = ferroflux_runtime::flags::parse_listen_addr(&flags.grpc_addr)
-        .map_err(anyhow::Error::msg)?;
-    let bound = ferroflux_runtime::readiness::serve::<HelmRelease, _>(
-        manager.client.clone(),
-        manager.watch_namespace(),
-        grpc_addr,
-        |obj| {
+    manager
+        .serve_readiness::<HelmRelease, _>(&flags.grpc_addr, |obj| {
             obj.status
                 .as_ref()
                 .and_then(|s| s.last_attempted_revision.clone())
                 .unwrap_or_default()
-        },
-        manager.shutdown_signal(),
-    )
-    .await?;
-    tracing::info!(addr = %bound, "readiness gRPC server listening");
+        })
+        .await?;
     let controllers = manager.controller::<HelmRelease, _>(GROUP, 4, NotYetImplemented, None);
     manager.run(controllers).await?;
     Ok(())

@@ -214,42 +214,20 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The process entry point: parses `args` (first item = program name), runs the controller on
-/// a multi-threaded tokio runtime, and maps the outcome to an exit code.
+/// The process entry point: parses `args` (first item = program name) and runs the controller
+/// with few malloc arenas and a bounded blocking pool (idle memory).
 pub fn main_entry<I, T>(args: I) -> ExitCode
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let flags = match Flags::try_parse_from(args) {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
-    };
     memory::limit_arenas();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(16)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{CONTROLLER}: unable to start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(flags)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let line = serde_json::json!({"level": "error", "msg": format!("{CONTROLLER} failed"), "error": format!("{e:#}")});
-            eprintln!("{line}");
-            ExitCode::FAILURE
-        }
-    }
+    ferroflux_runtime::main_entry_with::<Flags, _, _, _, _>(
+        CONTROLLER,
+        args,
+        |builder| {
+            builder.max_blocking_threads(16);
+        },
+        run,
+    )
 }
