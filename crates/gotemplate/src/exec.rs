@@ -993,8 +993,13 @@ impl<'a> State<'a> {
                 })),
                 _ => Err(self.errorf(format!("expected integer; found {n}"))),
             },
-            Param::Uint64 => match n {
-                Arg::Number(num) if num.is_uint => Ok(V::new(Value::Uint(num.uint))),
+            Param::Uint64 | Param::Uint32 => match n {
+                // reflect's SetUint truncates to the parameter's width
+                Arg::Number(num) if num.is_uint => Ok(V::new(Value::Uint(if p == Param::Uint32 {
+                    u64::from(num.uint as u32)
+                } else {
+                    num.uint
+                }))),
                 _ => Err(self.errorf(format!("expected unsigned integer; found {n}"))),
             },
             Param::String => match n {
@@ -1002,7 +1007,7 @@ impl<'a> State<'a> {
                 _ => Err(self.errorf(format!("expected string; found {n}"))),
             },
             Param::Any | Param::Raw => self.eval_empty_interface(dot, n),
-            Param::Map | Param::List | Param::Bytes => {
+            Param::Map | Param::List | Param::Bytes | Param::Object(_) => {
                 Err(self.errorf(format!("can't handle {n} for arg of type {}", p.go_name())))
             }
         }

@@ -18,6 +18,8 @@ pub enum Param {
     Int,
     Int64,
     Uint64,
+    /// `uint32`: only constants reach it (no template value has this type).
+    Uint32,
     Float64,
     Bool,
     /// `map[string]interface{}`.
@@ -26,6 +28,8 @@ pub enum Param {
     List,
     /// `[]byte`.
     Bytes,
+    /// A named struct type (an [`crate::Object`] whose `type_name` is this).
+    Object(&'static str),
 }
 
 impl Param {
@@ -37,11 +41,13 @@ impl Param {
             Param::Int => "int",
             Param::Int64 => "int64",
             Param::Uint64 => "uint64",
+            Param::Uint32 => "uint32",
             Param::Float64 => "float64",
             Param::Bool => "bool",
             Param::Map => "map[string]interface {}",
             Param::List => "[]interface {}",
             Param::Bytes => "[]uint8",
+            Param::Object(name) => name,
         }
     }
 
@@ -60,11 +66,13 @@ impl Param {
             Param::Int => matches!(v, Value::Int(_)),
             Param::Int64 => matches!(v, Value::Int64(_)),
             Param::Uint64 => matches!(v, Value::Uint(_)),
+            Param::Uint32 => false,
             Param::Float64 => matches!(v, Value::Float(_)),
             Param::Bool => matches!(v, Value::Bool(_)),
             Param::Map => v.as_map().is_some(),
             Param::List => matches!(v, Value::List(_)),
             Param::Bytes => matches!(v, Value::Bytes(_)),
+            Param::Object(name) => matches!(v, Value::Object(o) if o.type_name() == name),
         }
     }
 }

@@ -11,12 +11,10 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
-/// Sprig's `certificate` struct.
+/// Sprig's `certificate` struct: PEM texts; signing parses them again, as Sprig does.
 pub struct Certificate {
     pub cert: String,
     pub key: String,
-    /// Parameters and key that can sign other certificates (set for generated CAs).
-    signer: Option<(CertificateParams, String)>,
 }
 
 impl Object for Certificate {
@@ -114,18 +112,21 @@ fn der(tag: u8, content: &[u8]) -> Vec<u8> {
     v
 }
 
-/// The private key inside a PKCS#8 document.
-fn pkcs8_inner(p8: &[u8]) -> Option<Vec<u8>> {
+/// The algorithm and private key inside a PKCS#8 document: (algorithm content, key bytes).
+fn pkcs8_parts(p8: &[u8]) -> Option<(std::ops::Range<usize>, Vec<u8>)> {
     let (_, seq, _) = der_tlv(p8, 0)?;
     let (_, _, i) = der_tlv(p8, seq.start)?; // version
-    let (_, _, i) = der_tlv(p8, i)?; // algorithm
+    let (_, alg, i) = der_tlv(p8, i)?; // algorithm
     let (tag, key, _) = der_tlv(p8, i)?;
-    (tag == 0x04).then(|| p8[key].to_vec())
+    (tag == 0x04).then(|| (alg, p8[key].to_vec()))
 }
 
 const RSA_ALG: &[u8] = &[
     0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
 ];
+
+/// DER of the OID 1.2.840.10045.2.1 (id-ecPublicKey).
+const EC_PUBLIC_KEY_OID: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 
 /// Wrap a PKCS#1 RSA key into PKCS#8.
 fn pkcs1_to_pkcs8(p1: &[u8]) -> Vec<u8> {
@@ -135,31 +136,93 @@ fn pkcs1_to_pkcs8(p1: &[u8]) -> Vec<u8> {
     der(0x30, &content)
 }
 
-/// Go's PEM form of a generated key: PKCS#1 for RSA, SEC1 for ECDSA, PKCS#8 for Ed25519.
-fn key_pem(kp: &KeyPair, kind: &str) -> String {
-    let p8 = kp.serialized_der();
-    match kind {
-        "rsa" => match pkcs8_inner(p8) {
-            Some(p1) => pem("RSA PRIVATE KEY", &p1),
-            None => pem("PRIVATE KEY", p8),
-        },
-        "ecdsa" => match pkcs8_inner(p8) {
-            Some(sec1) => pem("EC PRIVATE KEY", &sec1),
-            None => pem("PRIVATE KEY", p8),
-        },
-        _ => pem("PRIVATE KEY", p8),
+/// Wrap a SEC1 EC key (which names its curve) into PKCS#8.
+fn sec1_to_pkcs8(sec1: &[u8]) -> Option<Vec<u8>> {
+    let (_, seq, _) = der_tlv(sec1, 0)?;
+    let (_, _, mut i) = der_tlv(sec1, seq.start)?; // version
+    let (_, _, next) = der_tlv(sec1, i)?; // private key
+    i = next;
+    let mut curve = None;
+    while i < seq.end {
+        let (tag, content, next) = der_tlv(sec1, i)?;
+        if tag == 0xa0 {
+            curve = Some(sec1[content].to_vec());
+        }
+        i = next;
     }
+    let mut alg = EC_PUBLIC_KEY_OID.to_vec();
+    alg.extend(curve?);
+    let mut content = vec![0x02, 0x01, 0x00];
+    content.extend(der(0x30, &alg));
+    content.extend(der(0x04, sec1));
+    Some(der(0x30, &content))
 }
 
+/// Go's SEC1 form of an EC key from PKCS#8: the curve is named inside (`[0]`), as
+/// `x509.MarshalECPrivateKey` writes it.
+fn pkcs8_to_sec1(p8: &[u8]) -> Option<Vec<u8>> {
+    let (alg, inner) = pkcs8_parts(p8)?;
+    let (_, _, curve_at) = der_tlv(p8, alg.start)?; // id-ecPublicKey
+    let (_, _, curve_end) = der_tlv(p8, curve_at)?;
+    let curve = &p8[curve_at..curve_end];
+    let (_, seq, _) = der_tlv(&inner, 0)?;
+    let (_, _, i) = der_tlv(&inner, seq.start)?; // version
+    let (_, _, after_key) = der_tlv(&inner, i)?;
+    let mut content = inner[seq.start..after_key].to_vec();
+    let mut rest = after_key;
+    if inner.get(rest) != Some(&0xa0) {
+        content.extend(der(0xa0, curve));
+    }
+    while rest < seq.end {
+        let (_, _, next) = der_tlv(&inner, rest)?;
+        content.extend_from_slice(&inner[rest..next]);
+        rest = next;
+    }
+    Some(der(0x30, &content))
+}
+
+/// Go's PEM form of a key (`pemBlockForKey`): PKCS#1 for RSA, SEC1 for ECDSA, PKCS#8 for
+/// the rest (Ed25519).
+fn key_pem(kp: &KeyPair) -> String {
+    let p8 = kp.serialized_der();
+    let alg = kp.algorithm();
+    let ec = alg == &rcgen::PKCS_ECDSA_P256_SHA256
+        || alg == &rcgen::PKCS_ECDSA_P384_SHA384
+        || alg == &rcgen::PKCS_ECDSA_P521_SHA512;
+    if alg == &rcgen::PKCS_RSA_SHA256
+        && let Some((_, p1)) = pkcs8_parts(p8)
+    {
+        return pem("RSA PRIVATE KEY", &p1);
+    }
+    if ec && let Some(sec1) = pkcs8_to_sec1(p8) {
+        return pem("EC PRIVATE KEY", &sec1);
+    }
+    pem("PRIVATE KEY", p8)
+}
+
+/// Sprig's `parsePrivateKeyPEM` (RSA, EC and PKCS#8 keys; the key is kept as PKCS#8).
 fn parse_key(text: &str) -> Result<KeyPair, FuncError> {
-    let (label, der) = pem_decode(text).ok_or("error decoding PEM key")?;
-    let p8 = if label == "RSA PRIVATE KEY" {
-        pkcs1_to_pkcs8(&der)
-    } else {
-        der
+    let (label, der) = pem_decode(text).ok_or("no PEM data in input")?;
+    let bad = |what: &str| FuncError::Msg(format!("{what}: unsupported or malformed key"));
+    let p8 = match label.as_str() {
+        "PRIVATE KEY" => der,
+        "RSA PRIVATE KEY" => pkcs1_to_pkcs8(&der),
+        "EC PRIVATE KEY" => {
+            sec1_to_pkcs8(&der).ok_or_else(|| bad("parsing EC private key from PEM"))?
+        }
+        l if !l.ends_with(" PRIVATE KEY") => {
+            return Err(FuncError::Msg(format!(
+                "no private key data in PEM block of type {l}"
+            )));
+        }
+        l => return Err(FuncError::Msg(format!("invalid private key type {l}"))),
     };
-    let p8 = pem("PRIVATE KEY", &p8);
-    KeyPair::from_pem(&p8).map_err(|e| FuncError::Msg(format!("error parsing private key: {e}")))
+    let what = match label.as_str() {
+        "PRIVATE KEY" => "decoding PEM as PKCS#8",
+        "RSA PRIVATE KEY" => "parsing RSA private key from PEM",
+        _ => "parsing EC private key from PEM",
+    };
+    KeyPair::from_pem(&pem("PRIVATE KEY", &p8)).map_err(|_| bad(what))
 }
 
 fn rsa_key() -> Result<KeyPair, FuncError> {
@@ -167,15 +230,23 @@ fn rsa_key() -> Result<KeyPair, FuncError> {
         .map_err(|e| FuncError::Msg(format!("error generating RSA key: {e}")))
 }
 
+/// NotBefore now, NotAfter `days` × 24h later (to the second, like Go's `time.Now()`).
 fn validity(params: &mut CertificateParams, days: i64) {
+    let at = |t: &jiff::Zoned| {
+        let secs = u64::from(t.hour().unsigned_abs()) * 3600
+            + u64::from(t.minute().unsigned_abs()) * 60
+            + u64::from(t.second().unsigned_abs());
+        rcgen::date_time_ymd(i32::from(t.year()), t.month() as u8, t.day() as u8)
+            + std::time::Duration::from_secs(secs)
+    };
     let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
     let end = now
-        .checked_add(jiff::Span::new().days(days))
+        .checked_add(jiff::SignedDuration::from_hours(
+            days.clamp(-4_000_000, 4_000_000) * 24,
+        ))
         .unwrap_or(now.clone());
-    params.not_before =
-        rcgen::date_time_ymd(i32::from(now.year()), now.month() as u8, now.day() as u8);
-    params.not_after =
-        rcgen::date_time_ymd(i32::from(end.year()), end.month() as u8, end.day() as u8);
+    params.not_before = at(&now);
+    params.not_after = at(&end);
 }
 
 fn base_params(
@@ -194,20 +265,36 @@ fn base_params(
         }
     };
     for ip in items(ips) {
-        let s = crate::sprig::strval(&ip);
+        let Value::String(s) = &ip else {
+            return Err(FuncError::Msg(format!(
+                "error parsing ip: {} is not a string",
+                crate::sprig::strval(&ip)
+            )));
+        };
         let addr: std::net::IpAddr = s
             .parse()
             .map_err(|_| FuncError::Msg(format!("error parsing ip: {s}")))?;
         params.subject_alt_names.push(SanType::IpAddress(addr));
     }
     for d in items(dns) {
-        let s = crate::sprig::strval(&d);
+        let Value::String(s) = &d else {
+            return Err(FuncError::Msg(format!(
+                "error processing alternate dns name: {} is not a string",
+                crate::sprig::strval(&d)
+            )));
+        };
         let name = s
-            .clone()
+            .to_string()
             .try_into()
             .map_err(|_| FuncError::Msg(format!("invalid DNS name: {s}")))?;
         params.subject_alt_names.push(SanType::DnsName(name));
     }
+    // Go: a random serial below 2^128, BasicConstraintsValid with IsCA false
+    let mut serial = [0u8; 16];
+    rand::rng().fill_bytes(&mut serial);
+    serial[0] &= 0x7f;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![
         KeyUsagePurpose::KeyEncipherment,
         KeyUsagePurpose::DigitalSignature,
@@ -223,6 +310,13 @@ fn rc_err(e: rcgen::Error) -> FuncError {
     FuncError::Msg(format!("error creating certificate: {e}"))
 }
 
+fn new_cert(cert: String, kp: &KeyPair) -> FuncResult {
+    Ok(Value::Object(Rc::new(Certificate {
+        cert,
+        key: key_pem(kp),
+    })))
+}
+
 fn gen_ca(cn: &str, days: i64, key: Option<KeyPair>) -> FuncResult {
     let kp = match key {
         Some(k) => k,
@@ -236,15 +330,40 @@ fn gen_ca(cn: &str, days: i64, key: Option<KeyPair>) -> FuncResult {
         KeyUsagePurpose::KeyCertSign,
     ];
     let cert = params.self_signed(&kp).map_err(rc_err)?;
-    let key_text = key_pem(&kp, "rsa");
-    Ok(Value::Object(Rc::new(Certificate {
-        cert: cert.pem(),
-        key: key_text.clone(),
-        signer: Some((params, key_text)),
-    })))
+    new_cert(cert.pem(), &kp)
 }
 
-fn ca_of(v: &Value) -> Result<(CertificateParams, KeyPair), FuncError> {
+/// Whether every relative distinguished name of the certificate's subject holds exactly one
+/// attribute (what the issuer side of rcgen can reproduce).
+fn subject_is_simple(cert_der: &[u8]) -> bool {
+    let simple = || -> Option<bool> {
+        let (_, cert, _) = der_tlv(cert_der, 0)?;
+        let (_, tbs, _) = der_tlv(cert_der, cert.start)?;
+        let mut i = tbs.start;
+        if cert_der.get(i) == Some(&0xa0) {
+            i = der_tlv(cert_der, i)?.2; // version
+        }
+        for _ in 0..4 {
+            i = der_tlv(cert_der, i)?.2; // serial, signature, issuer, validity
+        }
+        let (_, subject, _) = der_tlv(cert_der, i)?;
+        let mut at = subject.start;
+        while at < subject.end {
+            let (_, set, next) = der_tlv(cert_der, at)?;
+            let (_, _, after_first) = der_tlv(cert_der, set.start)?;
+            if set.is_empty() || after_first != set.end {
+                return Some(false);
+            }
+            at = next;
+        }
+        Some(true)
+    };
+    simple().unwrap_or(false)
+}
+
+/// The signer of `genSignedCert`: the CA certificate and key as PEM (from `genCA` or
+/// `buildCustomCert`), parsed as Sprig does.
+fn issuer_of(v: &Value) -> Result<rcgen::Issuer<'static, KeyPair>, FuncError> {
     let Value::Object(o) = v else {
         return Err(FuncError::Msg(format!(
             "wrong type for value; expected sprig.certificate; got {}",
@@ -252,32 +371,40 @@ fn ca_of(v: &Value) -> Result<(CertificateParams, KeyPair), FuncError> {
         )));
     };
     let Some(c) = o.as_any().and_then(|a| a.downcast_ref::<Certificate>()) else {
-        return Err(FuncError::Msg("expected a certificate".into()));
+        return Err(FuncError::Msg(format!(
+            "wrong type for value; expected sprig.certificate; got {}",
+            o.type_name()
+        )));
     };
-    match &c.signer {
-        Some((params, key)) => Ok((params.clone(), parse_key(key)?)),
-        None => Err(FuncError::Msg(
-            "signing with a certificate built by buildCustomCert is not supported".into(),
-        )),
+    let der = match pem_decode(&c.cert) {
+        Some((_, der)) => der,
+        None => return Err("unable to decode certificate".into()),
+    };
+    if !subject_is_simple(&der) {
+        return Err(FuncError::Msg(
+            "error parsing certificate: decodedSignerCert.Bytes: unsupported subject".into(),
+        ));
     }
+    let key =
+        parse_key(&c.key).map_err(|e| FuncError::Msg(format!("error parsing private key: {e}")))?;
+    rcgen::Issuer::from_ca_cert_der(&der.into(), key).map_err(|e| {
+        FuncError::Msg(format!(
+            "error parsing certificate: decodedSignerCert.Bytes: {e}"
+        ))
+    })
 }
 
 fn gen_signed(a: &[Value], key: Option<KeyPair>) -> FuncResult {
     let cn = a[0].as_str().unwrap_or_default();
     let days = crate::sprig::to_int64(&a[3]);
-    let (ca_params, ca_key) = ca_of(&a[4])?;
+    let issuer = issuer_of(&a[4])?;
+    let params = base_params(cn, &a[1], &a[2], days)?;
     let kp = match key {
         Some(k) => k,
         None => rsa_key()?,
     };
-    let params = base_params(cn, &a[1], &a[2], days)?;
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let cert = params.signed_by(&kp, &issuer).map_err(rc_err)?;
-    Ok(Value::Object(Rc::new(Certificate {
-        cert: cert.pem(),
-        key: key_pem(&kp, "rsa"),
-        signer: None,
-    })))
+    new_cert(cert.pem(), &kp)
 }
 
 fn gen_self_signed(a: &[Value], key: Option<KeyPair>) -> FuncResult {
@@ -289,11 +416,7 @@ fn gen_self_signed(a: &[Value], key: Option<KeyPair>) -> FuncResult {
     };
     let params = base_params(cn, &a[1], &a[2], days)?;
     let cert = params.self_signed(&kp).map_err(rc_err)?;
-    Ok(Value::Object(Rc::new(Certificate {
-        cert: cert.pem(),
-        key: key_pem(&kp, "rsa"),
-        signer: None,
-    })))
+    new_cert(cert.pem(), &kp)
 }
 
 fn aes_key(password: &str) -> [u8; 32] {
@@ -352,6 +475,94 @@ fn decrypt_aes(password: &str, crypt: &str) -> Result<String, FuncError> {
     Ok(String::from_utf8_lossy(plain).into_owned())
 }
 
+/// Character classes of the Master Password algorithm's templates.
+fn template_chars(class: u8) -> &'static [u8] {
+    match class {
+        b'V' => b"AEIOU",
+        b'C' => b"BCDFGHJKLMNPQRSTVWXYZ",
+        b'v' => b"aeiou",
+        b'c' => b"bcdfghjklmnpqrstvwxyz",
+        b'A' => b"AEIOUBCDFGHJKLMNPQRSTVWXYZ",
+        b'a' => b"AEIOUaeiouBCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz",
+        b'n' => b"0123456789",
+        b'o' => b"@&%?,=[]_:-+*$#!'^~;()/.",
+        _ => b"AEIOUaeiouBCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz0123456789!@#$%^&*()",
+    }
+}
+
+/// The templates of each password type (Master Password v3).
+fn password_templates(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "maximum" => &["anoxxxxxxxxxxxxxxxxx", "axxxxxxxxxxxxxxxxxno"],
+        "long" => &[
+            "CvcvnoCvcvCvcv",
+            "CvcvCvcvnoCvcv",
+            "CvcvCvcvCvcvno",
+            "CvccnoCvcvCvcv",
+            "CvccCvcvnoCvcv",
+            "CvccCvcvCvcvno",
+            "CvcvnoCvccCvcv",
+            "CvcvCvccnoCvcv",
+            "CvcvCvccCvcvno",
+            "CvcvnoCvcvCvcc",
+            "CvcvCvcvnoCvcc",
+            "CvcvCvcvCvccno",
+            "CvccnoCvccCvcv",
+            "CvccCvccnoCvcv",
+            "CvccCvccCvcvno",
+            "CvcvnoCvccCvcc",
+            "CvcvCvccnoCvcc",
+            "CvcvCvccCvccno",
+            "CvccnoCvcvCvcc",
+            "CvccCvcvnoCvcc",
+            "CvccCvcvCvccno",
+        ],
+        "medium" => &["CvcnoCvc", "CvcCvcno"],
+        "short" => &["Cvcn"],
+        "basic" => &["aaanaaan", "aannaaan", "aaannaaa"],
+        "pin" => &["nnnn"],
+        _ => return None,
+    })
+}
+
+/// Sprig's `derivePassword`: the Master Password algorithm (scrypt N=32768 r=8 p=2 over the
+/// master password salted with the user name, then HMAC-SHA256 over the site and counter
+/// picks a template and its characters). Failures are returned as text, as Sprig does.
+fn derive_password(counter: u32, kind: &str, password: &str, user: &str, site: &str) -> String {
+    use aws_lc_rs::hmac;
+    const SEED: &[u8] = b"com.lyndir.masterpassword";
+    let Some(templates) = password_templates(kind) else {
+        return format!("cannot find password template {kind}");
+    };
+    let mut salt = SEED.to_vec();
+    salt.extend_from_slice(&(user.len() as u32).to_be_bytes());
+    salt.extend_from_slice(user.as_bytes());
+    let mut key = [0u8; 64];
+    let derived = scrypt::Params::new(15, 8, 2, 64)
+        .map_err(|e| e.to_string())
+        .and_then(|p| {
+            scrypt::scrypt(password.as_bytes(), &salt, &p, &mut key).map_err(|e| e.to_string())
+        });
+    if let Err(e) = derived {
+        return format!("failed to derive password: {e}");
+    }
+    let mut msg = SEED.to_vec();
+    msg.extend_from_slice(&(site.len() as u32).to_be_bytes());
+    msg.extend_from_slice(site.as_bytes());
+    msg.extend_from_slice(&counter.to_be_bytes());
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key), &msg);
+    let seed = tag.as_ref();
+    let template = templates[usize::from(seed[0]) % templates.len()].as_bytes();
+    template
+        .iter()
+        .enumerate()
+        .map(|(i, class)| {
+            let chars = template_chars(*class);
+            char::from(chars[usize::from(seed[i + 1]) % chars.len()])
+        })
+        .collect()
+}
+
 /// Go's `bcrypt.GenerateFromPassword` with the default cost 10 (`$2a$` prefix).
 fn bcrypt_hash(password: &str) -> String {
     match bcrypt::hash_with_result(password, 10) {
@@ -365,6 +576,9 @@ fn s(v: &Value) -> String {
 }
 
 type Imp = fn(&mut dyn Env, Vec<Value>) -> FuncResult;
+
+/// Sprig's `certificate` struct as a parameter type.
+const CERT: Param = Param::Object("sprig.certificate");
 
 /// Sprig's crypto functions.
 pub fn functions() -> Vec<Func> {
@@ -381,13 +595,14 @@ pub fn functions() -> Vec<Func> {
             };
             let kp = KeyPair::generate_for(alg)
                 .map_err(|e| FuncError::Msg(format!("failed to generate private key: {e}")))?;
-            Ok(Value::str(key_pem(&kp, &kind)))
+            Ok(Value::str(key_pem(&kp)))
         }),
         f("genCA", &[String, Int], |_, a| {
             gen_ca(&s(&a[0]), crate::sprig::to_int64(&a[1]), None)
         }),
         f("genCAWithKey", &[String, Int, String], |_, a| {
-            let k = parse_key(&s(&a[2]))?;
+            let k = parse_key(&s(&a[2]))
+                .map_err(|e| FuncError::Msg(format!("parsing private key: {e}")))?;
             gen_ca(&s(&a[0]), crate::sprig::to_int64(&a[1]), Some(k))
         }),
         f("genSelfSignedCert", &[String, List, List, Int], |_, a| {
@@ -397,43 +612,44 @@ pub fn functions() -> Vec<Func> {
             "genSelfSignedCertWithKey",
             &[String, List, List, Int, String],
             |_, a| {
-                let k = parse_key(&s(&a[4]))?;
+                let k = parse_key(&s(&a[4]))
+                    .map_err(|e| FuncError::Msg(format!("parsing private key: {e}")))?;
                 gen_self_signed(&a, Some(k))
             },
         ),
-        f("genSignedCert", &[String, List, List, Int, Any], |_, a| {
+        f("genSignedCert", &[String, List, List, Int, CERT], |_, a| {
             gen_signed(&a, None)
         }),
         f(
             "genSignedCertWithKey",
-            &[String, List, List, Int, Any, String],
+            &[String, List, List, Int, CERT, String],
             |_, a| {
-                let k = parse_key(&s(&a[5]))?;
+                let k = parse_key(&s(&a[5]))
+                    .map_err(|e| FuncError::Msg(format!("parsing private key: {e}")))?;
                 gen_signed(&a, Some(k))
             },
         ),
         f("buildCustomCert", &[String, String], |_, a| {
-            let dec = |x: &Value| {
+            let dec = |x: &Value, what: &str| {
                 base64::engine::general_purpose::STANDARD
                     .decode(s(x))
                     .map(|b| std::string::String::from_utf8_lossy(&b).into_owned())
-                    .map_err(|e| {
-                        FuncError::Msg(format!("unable to decode base64 certificate: {e}"))
-                    })
+                    .map_err(|_| FuncError::Msg(format!("unable to decode base64 {what}")))
             };
-            let cert = dec(&a[0])?;
-            let key = dec(&a[1])?;
-            if pem_decode(&cert).is_none() {
-                return Err("error decoding pem block for certificate".into());
+            let cert = dec(&a[0], "certificate")?;
+            let key = dec(&a[1], "private key")?;
+            let Some((_, der)) = pem_decode(&cert) else {
+                return Err("unable to decode certificate".into());
+            };
+            if der_tlv(&der, 0).is_none_or(|(tag, _, end)| tag != 0x30 || end != der.len()) {
+                return Err(
+                    "error parsing certificate: decodedCert.Bytes: x509: malformed certificate"
+                        .into(),
+                );
             }
-            if pem_decode(&key).is_none() {
-                return Err("error decoding pem block for key".into());
-            }
-            Ok(Value::Object(Rc::new(Certificate {
-                cert,
-                key,
-                signer: None,
-            })))
+            parse_key(&key)
+                .map_err(|e| FuncError::Msg(format!("error parsing private key: {e}")))?;
+            Ok(Value::Object(Rc::new(Certificate { cert, key })))
         }),
         f("encryptAES", &[String, String], |_, a| {
             encrypt_aes(&s(&a[0]), &s(&a[1])).map(Value::str)
@@ -451,6 +667,23 @@ pub fn functions() -> Vec<Func> {
             }
             Ok(Value::str(format!("{user}:{}", bcrypt_hash(&pass))))
         }),
+        f(
+            "derivePassword",
+            &[Uint32, String, String, String, String],
+            |_, a| {
+                let counter = match &a[0] {
+                    Value::Uint(u) => *u as u32,
+                    other => crate::sprig::to_int64(other) as u32,
+                };
+                Ok(Value::str(derive_password(
+                    counter,
+                    &s(&a[1]),
+                    &s(&a[2]),
+                    &s(&a[3]),
+                    &s(&a[4]),
+                )))
+            },
+        ),
         f("randBytes", &[Int], |_, a| {
             let n = crate::sprig::to_int64(&a[0]).max(0) as usize;
             let mut b = vec![0u8; n];

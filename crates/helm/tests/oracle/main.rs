@@ -1,6 +1,7 @@
 //! Oracle tests: charts rendered by `ferroflux_helm::template` and by the real `helm template`
 //! (v4) must produce identical output (or identical errors).
 
+mod certs;
 mod funcs;
 mod helm;
 
@@ -163,6 +164,35 @@ fn function_cases_match_helm() {
         failures.join("\n")
     );
     eprintln!("{} function cases identical to helm", funcs::CASES.len());
+}
+
+/// genCA/genSignedCert/buildCustomCert/genSelfSignedCert: the same shape checks pass on
+/// helm's certificates and on ours.
+#[test]
+fn certificates_have_helms_shape() {
+    certs::run(&helm::oracle("helm"));
+}
+
+/// Sprig's certificate errors.
+#[test]
+fn certificate_errors_match_helm() {
+    let cases = [
+        "{{ buildCustomCert \"!!\" \"eA==\" }}",
+        "{{ buildCustomCert \"eA==\" \"!!\" }}",
+        "{{ buildCustomCert \"eA==\" \"eA==\" }}",
+        "{{ $ca := genCA \"x\" 1 }}{{ buildCustomCert ($ca.Cert | b64enc) (\"nope\" | b64enc) }}",
+        "{{ $ca := genCA \"x\" 1 }}{{ buildCustomCert ($ca.Cert | b64enc) (\"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\" | b64enc) }}",
+        "{{ genCAWithKey \"x\" 1 \"garbage\" }}",
+        "{{ $ca := genCA \"x\" 1 }}{{ genSignedCert \"a\" (list \"not-an-ip\") nil 1 $ca }}",
+        "{{ $ca := genCA \"x\" 1 }}{{ genSignedCert \"a\" (list 5) nil 1 $ca }}",
+        "{{ genSelfSignedCert \"a\" nil (list 5) 1 }}",
+        "{{ genSignedCert \"a\" nil nil 1 (dict) }}",
+    ];
+    for text in cases {
+        let d = tempfile::tempdir().unwrap();
+        helm::write_chart(d.path(), "{}", &[("e.yaml".to_string(), text.to_string())]);
+        compare("r", d.path(), &[], &TemplateOptions::default());
+    }
 }
 
 fn fixtures() -> std::path::PathBuf {
@@ -371,6 +401,12 @@ const ERROR_CASES: &[(&str, &str)] = &[
     ("", "- a\n- b"),
     ("", "just a string"),
     ("type: library\n", "a: b"),
+    ("", "{{ derivePassword -1 \"long\" \"a\" \"b\" \"c\" }}"),
+    ("", "{{ derivePassword 1.5 \"long\" \"a\" \"b\" \"c\" }}"),
+    (
+        "",
+        "{{ derivePassword (add 1 1) \"long\" \"a\" \"b\" \"c\" }}",
+    ),
 ];
 
 #[test]
