@@ -1,0 +1,7 @@
+//! ferroflux-ssa against testenv (server-side apply with managedFields, dry-run, CRDs, RBAC,
+//! workload simulator).
+
+mod apply;
+mod common;
+mod delete;
+mod wait;
