@@ -12,6 +12,7 @@ mod decimal;
 mod objects;
 mod render;
 mod schema;
+mod schema_format;
 mod semver;
 mod sha1;
 mod sprig;

@@ -4,6 +4,7 @@
 mod certs;
 mod funcs;
 mod helm;
+mod schema;
 
 use std::path::Path;
 use std::process::Command;
@@ -613,6 +614,58 @@ fn schema_validation_matches_helm() {
         v
     };
     assert_eq!(norm(&want), norm(&got), "helm:\n{want}\nours:\n{got}");
+}
+
+/// Every schema keyword case of `schema::CASES`, against helm v4 and helm3.
+#[test]
+fn schema_keywords_match_helm() {
+    let bins = [
+        (helm::oracle("helm"), HelmVersion::V4),
+        (helm::oracle("helm3"), HelmVersion::V3),
+    ];
+    let n = schema::CASES.len();
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = schema::CASES
+            .chunks(n.div_ceil(4))
+            .enumerate()
+            .map(|(ci, chunk)| {
+                let bins = &bins;
+                s.spawn(move || {
+                    let mut failures = Vec::new();
+                    for (k, (draft, body, values)) in chunk.iter().enumerate() {
+                        let i = ci * n.div_ceil(4) + k;
+                        let dir = tempfile::tempdir().unwrap();
+                        schema::chart(dir.path(), draft, body, values);
+                        for (bin, version) in bins {
+                            let want = helm_cmd(bin, "r", dir.path(), &[]);
+                            let opts = TemplateOptions {
+                                helm_version: *version,
+                                ..TemplateOptions::default()
+                            };
+                            let got = ours("r", dir.path(), &opts);
+                            if !schema::same(&want, &got) {
+                                failures.push(format!(
+                                    "s{i} ({version:?}) {draft}{body} | {values:?}\n   helm: {want:?}\n   ours: {got:?}"
+                                ));
+                            }
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {} schema cases differ from helm:\n{}",
+        failures.len(),
+        n * 2,
+        failures.join("\n")
+    );
 }
 
 /// A chart in the style of popular charts built on a `common` library (tplvalues rendering,
