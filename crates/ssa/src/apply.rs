@@ -45,6 +45,11 @@ pub struct ApplyOptions {
     pub wait_interval: Duration,
     /// How long to wait for the first stages to become ready.
     pub wait_timeout: Duration,
+    /// Rewrite the apiVersion of every managedFields entry of a live object to the applied
+    /// apiVersion before applying (upstream `MigrateAPIVersion`): after a CRD gains a version
+    /// with defaulted fields, entries left at the old version make applies fail with "field
+    /// not declared in schema".
+    pub migrate_api_version: bool,
 }
 
 impl Default for ApplyOptions {
@@ -59,6 +64,7 @@ impl Default for ApplyOptions {
             custom_stage_kinds: Vec::new(),
             wait_interval: Duration::from_secs(2),
             wait_timeout: Duration::from_secs(60),
+            migrate_api_version: false,
         }
     }
 }
@@ -154,6 +160,19 @@ impl ResourceManager {
         }
     }
 
+    /// Applies one object (as [`Self::apply_all`] with a single object).
+    pub async fn apply(
+        &self,
+        object: Value,
+        opts: &ApplyOptions,
+    ) -> Result<ChangeSetEntry, SsaError> {
+        let cs = self.apply_all(vec![object], opts).await?;
+        cs.entries
+            .into_iter()
+            .next()
+            .ok_or_else(|| SsaError::InvalidObject("apply produced no change set entry".into()))
+    }
+
     /// Dry-runs every object (concurrently, see [`Self::with_concurrency`]), compares the
     /// result with the live object and applies, in order, only the new and drifted ones.
     pub async fn apply_all(
@@ -245,6 +264,15 @@ impl ResourceManager {
             return Ok(skipped(live_meta()));
         }
 
+        let mut patched = false;
+        if opts.migrate_api_version
+            && let Some(live) = existing.as_mut()
+        {
+            patched = self
+                .migrate_api_version(&api, &meta, str_at(&obj, &["apiVersion"]), live)
+                .await?;
+        }
+
         let dry_params = PatchParams::apply(&self.owner.field_manager)
             .force()
             .dry_run();
@@ -270,9 +298,8 @@ impl ResourceManager {
             }
         };
 
-        let mut patched = false;
         if let Some(live) = existing.as_mut() {
-            patched = self.cleanup_metadata(&api, &meta, &obj, live).await?;
+            patched |= self.cleanup_metadata(&api, &meta, &obj, live).await?;
         }
         let drifted = has_drifted(existing.as_ref(), &dry, rules);
         let entry_meta = ObjMetadata::of(&dry)
@@ -345,6 +372,54 @@ impl ResourceManager {
             }
             tokio::time::sleep(opts.wait_interval.min(Duration::from_millis(500))).await;
         }
+    }
+
+    /// Rewrites every managedFields entry to `api_version`; `live` becomes the server's
+    /// answer. True if patched.
+    async fn migrate_api_version(
+        &self,
+        api: &Api<DynamicObject>,
+        meta: &ObjMetadata,
+        api_version: &str,
+        live: &mut Value,
+    ) -> Result<bool, SsaError> {
+        let Some(entries) = live
+            .pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+        else {
+            return Ok(false);
+        };
+        if entries
+            .iter()
+            .all(|e| str_at(e, &["apiVersion"]) == api_version)
+        {
+            return Ok(false);
+        }
+        let entries: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                e["apiVersion"] = Value::String(api_version.into());
+                e
+            })
+            .collect();
+        let params = PatchParams {
+            field_manager: Some(self.owner.field_manager.clone()),
+            ..Default::default()
+        };
+        let patch = json!({"metadata": {"managedFields": entries}});
+        let res = api
+            .patch(&meta.name, &params, &Patch::Merge(&patch))
+            .await
+            .map_err(|e| SsaError::MigrateApiVersion {
+                subject: meta.subject(),
+                message: format!(
+                    "failed to migrate managed fields API version to {api_version}: {}",
+                    message(&e)
+                ),
+            })?;
+        *live = to_value(res);
+        Ok(true)
     }
 
     /// Removes the cleanup annotations and labels and hands the cleanup managers' fields to
@@ -420,7 +495,7 @@ impl ResourceManager {
 }
 
 /// The error of a failed dry-run, worded as upstream's `DryRunErr`.
-fn dry_run_error(meta: &ObjMetadata, e: &kube::Error) -> SsaError {
+pub(crate) fn dry_run_error(meta: &ObjMetadata, e: &kube::Error) -> SsaError {
     if is_not_found(e) {
         return if meta.namespace.is_empty() {
             SsaError::NamespaceNotSpecified {

@@ -50,6 +50,10 @@ pub enum SsaError {
     )]
     ImmutableWait { subject: String, message: String },
 
+    /// Rewriting the managedFields API versions failed.
+    #[error("{subject} failed to migrate API version: {message}")]
+    MigrateApiVersion { subject: String, message: String },
+
     /// Removing the managers of the cleanup list failed.
     #[error("{subject} metadata.managedFields cleanup failed: {message}")]
     Cleanup { subject: String, message: String },

@@ -13,6 +13,7 @@
 mod apply;
 mod changeset;
 mod delete;
+mod diff;
 pub mod discovery;
 mod error;
 mod ignore;
@@ -24,6 +25,7 @@ mod wait;
 pub use apply::ApplyOptions;
 pub use changeset::{Action, ChangeSet, ChangeSetEntry};
 pub use delete::{DeleteOptions, Propagation};
+pub use diff::{DiffResult, sanitize_secret_data};
 pub use error::SsaError;
 pub use ignore::{IgnoreRule, Selector};
 pub use manager::{ApplyCleanup, FieldManager, ManagedFieldsOperation, Owner, ResourceManager};

@@ -452,3 +452,65 @@ async fn custom_stage_kinds_apply_before_the_rest() {
         "{cs}"
     );
 }
+
+#[tokio::test]
+async fn managed_fields_migrate_to_the_applied_api_version() {
+    let (_env, client, m) = env().await;
+    let mut crd = widget_crd();
+    let v1 = crd["spec"]["versions"][0].clone();
+    let mut v2 = v1.clone();
+    v2["name"] = json!("v2");
+    v2["storage"] = json!(false);
+    crd["spec"]["versions"] = json!([v1, v2]);
+    m.apply_all_staged(vec![crd, widget("default", "w", 1)], &opts())
+        .await
+        .unwrap();
+    edit(
+        &client,
+        "painter",
+        "example.com/v1",
+        "Widget",
+        "default",
+        "w",
+        json!({"metadata": {"labels": {"painted": "yes"}}}),
+    )
+    .await;
+    let versions = |w: &serde_json::Value| -> Vec<String> {
+        w["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}={}",
+                    e["manager"].as_str().unwrap(),
+                    e["apiVersion"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let live = get(&client, "example.com/v1", "Widget", "default", "w")
+        .await
+        .unwrap();
+    assert!(
+        versions(&live).contains(&"painter=example.com/v1".to_string()),
+        "{:?}",
+        versions(&live)
+    );
+
+    let mut at_v2 = widget("default", "w", 1);
+    at_v2["apiVersion"] = json!("example.com/v2");
+    let mut o = opts();
+    o.migrate_api_version = true;
+    let cs = m.apply_all(vec![at_v2.clone()], &o).await.unwrap();
+    assert_eq!(summary(&cs), ["Widget/default/w configured"]);
+    assert_eq!(cs.entries[0].object.version, "v2");
+    let live = get(&client, "example.com/v2", "Widget", "default", "w")
+        .await
+        .unwrap();
+    let v = versions(&live);
+    assert!(v.iter().all(|e| e.ends_with("=example.com/v2")), "{v:?}");
+    assert!(v.contains(&"painter=example.com/v2".to_string()), "{v:?}");
+    let cs = m.apply_all(vec![at_v2], &o).await.unwrap();
+    assert_eq!(summary(&cs), ["Widget/default/w unchanged"]);
+}

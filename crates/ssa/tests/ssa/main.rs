@@ -4,4 +4,5 @@
 mod apply;
 mod common;
 mod delete;
+mod diff;
 mod wait;
