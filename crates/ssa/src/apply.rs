@@ -189,14 +189,14 @@ impl ResourceManager {
             })
             .collect::<Result<Vec<_>, _>>()?;
         objects.sort_by(|a, b| apply_order(&a.0, &b.0));
-        let planned: Vec<Result<Planned, SsaError>> = futures::stream::iter(
-            objects
-                .into_iter()
-                .map(|(meta, obj)| self.plan(meta, obj, opts, &rules)),
-        )
-        .buffered(self.concurrency)
-        .collect()
-        .await;
+        let plans: Vec<_> = objects
+            .into_iter()
+            .map(|(meta, obj)| self.plan(meta, obj, opts, &rules))
+            .collect();
+        let planned: Vec<Result<Planned, SsaError>> = futures::stream::iter(plans)
+            .buffered(self.concurrency)
+            .collect()
+            .await;
         let planned = planned.into_iter().collect::<Result<Vec<_>, _>>()?;
         let mut cs = ChangeSet::new();
         for p in planned {
@@ -648,35 +648,59 @@ fn keep_drifted_ignored_fields(
     }
 }
 
-/// True when an Apply manager other than `owner` owns the field at `pointer` (plain field
-/// paths; a path through a list item counts as not owned).
+/// True when an Apply manager other than `owner` owns the field at `pointer`. A list index in
+/// the pointer is resolved to the `k:{...}` key (of any Apply entry) whose fields all equal the
+/// live list item's, as upstream `isFieldOwnedByOtherApplyManager`; an index that cannot be
+/// resolved counts as not owned.
 fn owned_by_other_apply_manager(live: &Value, pointer: &str, owner: &str) -> bool {
     let Some(tokens) = pointer_tokens(pointer) else {
         return false;
     };
-    if tokens.iter().any(|t| t.parse::<usize>().is_ok()) {
-        return false;
-    }
     let Some(entries) = live
         .pointer("/metadata/managedFields")
         .and_then(Value::as_array)
     else {
         return false;
     };
-    entries
+    let applies: Vec<(&str, &Value)> = entries
         .iter()
-        .filter(|e| {
-            str_at(e, &["operation"]) == "Apply"
-                && str_at(e, &["subresource"]).is_empty()
-                && str_at(e, &["manager"]) != owner
-        })
-        .any(|e| {
-            let mut cur = e.get("fieldsV1");
-            for t in &tokens {
-                cur = cur.and_then(|c| c.get(format!("f:{t}")));
+        .filter(|e| str_at(e, &["operation"]) == "Apply" && str_at(e, &["subresource"]).is_empty())
+        .filter_map(|e| Some((str_at(e, &["manager"]), e.get("fieldsV1")?)))
+        .collect();
+    // the fieldsV1 path of the pointer
+    let mut segments: Vec<String> = vec![];
+    let mut item = live;
+    for t in &tokens {
+        let index = t.parse::<usize>().ok().filter(|_| item.is_array());
+        let Some(index) = index else {
+            segments.push(format!("f:{t}"));
+            match item.get(t) {
+                Some(next) => item = next,
+                None => item = &Value::Null,
             }
-            cur.is_some()
-        })
+            continue;
+        };
+        let Some(element) = item.get(index) else {
+            return false;
+        };
+        let key = applies.iter().find_map(|(_, fields)| {
+            let parent = segments.iter().try_fold(*fields, |f, s| f.get(s))?;
+            parent.as_object()?.keys().find(|k| {
+                k.strip_prefix("k:")
+                    .and_then(|kv| serde_json::from_str::<serde_json::Map<String, Value>>(kv).ok())
+                    .is_some_and(|kv| kv.iter().all(|(k, v)| element.get(k) == Some(v)))
+            })
+        });
+        let Some(key) = key else {
+            return false;
+        };
+        segments.push(key.clone());
+        item = element;
+    }
+    applies
+        .iter()
+        .filter(|(manager, _)| *manager != owner)
+        .any(|(_, fields)| segments.iter().try_fold(*fields, |f, s| f.get(s)).is_some())
 }
 
 #[cfg(test)]
@@ -747,5 +771,28 @@ mod tests {
         dry["metadata"]["labels"] = json!({"x": "y"});
         assert!(has_drifted(Some(&live), &dry, &rules));
         assert!(has_drifted(None, &dry, &rules));
+    }
+
+    #[test]
+    fn ownership_of_ignored_paths_follows_list_keys() {
+        let live = json!({
+            "metadata": {"managedFields": [
+                {"manager": "kustomize-controller", "operation": "Apply",
+                 "fieldsV1": {"f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {"f:image": {}}}}}},
+                {"manager": "vpa", "operation": "Apply",
+                 "fieldsV1": {"f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {"f:resources": {}}}, "f:replicas": {}}}},
+                {"manager": "editor", "operation": "Update", "fieldsV1": {"f:spec": {"f:paused": {}}}}
+            ]},
+            "spec": {"replicas": 2, "paused": true, "containers": [{"name": "app", "image": "x", "resources": {}}]}
+        });
+        let owned = |p: &str| owned_by_other_apply_manager(&live, p, "kustomize-controller");
+        assert!(owned("/spec/replicas"));
+        assert!(owned("/spec/containers/0/resources"));
+        assert!(
+            !owned("/spec/containers/0/image"),
+            "only the owner applies it"
+        );
+        assert!(!owned("/spec/paused"), "Update managers do not count");
+        assert!(!owned("/spec/containers/3/resources"));
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferroflux_runtime::kstatus::{self, Computed};
+use futures::StreamExt;
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -125,8 +126,21 @@ impl ResourceManager {
         let deadline = Instant::now() + opts.timeout;
         let is_ttl_job = |o: &ObjMetadata| opts.jobs_with_ttl.iter().any(|j| j.same_object(o));
         loop {
-            let statuses =
-                futures::future::join_all(objects.iter().map(|o| self.poll_status(o, opts))).await;
+            // at most 16 reads in flight, in the order of `objects`
+            // (collected first: a lazy map over borrowed items would make the future !Send)
+            // (boxed as `dyn Future + Send`: otherwise rustc cannot prove the caller's future
+            // Send for every lifetime of the borrowed items)
+            let reads: Vec<
+                std::pin::Pin<Box<dyn std::future::Future<Output = ObjectStatus> + Send + '_>>,
+            > = objects
+                .iter()
+                .map(|o| {
+                    Box::pin(self.poll_status(o, opts))
+                        as std::pin::Pin<Box<dyn std::future::Future<Output = ObjectStatus> + Send>>
+                })
+                .collect();
+            let statuses: Vec<ObjectStatus> =
+                futures::stream::iter(reads).buffered(16).collect().await;
             let effective: Vec<WaitStatus> = objects
                 .iter()
                 .zip(&statuses)

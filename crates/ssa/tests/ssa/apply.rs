@@ -514,3 +514,48 @@ async fn managed_fields_migrate_to_the_applied_api_version() {
     let cs = m.apply_all(vec![at_v2], &o).await.unwrap();
     assert_eq!(summary(&cs), ["Widget/default/w unchanged"]);
 }
+
+/// Controllers run reconciles on spawned tasks: every operation's future must be Send.
+#[tokio::test]
+async fn operations_run_on_spawned_tasks() {
+    let (_env, _client, m) = env().await;
+    let objects = vec![configmap("default", "spawned", json!({"k": "v"}))];
+    let ids = {
+        let m = m.clone();
+        let objects = objects.clone();
+        tokio::spawn(async move { m.apply_all_staged(objects, &opts()).await })
+            .await
+            .unwrap()
+            .unwrap()
+            .to_obj_metadata_set()
+    };
+    let m2 = m.clone();
+    let obj = objects[0].clone();
+    let d = tokio::spawn(async move { m2.diff(obj, &opts()).await })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.entry.action, Action::Unchanged);
+    let (m2, ids2) = (m.clone(), ids.clone());
+    tokio::spawn(async move {
+        m2.wait_for_set(&ids2, &ferroflux_ssa::WaitOptions::default())
+            .await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let (m2, ids2) = (m.clone(), ids.clone());
+    let cs = tokio::spawn(async move { m2.delete_all(ids2, &Default::default()).await })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary(&cs), ["ConfigMap/default/spawned deleted"]);
+    let (m2, ids2) = (m.clone(), ids.clone());
+    tokio::spawn(async move {
+        m2.wait_for_termination(&ids2, &ferroflux_ssa::WaitOptions::default())
+            .await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+}
