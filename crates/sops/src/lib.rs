@@ -289,6 +289,24 @@ pub fn decrypt_with(
     emit(&branches, input, output)
 }
 
+/// kustomize-controller's handling of one `data` value of a Secret that is not itself
+/// sops-encrypted (e.g. made by a secretGenerator from an encrypted file): when the value
+/// (already base64-decoded) carries a sops marker, decrypt it, reading the format the marker
+/// names and writing the format the data key's name implies (`Format::from_path(key)`).
+/// Returns `Ok(None)` for values without a marker.
+pub fn decrypt_secret_value(
+    data_key: &str,
+    value: &[u8],
+    keys: &Keyring,
+    opts: &DecryptOptions,
+) -> Result<Option<Vec<u8>>, SopsError> {
+    let Some(input) = detect_format_from_markers(value) else {
+        return Ok(None);
+    };
+    let output = Format::from_path(Path::new(data_key));
+    decrypt_with(value, input, output, keys, opts).map(Some)
+}
+
 /// Whether a YAML document has a top-level `sops` mapping with a non-empty `mac`, the test
 /// kustomize-controller applies to a built resource before decrypting it.
 pub fn is_encrypted_document(yaml_text: &str) -> bool {

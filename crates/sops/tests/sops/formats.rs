@@ -351,3 +351,32 @@ fn comment_after_sequence_known_difference() {
         "{differing:?}"
     );
 }
+
+#[test]
+fn secret_data_values_holding_encrypted_files() {
+    // a Secret whose data values are whole sops files (a secretGenerator over encrypted
+    // files that kustomize-controller did not decrypt first)
+    use ferroflux_sops::decrypt_secret_value;
+    let env = Env::new();
+    let key = env.age_key("k");
+    let keys = keyring(&[("k.agekey", &key.identity)]);
+    let yaml = env.encrypt("v.yaml", b"user: admin\n", &["--age", &key.recipient], None);
+    let dotenv = env.encrypt("v.env", b"A=1\n", &["--age", &key.recipient], None);
+    let json = env.encrypt("v.json", b"{\"a\": 1}", &["--age", &key.recipient], None);
+    let binary = env.encrypt("v.bin", b"raw bytes\n", &["--age", &key.recipient], None);
+    let opts = DecryptOptions::FLUX;
+    let got = |k: &str, v: &[u8]| {
+        String::from_utf8(decrypt_secret_value(k, v, &keys, &opts).unwrap().unwrap()).unwrap()
+    };
+    assert_eq!(got("config.yaml", &yaml), "user: admin\n");
+    assert_eq!(got("app.env", &dotenv), "A=1\n");
+    assert_eq!(got("settings.json", &json), "{\n\t\"a\": 1\n}\n");
+    assert_eq!(got("blob", &binary), "raw bytes\n");
+    // output follows the key name: a YAML file under a .json key comes out as JSON
+    assert_eq!(got("as.json", &yaml), "{\n\t\"user\": \"admin\"\n}\n");
+    assert!(
+        decrypt_secret_value("plain", b"not encrypted", &keys, &opts)
+            .unwrap()
+            .is_none()
+    );
+}

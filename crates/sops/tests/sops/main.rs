@@ -1,5 +1,7 @@
 //! ferroflux-sops against the real sops, age-keygen and gpg.
 
+mod errors;
 mod formats;
 mod keys;
+mod kustomize;
 mod support;
