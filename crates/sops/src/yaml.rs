@@ -794,7 +794,7 @@ fn analyze(s: &str) -> Analysis {
         (false, false, false, false);
     let (mut break_space, mut space_break, mut previous_space, mut previous_break) =
         (false, false, false, false);
-    let (mut line_breaks, mut special) = (false, false);
+    let (mut line_breaks, mut special, mut tabs) = (false, false, false);
     let mut preceded_by_ws = true;
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len();
@@ -818,7 +818,9 @@ fn analyze(s: &str) -> Analysis {
                 _ => {}
             }
         }
-        if !is_printable(c) {
+        if c == '\t' {
+            tabs = true;
+        } else if !is_printable(c) {
             special = true;
         }
         if is_break(c) {
@@ -870,9 +872,11 @@ fn analyze(s: &str) -> Analysis {
         a.block_plain_allowed = false;
         a.single_quoted_allowed = false;
     }
-    if space_break || special {
+    if space_break || tabs || special {
         a.block_plain_allowed = false;
         a.single_quoted_allowed = false;
+    }
+    if space_break || special {
         a.block_allowed = false;
     }
     if line_breaks {
@@ -951,6 +955,10 @@ fn is_base60_float(s: &str) -> bool {
 
 /// The text of a single-line string scalar (plain, single- or double-quoted) as yaml.v3 picks.
 fn scalar_text(s: &str, is_key: bool) -> String {
+    if s == "<<" {
+        // yaml.v3 resolves "<<" to its merge tag and spells the string with that tag
+        return "!!merge <<".to_string();
+    }
     let resolves_to_str =
         !s.is_empty() && matches!(resolve_plain(s), Node::Str(_)) && !is_timestamp(s) && s != "<<";
     let can_plain = resolves_to_str && !is_base60_float(s) && !is_old_bool(s);
@@ -972,6 +980,9 @@ fn scalar_text(s: &str, is_key: bool) -> String {
 
 fn double_quoted(s: &str) -> String {
     let mut out = String::from("\"");
+    // go-yaml's BOM test looks at the start of the value, not at the current character: a
+    // value that starts with a BOM has every character escaped
+    let bom = s.starts_with('\u{feff}');
     for c in s.chars() {
         match c {
             '\0' => out.push_str("\\0"),
@@ -989,7 +1000,7 @@ fn double_quoted(s: &str) -> String {
             '\u{a0}' => out.push_str("\\_"),
             '\u{2028}' => out.push_str("\\L"),
             '\u{2029}' => out.push_str("\\P"),
-            c if !is_printable(c) || c == '\u{feff}' => {
+            c if bom || !is_printable(c) || c == '\u{feff}' => {
                 let u = c as u32;
                 if u <= 0xff {
                     out.push_str(&format!("\\x{u:02X}"));
