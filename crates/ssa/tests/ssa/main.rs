@@ -3,6 +3,7 @@
 
 mod apply;
 mod common;
+mod corpus;
 mod delete;
 mod diff;
 mod wait;
