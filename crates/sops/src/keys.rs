@@ -235,11 +235,16 @@ impl Keyring {
             if parts.is_empty() {
                 return Err(no_key_msg(&failures));
             }
-            return Err(format!(
-                "the file splits its data key over {} key groups (Shamir secret sharing, threshold {}), which is not supported",
-                meta.groups.len(),
-                meta.shamir_threshold
-            ));
+            if parts.len() < meta.shamir_threshold {
+                return Err(format!(
+                    "Failed to get the data key required to decrypt the SOPS file: the file was encrypted with a Shamir threshold of {}, but only {} part(s) were successfully recovered ({})",
+                    meta.shamir_threshold,
+                    parts.len(),
+                    failures.join("; ")
+                ));
+            }
+            crate::shamir::combine(&parts)
+                .map_err(|e| format!("could not get data key from shamir parts: {e}"))?
         } else {
             match parts.pop() {
                 Some(p) => p,

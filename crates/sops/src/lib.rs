@@ -22,6 +22,7 @@ mod gofmt;
 mod json;
 mod keys;
 mod metadata;
+mod shamir;
 mod tree;
 mod yaml;
 

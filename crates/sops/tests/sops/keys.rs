@@ -157,3 +157,60 @@ fn unsupported_key_sources_fail_when_needed() {
         "{msg}"
     );
 }
+
+#[test]
+fn shamir_key_groups() {
+    // three key groups, threshold 2 (configured in .sops.yaml as sops requires)
+    let env = Env::new();
+    let (a, b, c) = (env.age_key("a"), env.age_key("b"), env.age_key("c"));
+    std::fs::write(
+        env.path(".sops.yaml"),
+        format!(
+            "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [{}]\n      - age: [{}]\n      - age: [{}]\n",
+            a.recipient, b.recipient, c.recipient
+        ),
+    )
+    .unwrap();
+    let enc = env.encrypt("shamir.yaml", SECRET.as_bytes(), &[], None);
+    let text = String::from_utf8(enc.clone()).unwrap();
+    assert!(
+        text.contains("shamir_threshold: 2") && text.contains("key_groups:"),
+        "{text}"
+    );
+
+    // sops needs every key to be findable in one file: give it all three
+    let all = env.path("all.agekey");
+    std::fs::write(
+        &all,
+        [a.identity.clone(), b.identity.clone(), c.identity.clone()].concat(),
+    )
+    .unwrap();
+    let all_key = crate::support::AgeKey {
+        file: all,
+        identity: Vec::new(),
+        recipient: String::new(),
+    };
+    let theirs = env
+        .sops_decrypt("d.yaml", &enc, &[], Some(&all_key), None)
+        .unwrap();
+    // two of three groups suffice, in any combination
+    for pair in [[&a, &c], [&b, &c], [&a, &b]] {
+        let keys = keyring(&[
+            ("x.agekey", &pair[0].identity),
+            ("y.agekey", &pair[1].identity),
+        ]);
+        let ours = decrypt(&enc, Format::Yaml, &keys).unwrap();
+        assert_same(&ours, &theirs, "shamir 2 of 3");
+    }
+    // one group is not enough, for sops either
+    assert!(
+        env.sops_decrypt("d1.yaml", &enc, &[], Some(&b), None)
+            .is_err()
+    );
+    let keys = keyring(&[("b.agekey", &b.identity)]);
+    let err = decrypt(&enc, Format::Yaml, &keys).unwrap_err().to_string();
+    assert!(
+        err.contains("Shamir threshold of 2, but only 1 part(s)"),
+        "{err}"
+    );
+}
