@@ -86,13 +86,6 @@ pub enum SsaError {
     #[error("{subject} discovery failed: {message}")]
     Discovery { subject: String, message: String },
 
-    /// Any other API error, with context.
-    #[error("{subject} {what} failed: {message}")]
-    Api {
-        subject: String,
-        what: &'static str,
-        message: String,
-    },
 }
 
 /// The message of a kube error as upstream prints Go API errors: the Status message alone.
