@@ -85,7 +85,6 @@ pub enum SsaError {
     /// Discovery failed for a reason other than an unknown kind.
     #[error("{subject} discovery failed: {message}")]
     Discovery { subject: String, message: String },
-
 }
 
 /// The message of a kube error as upstream prints Go API errors: the Status message alone.
