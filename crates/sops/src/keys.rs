@@ -64,6 +64,19 @@ impl Keyring {
         Ok(k)
     }
 
+    /// Import only the `*.agekey` entries, as kustomize-controller does for its global SOPS
+    /// age Secret (`--sops-age-secret`), where `.asc` and credential entries are ignored.
+    pub fn from_age_secret_data(data: &BTreeMap<String, Vec<u8>>) -> Result<Keyring, SopsError> {
+        let mut k = Keyring::new();
+        for (name, value) in data {
+            if ext(name) == AGE_KEY_SUFFIX {
+                k.add_age_identities(value)
+                    .map_err(|e| import_err(name, e))?;
+            }
+        }
+        Ok(k)
+    }
+
     /// Add the identities of an age identity file (`AGE-SECRET-KEY-1...` lines, `#` comments).
     pub fn add_age_identities(&mut self, file: &[u8]) -> Result<(), SopsError> {
         let text = std::str::from_utf8(file).map_err(|_| {

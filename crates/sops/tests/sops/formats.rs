@@ -475,3 +475,62 @@ fn tricky_json() {
  "deep": {"a": {"b": {"c": [[], {}, [{}]]}}}}"#;
     roundtrip(&env, &key, "tricky.json", plain, &[]);
 }
+
+#[test]
+fn other_encryption_rules() {
+    let env = Env::new();
+    let key = env.age_key("k");
+    let plain = "\
+# sops:enc
+password: hidden
+user: visible
+nested:
+  token_enc: secret
+  # sops:enc
+  apikey: also-secret
+  note: clear
+list:
+  - a
+  # sops:enc
+  - b
+";
+    let enc = roundtrip(
+        &env,
+        &key,
+        "esuffix.yaml",
+        plain,
+        &["--encrypted-suffix", "_enc"],
+    );
+    let text = String::from_utf8(enc).unwrap();
+    assert!(
+        text.contains("user: visible") && !text.contains(": secret"),
+        "{text}"
+    );
+    roundtrip(
+        &env,
+        &key,
+        "uregex.yaml",
+        plain,
+        &["--unencrypted-regex", "^(user|note)$"],
+    );
+    let enc = roundtrip(
+        &env,
+        &key,
+        "ecomment.yaml",
+        plain,
+        &["--encrypted-comment-regex", "sops:enc"],
+    );
+    let text = String::from_utf8(enc).unwrap();
+    assert!(
+        text.contains("user: visible") && text.contains("note: clear"),
+        "{text}"
+    );
+    assert!(!text.contains("also-secret"), "{text}");
+    roundtrip(
+        &env,
+        &key,
+        "ucomment.yaml",
+        plain,
+        &["--unencrypted-comment-regex", "sops:enc"],
+    );
+}

@@ -102,6 +102,13 @@ fn secret_data_import_rules() {
     let keys = Keyring::from_secret_data(&data).unwrap();
     assert_eq!((keys.age_identities(), keys.pgp_keys()), (1, 0));
 
+    // the global age Secret takes .agekey entries only
+    let pgp = env.pgp_key("p", "default", "default");
+    data.insert("key.asc".to_string(), pgp.armored_secret.clone());
+    assert_eq!(Keyring::from_secret_data(&data).unwrap().pgp_keys(), 1);
+    let global = Keyring::from_age_secret_data(&data).unwrap();
+    assert_eq!((global.age_identities(), global.pgp_keys()), (1, 0));
+
     // a malformed identity is refused, naming the entry and never echoing its content
     let mut bad = BTreeMap::new();
     bad.insert(
