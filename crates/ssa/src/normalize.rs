@@ -44,6 +44,47 @@ pub fn normalize_object(obj: &mut Value) {
             }
         }
     }
+    if let Some(path) = pod_spec
+        && let Some(spec) = obj.pointer_mut(path)
+    {
+        pod_spec_quantities(spec);
+    }
+    match (api_version.as_str(), kind.as_str()) {
+        ("apps/v1", "StatefulSet") => {
+            if let Some(templates) = obj
+                .pointer_mut("/spec/volumeClaimTemplates")
+                .and_then(Value::as_array_mut)
+            {
+                for t in templates {
+                    resource_requirements(t.pointer_mut("/spec/resources"));
+                }
+            }
+        }
+        ("v1", "PersistentVolumeClaim") => {
+            resource_requirements(obj.pointer_mut("/spec/resources"))
+        }
+        ("v1", "PersistentVolume") => quantity_map(obj.pointer_mut("/spec/capacity")),
+        ("v1", "ResourceQuota") => quantity_map(obj.pointer_mut("/spec/hard")),
+        ("v1", "LimitRange") => {
+            if let Some(limits) = obj
+                .pointer_mut("/spec/limits")
+                .and_then(Value::as_array_mut)
+            {
+                for l in limits {
+                    for k in [
+                        "max",
+                        "min",
+                        "default",
+                        "defaultRequest",
+                        "maxLimitRequestRatio",
+                    ] {
+                        quantity_map(l.get_mut(k));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
     if api_version == "v1"
         && kind == "Service"
         && let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut)
@@ -61,6 +102,104 @@ pub fn normalize_object(obj: &mut Value) {
     {
         m.remove("status");
     }
+}
+
+/// Quantities written as JSON numbers (`cpu: 2`) become the canonical strings the Go types
+/// marshal (`"2"`, `0.5` → `"500m"`, `1000` → `"1k"`), as upstream's typed round trip does.
+fn pod_spec_quantities(spec: &mut Value) {
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            for c in cs {
+                resource_requirements(c.get_mut("resources"));
+            }
+        }
+    }
+    resource_requirements(spec.get_mut("resources"));
+    quantity_map(spec.get_mut("overhead"));
+    if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
+        for v in volumes {
+            if let Some(q) = v.pointer_mut("/emptyDir/sizeLimit") {
+                canonical_quantity(q);
+            }
+        }
+    }
+}
+
+fn resource_requirements(r: Option<&mut Value>) {
+    if let Some(r) = r {
+        quantity_map(r.get_mut("limits"));
+        quantity_map(r.get_mut("requests"));
+    }
+}
+
+fn quantity_map(m: Option<&mut Value>) {
+    if let Some(m) = m.and_then(Value::as_object_mut) {
+        for v in m.values_mut() {
+            canonical_quantity(v);
+        }
+    }
+}
+
+fn canonical_quantity(v: &mut Value) {
+    if let Value::Number(n) = v
+        && let Some(s) = format_decimal_quantity(&n.to_string())
+    {
+        *v = Value::String(s);
+    }
+}
+
+/// Formats a decimal number as a canonical DecimalSI quantity: the largest SI suffix (n, u,
+/// m, none, k, M, G, T, P, E) that keeps the mantissa an integer.
+pub(crate) fn format_decimal_quantity(number: &str) -> Option<String> {
+    let (negative, number) = match number.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, number),
+    };
+    let (base, exp): (&str, i32) = match number.split_once(['e', 'E']) {
+        Some((b, e)) => (b, e.parse().ok()?),
+        None => (number, 0),
+    };
+    let (int_part, frac_part) = base.split_once('.').unwrap_or((base, ""));
+    let digits: String = format!("{int_part}{frac_part}");
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut exp = exp - frac_part.len() as i32;
+    let mut digits = digits.trim_start_matches('0').to_string();
+    if digits.is_empty() {
+        return Some("0".into());
+    }
+    while digits.ends_with('0') {
+        digits.pop();
+        exp += 1;
+    }
+    let mut e3 = exp.div_euclid(3) * 3;
+    e3 = e3.clamp(-9, 18);
+    // mantissa = digits * 10^(exp - e3); below nano, Go rounds up to whole nanos
+    let shift = exp - e3;
+    let mantissa = if shift >= 0 {
+        format!("{digits}{}", "0".repeat(shift as usize))
+    } else {
+        let value: u128 = digits.parse().ok()?;
+        let div = 10u128.checked_pow(shift.unsigned_abs())?;
+        value.div_ceil(div).to_string()
+    };
+    let suffix = match e3 {
+        -9 => "n",
+        -6 => "u",
+        -3 => "m",
+        0 => "",
+        3 => "k",
+        6 => "M",
+        9 => "G",
+        12 => "T",
+        15 => "P",
+        _ => "E",
+    };
+    Some(format!(
+        "{}{mantissa}{suffix}",
+        if negative { "-" } else { "" }
+    ))
 }
 
 fn default_protocol(ports: &mut [Value]) {
@@ -119,6 +258,34 @@ pub(crate) fn for_diff(obj: &Value) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn numeric_quantities_become_canonical_strings() {
+        for (n, want) in [
+            ("2", "2"),
+            ("0", "0"),
+            ("0.5", "500m"),
+            ("1000", "1k"),
+            ("1500", "1500"),
+            ("2000000", "2M"),
+            ("0.25", "250m"),
+            ("1.5", "1500m"),
+            ("0.0001", "100u"),
+            ("-3", "-3"),
+            ("1e3", "1k"),
+            ("1.0", "1"),
+            ("0.0000000015", "2n"),
+        ] {
+            assert_eq!(format_decimal_quantity(n).as_deref(), Some(want), "{n}");
+        }
+        let mut pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "p"},
+            "spec": {"resources": {"requests": {"storage": 1000000000}}}});
+        normalize_object(&mut pvc);
+        assert_eq!(
+            pvc.pointer("/spec/resources/requests/storage").unwrap(),
+            "1G"
+        );
+    }
 
     #[test]
     fn defaults_ports_folds_secrets_and_drops_status() {

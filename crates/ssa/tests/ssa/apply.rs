@@ -559,3 +559,44 @@ async fn operations_run_on_spawned_tasks() {
     .unwrap()
     .unwrap();
 }
+
+/// Manifests as people write them: ports without protocol (one port number twice with
+/// different protocols), integer CPU quantities, Service ports without protocol.
+#[tokio::test]
+async fn native_kind_defaults_do_not_show_as_drift() {
+    let (env, client, m) = env().await;
+    let objects = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "native"}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "podinfo", "namespace": "native"},
+            "spec": {"minReadySeconds": 3, "revisionHistoryLimit": 5, "progressDeadlineSeconds": 60,
+                "strategy": {"rollingUpdate": {"maxUnavailable": 0}, "type": "RollingUpdate"},
+                "selector": {"matchLabels": {"app": "podinfo"}},
+                "template": {"metadata": {"labels": {"app": "podinfo"}},
+                    "spec": {"containers": [{"name": "podinfod", "image": "ghcr.io/stefanprodan/podinfo:6.0.0",
+                        "ports": [{"name": "http", "containerPort": 9898}, {"containerPort": 9125, "protocol": "UDP"},
+                                  {"containerPort": 9125, "protocol": "TCP"}],
+                        "resources": {"limits": {"cpu": 2, "memory": "512Mi"}, "requests": {"cpu": 1, "memory": "64Mi"}}}]}}}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "podinfo", "namespace": "native"},
+            "spec": {"type": "ClusterIP", "selector": {"app": "podinfo"},
+                "ports": [{"name": "http", "port": 9898, "targetPort": "http"}, {"name": "grpc", "port": 9999, "targetPort": 9999}]}}),
+    ];
+    let cs = m.apply_all_staged(objects.clone(), &opts()).await.unwrap();
+    assert!(
+        cs.entries.iter().all(|e| e.action == Action::Created),
+        "{cs}"
+    );
+    let before = env.resource_version();
+    let cs = m.apply_all_staged(objects, &opts()).await.unwrap();
+    assert!(
+        cs.entries.iter().all(|e| e.action == Action::Unchanged),
+        "{cs}"
+    );
+    assert_eq!(env.resource_version(), before);
+    let d = get(&client, "apps/v1", "Deployment", "native", "podinfo")
+        .await
+        .unwrap();
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["resources"]["limits"]["cpu"], "2");
+    assert_eq!(c["ports"][0]["protocol"], "TCP");
+}
