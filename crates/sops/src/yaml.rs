@@ -245,6 +245,7 @@ impl<'a> Reader<'a> {
             Event::MappingStart(style, anchor, _) => {
                 let block = style == granit_parser::StructureStyle::Block;
                 let mut entries = Vec::new();
+                let mut seen: Vec<(String, usize)> = Vec::new();
                 let mut col = None;
                 loop {
                     let (kev, ksp) = self
@@ -265,6 +266,14 @@ impl<'a> Reader<'a> {
                             ));
                         }
                     };
+                    // yaml.v3 refuses a key defined twice in one mapping
+                    if let Some(line) = seen.iter().find_map(|(k, l)| (k == &key).then_some(*l)) {
+                        return Err(format!(
+                            "{}: mapping key {key:?} already defined at line {line}",
+                            pos(&ksp)
+                        ));
+                    }
+                    seen.push((key.clone(), ksp.start.line()));
                     let mut child = path.to_vec();
                     child.push(key.clone());
                     let (vev, vsp) = self

@@ -345,3 +345,32 @@ fn mangled_files_never_panic() {
     // some truncations only drop trailing text and still decrypt
     assert!(ok > 0);
 }
+
+#[test]
+fn duplicate_keys_refused() {
+    let env = Env::new();
+    let key = env.age_key("k");
+    let enc =
+        String::from_utf8(env.encrypt("s.yaml", b"a: 1\nb: 2\n", &["--age", &key.recipient], None))
+            .unwrap();
+    let dup = enc.replacen("b: ENC", "a: ENC", 1);
+    assert!(
+        env.sops_decrypt("d.yaml", dup.as_bytes(), &[], Some(&key), None)
+            .is_err()
+    );
+    let keys = keyring(&[("k.agekey", &key.identity)]);
+    let err = decrypt_with(
+        dup.as_bytes(),
+        Format::Yaml,
+        Format::Yaml,
+        &keys,
+        &DecryptOptions::FLUX,
+    )
+    .unwrap_err();
+    assert!(matches!(err, SopsError::Load { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("mapping key \"a\" already defined at line 1"),
+        "{err}"
+    );
+}
