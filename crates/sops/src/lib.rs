@@ -19,6 +19,7 @@
 mod crypto;
 mod dotenv;
 mod gofmt;
+mod ini;
 mod json;
 mod keys;
 mod metadata;
@@ -70,9 +71,6 @@ pub enum SopsError {
         output: &'static str,
         message: String,
     },
-    /// The format is known but not implemented here.
-    #[error("decrypting {0} files is not supported")]
-    UnsupportedFormat(&'static str),
 }
 
 /// The stores sops knows.
@@ -83,7 +81,7 @@ pub enum Format {
     Dotenv,
     /// A JSON envelope `{"data": "ENC[...]", "sops": {...}}` around opaque bytes.
     Binary,
-    /// Recognised, not supported.
+    /// go-ini sections; metadata in a `[sops]` section.
     Ini,
 }
 
@@ -212,7 +210,13 @@ fn load(data: &[u8], format: Format) -> Result<(Branches, metadata::Metadata), S
             let meta = metadata::extract_flat(&mut branches).map_err(load_err)?;
             Ok((branches, meta))
         }
-        Format::Ini => Err(SopsError::UnsupportedFormat("INI")),
+        Format::Ini => {
+            let branch = ini::read(data)
+                .map_err(|e| load_err(format!("Could not unmarshal input data: {e}")))?;
+            let mut branches = vec![branch];
+            let meta = metadata::extract_ini(&mut branches).map_err(load_err)?;
+            Ok((branches, meta))
+        }
     }
 }
 
@@ -253,7 +257,9 @@ fn emit(branches: &Branches, input: Format, output: Format) -> Result<Vec<u8>, S
                 "error emitting binary store: no binary data found in tree".into(),
             ))
         }
-        Format::Ini => Err(SopsError::UnsupportedFormat("INI")),
+        Format::Ini => ini::write(first())
+            .map(String::into_bytes)
+            .map_err(|e| emit_err(format!("Error marshaling to INI: {e}"))),
     }
 }
 

@@ -58,6 +58,27 @@ pub(crate) struct Metadata {
 /// Take the `sops` mapping out of every branch (only the first branch's counts), as the
 /// YAML and JSON stores do.
 pub(crate) fn extract_nested(branches: &mut Branches) -> Result<Metadata, String> {
+    parse(&take_nested(branches)?)
+}
+
+/// The INI store: a `[sops]` section whose keys are flattened below the top, with newlines
+/// escaped as `\n`.
+pub(crate) fn extract_ini(branches: &mut Branches) -> Result<Metadata, String> {
+    let Node::Map(entries) = take_nested(branches)? else {
+        return Err("Found sops entry that is not a mapping".into());
+    };
+    let flat: Vec<(String, Node)> = entries
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Pair(k, Node::Str(s)) => Some((k, Node::Str(s.replace("\\n", "\n")))),
+            Entry::Pair(k, v) => Some((k, v)),
+            Entry::Comment(_) => None,
+        })
+        .collect();
+    parse(&unflatten(flat)?)
+}
+
+fn take_nested(branches: &mut Branches) -> Result<Node, String> {
     let mut found: Option<Node> = None;
     for (bi, branch) in branches.iter_mut().enumerate() {
         let mut i = 0;
@@ -81,10 +102,7 @@ pub(crate) fn extract_nested(branches: &mut Branches) -> Result<Metadata, String
             }
         }
     }
-    match found {
-        Some(m) => parse(&m),
-        None => Err(METADATA_NOT_FOUND.into()),
-    }
+    found.ok_or_else(|| METADATA_NOT_FOUND.to_string())
 }
 
 pub(crate) const METADATA_NOT_FOUND: &str = "sops metadata not found";

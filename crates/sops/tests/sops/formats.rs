@@ -534,3 +534,48 @@ list:
         &["--unencrypted-comment-regex", "sops:enc"],
     );
 }
+
+#[test]
+fn ini_file() {
+    let env = Env::new();
+    let key = env.age_key("k");
+    let plain = "\
+; top comment
+[database]
+user = admin
+# password comment
+password = s3cr3t
+longer_key = x
+
+[server]
+port = 8080
+host=example.com
+quote = \"quoted value\"
+colon: value
+empty =
+";
+    let enc = roundtrip(&env, &key, "app.ini", plain, &[]);
+    assert!(ferroflux_sops::has_marker(&enc, Format::Ini));
+    roundtrip(
+        &env,
+        &key,
+        "clear.ini",
+        plain,
+        &["--encrypted-regex", "^password$"],
+    );
+
+    let tricky = "\
+global = before any section
+; first line
+; second line
+[a]
+hash = `with # hash`
+spaced = \" padded \"
+inline = value ; trailing comment
+multi = \"\"\"one
+two\"\"\"
+[a]
+again = second section with the same name
+";
+    roundtrip(&env, &key, "tricky.ini", tricky, &[]);
+}
