@@ -323,6 +323,16 @@ fn mangled_files_never_panic() {
             env.encrypt("m.env", b"A=1\nB=two\n", &["--age", &key.recipient], None),
             17,
         ),
+        (
+            Format::Ini,
+            env.encrypt(
+                "m.ini",
+                b"; c\n[s]\nA = 1\nB = two\n",
+                &["--age", &key.recipient],
+                None,
+            ),
+            17,
+        ),
     ];
     let mut ok = 0usize;
     for (format, enc, stride) in &files {
