@@ -453,12 +453,9 @@ pub fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
             }
             "values.yaml" => {
                 let text = String::from_utf8_lossy(&data);
-                let v = yaml::parse_yaml(&text).map_err(|e| {
-                    Error::Chart(format!(
-                        "cannot load values.yaml: cannot unmarshal yaml document: error converting YAML to JSON: {e}"
-                    ))
-                })?;
-                values = if v.is_nil() { Value::new_map() } else { v };
+                let v = yaml::load_values(&text)
+                    .map_err(|e| Error::Chart(format!("cannot load values.yaml: {e}")))?;
+                values = Value::map(v);
             }
             "values.schema.json" => schema = Some(data),
             "requirements.yaml" => {

@@ -127,15 +127,16 @@ fn parse_kube_version(v: &str) -> Result<objects::KubeVersion, Error> {
     })
 }
 
-fn read_values_file(p: &Path) -> Result<BTreeMap<String, Value>, Error> {
+/// A `-f` values file: Helm v4 reads every document (`LoadValues`), helm3 the first one.
+fn read_values_file(p: &Path, v3: bool) -> Result<BTreeMap<String, Value>, Error> {
     let text = std::fs::read_to_string(p)
         .map_err(|e| Error::Values(format!("open {}: {e}", p.display())))?;
-    let v = yaml::parse_yaml(&text).map_err(|e| {
-        Error::Values(format!(
-            "failed to parse {}: error converting YAML to JSON: {e}",
-            p.display()
-        ))
-    })?;
+    let failed = |e: String| Error::Values(format!("failed to parse {}: {e}", p.display()));
+    if !v3 {
+        return yaml::load_values(&text).map_err(failed);
+    }
+    let v = yaml::parse_yaml(&text)
+        .map_err(|e| failed(format!("error converting YAML to JSON: {e}")))?;
     Ok(v.as_map().map(|m| m.borrow().clone()).unwrap_or_default())
 }
 
@@ -414,7 +415,7 @@ fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<
     let kube = parse_kube_version(opts.kube_version.as_deref().unwrap_or(default_kube))?;
     let mut user: BTreeMap<String, Value> = BTreeMap::new();
     for f in &opts.values_files {
-        let m = read_values_file(f)?;
+        let m = read_values_file(f, v3)?;
         user = values::merge_maps(&user, &m);
     }
     for s in &opts.set_json {

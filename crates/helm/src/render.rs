@@ -119,7 +119,7 @@ fn helm_functions(included: Rc<RefCell<HashMap<String, i64>>>) -> Vec<Func> {
                         "Error".to_string(),
                         Value::str(format!(
                             "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
-                            json_kind(&other)
+                            yaml::json_kind(&other)
                         )),
                     );
                     Ok(Value::map(m))
@@ -141,7 +141,7 @@ fn helm_functions(included: Rc<RefCell<HashMap<String, i64>>>) -> Vec<Func> {
                 Ok(Value::Nil) => Ok(Value::list(Vec::new())),
                 Ok(other) => Ok(Value::list(vec![Value::str(format!(
                     "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type []interface {{}}",
-                    json_kind(&other)
+                    yaml::json_kind(&other)
                 ))])),
                 Err(e) => Ok(Value::list(vec![Value::str(format!(
                     "error converting YAML to JSON: {e}"
@@ -168,7 +168,7 @@ fn helm_functions(included: Rc<RefCell<HashMap<String, i64>>>) -> Vec<Func> {
                         "Error".to_string(),
                         Value::str(format!(
                             "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
-                            json_kind(&other)
+                            yaml::json_kind(&other)
                         )),
                     );
                     Ok(Value::map(m))
@@ -189,7 +189,7 @@ fn helm_functions(included: Rc<RefCell<HashMap<String, i64>>>) -> Vec<Func> {
                 Ok(Value::Nil) => Ok(Value::list(Vec::new())),
                 Ok(other) => Ok(Value::list(vec![Value::str(format!(
                     "json: cannot unmarshal {} into Go value of type []interface {{}}",
-                    json_kind(&other)
+                    yaml::json_kind(&other)
                 ))])),
                 Err(e) => Ok(Value::list(vec![Value::str(e)])),
             },
@@ -219,17 +219,6 @@ fn helm_functions(included: Rc<RefCell<HashMap<String, i64>>>) -> Vec<Func> {
         }),
         Func::new("getHostByName", &[String], None, |_, _| Ok(Value::str(""))),
     ]
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::String(_) => "string",
-        Value::Float(_) | Value::Int(_) | Value::Int64(_) => "number",
-        Value::Bool(_) => "bool",
-        Value::List(_) => "array",
-        Value::Map(_) => "object",
-        _ => "value",
-    }
 }
 
 /// Collect every template with its top-level object (Helm's `recAllTpls`).

@@ -72,9 +72,43 @@ impl<'de> Visitor<'de> for YVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut m = BTreeMap::new();
         while let Some((YValue(k), YValue(v))) = map.next_entry()? {
+            if matches!(k, Value::List(_) | Value::Map(_)) {
+                // sigs.k8s.io/yaml only takes scalar keys
+                return Err(serde::de::Error::custom(format!(
+                    "invalid map key: {}",
+                    go_sharp_v(&k)
+                )));
+            }
             m.insert(key_string(&k), v);
         }
         Ok(Value::map(m))
+    }
+}
+
+/// Go's `%#v` of a value go-yaml v2 decoded (for `invalid map key` errors).
+fn go_sharp_v(v: &Value) -> String {
+    match v {
+        Value::String(s) => ferroflux_gotemplate::gofmt::quote(s),
+        Value::Nil | Value::NoValue => "interface {}(nil)".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Float(f) => ferroflux_gotemplate::gofmt::format_float_shortest(*f),
+        Value::List(l) => format!(
+            "[]interface {{}}{{{}}}",
+            l.iter().map(go_sharp_v).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Map(m) => format!(
+            "map[interface {{}}]interface {{}}{{{}}}",
+            m.borrow()
+                .iter()
+                .map(|(k, v)| format!(
+                    "{}:{}",
+                    ferroflux_gotemplate::gofmt::quote(k),
+                    go_sharp_v(v)
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_go_string(),
     }
 }
 
@@ -87,15 +121,290 @@ fn key_string(k: &Value) -> String {
     }
 }
 
-/// Parse one YAML document into a value (numbers become float64, like sigs.k8s.io/yaml).
+/// Parse one YAML document into a value (numbers become float64, like sigs.k8s.io/yaml). As
+/// go-yaml's `Unmarshal`, only the first document of a stream is read; errors read like
+/// go-yaml's (`yaml: line 2: mapping values are not allowed in this context`).
 pub fn parse_yaml(text: &str) -> Result<Value, String> {
     if text.trim().is_empty() {
         return Ok(Value::Nil);
     }
     let opts = serde_saphyr::options! { legacy_octal_numbers: true, duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins };
-    serde_saphyr::from_str_with_options::<YValue>(text, opts)
-        .map(|y| y.0)
-        .map_err(|e| e.to_string())
+    match serde_saphyr::from_str_with_options::<YValue>(text, opts) {
+        Ok(y) => Ok(y.0),
+        Err(e) => {
+            let raw = e.to_string();
+            let (line, col, msg) = error_location(&raw).unwrap_or((0, 0, String::new()));
+            if msg.starts_with("multiple YAML documents detected") && line > 0 {
+                // only the first document counts: parse the text before the `---` line that
+                // starts the second one
+                let at = offset_of(text, line, col);
+                let cut = text[..at]
+                    .rmatch_indices("---")
+                    .map(|(i, _)| i)
+                    .find(|i| *i == 0 || text.as_bytes()[i - 1] == b'\n')
+                    .unwrap_or(at);
+                if cut < text.len() && cut > 0 {
+                    return parse_yaml(&text[..cut]);
+                }
+            }
+            Err(go_yaml_error(text, &raw))
+        }
+    }
+}
+
+/// `(line, column, message)` of a serde-saphyr error (`error: line L column C: MESSAGE`).
+fn error_location(raw: &str) -> Option<(usize, usize, String)> {
+    let first = raw.lines().next()?;
+    let rest = first.strip_prefix("error: line ")?;
+    let (line, rest) = rest.split_once(" column ")?;
+    let (col, msg) = rest.split_once(": ")?;
+    Some((line.parse().ok()?, col.parse().ok()?, msg.to_string()))
+}
+
+/// Byte offset of 1-based `line`/`col` (columns count characters).
+fn offset_of(text: &str, line: usize, col: usize) -> usize {
+    let mut off = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            return off
+                + l.char_indices()
+                    .nth(col.saturating_sub(1))
+                    .map_or(l.len(), |(b, _)| b);
+        }
+        off += l.len();
+    }
+    text.len()
+}
+
+/// go-yaml's `line N: ` prefix: a scanner error names the problem's line (1-based), a
+/// parser error the problem's 0-based line; when that is 0, the context's 0-based line; when
+/// that is 0 too, nothing.
+fn go_where(problem0: usize, context0: usize, scanner: bool) -> String {
+    let line = if problem0 != 0 {
+        if scanner { problem0 + 1 } else { problem0 }
+    } else {
+        context0
+    };
+    if line == 0 {
+        String::new()
+    } else {
+        format!("line {line}: ")
+    }
+}
+
+/// Translate a serde-saphyr error into go-yaml v2's words (`yaml: line N: PROBLEM`); errors
+/// without a go-yaml counterpart keep serde-saphyr's first line.
+fn go_yaml_error(text: &str, raw: &str) -> String {
+    if let Some(i) = raw.find("invalid map key: ") {
+        return format!("yaml: {}", raw[i..].lines().next().unwrap_or_default());
+    }
+    let Some((line, col, msg)) = error_location(raw) else {
+        return raw.lines().next().unwrap_or(raw).to_string();
+    };
+    let l0 = line.saturating_sub(1);
+    let eof0 = text.matches('\n').count();
+    let scanner =
+        |problem: &str, p0: usize, c0: usize| format!("yaml: {}{problem}", go_where(p0, c0, true));
+    let parser =
+        |problem: &str, p0: usize, c0: usize| format!("yaml: {}{problem}", go_where(p0, c0, false));
+    if msg.starts_with("tabs disallowed") || msg.starts_with("unexpected character") {
+        return scanner("found character that cannot start any token", l0, l0);
+    }
+    if msg == "mapping values are not allowed in this context" {
+        return scanner(&msg, l0, l0);
+    }
+    if msg == "unclosed quote" {
+        return scanner("found unexpected end of stream", eof0, l0);
+    }
+    if let Some(p) = msg.strip_prefix("while parsing a block collection, ") {
+        return parser(p, l0, 0);
+    }
+    if let Some(p) = msg.strip_prefix("while parsing a block mapping, ") {
+        return parser(p, l0, 0);
+    }
+    if msg.ends_with("found unknown escape character") {
+        // the problem is the escape itself, the context the scalar's start
+        let start = offset_of(text, line, col);
+        let body = &text[start..];
+        let mut p0 = l0;
+        let mut chars = body.char_indices().skip(1);
+        while let Some((_, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some((_, e)) = chars.next() {
+                        if !"0abtnvfre \"/\\N_LPxuU\t\n".contains(e) {
+                            break;
+                        }
+                        if e == '\n' {
+                            p0 += 1;
+                        }
+                    }
+                }
+                '"' => break,
+                '\n' => p0 += 1,
+                _ => {}
+            }
+        }
+        return scanner("found unknown escape character", p0, l0);
+    }
+    if let Some(b) = msg.strip_prefix("unclosed bracket '") {
+        let close = if b.starts_with('{') { '}' } else { ']' };
+        let last = text.trim_end().chars().last().unwrap_or(' ');
+        let problem = if matches!(last, '[' | '{' | ',') {
+            "did not find expected node content".to_string()
+        } else {
+            format!("did not find expected ',' or '{close}'")
+        };
+        // the stream-end token sits on a line of its own
+        let end0 = eof0 + usize::from(!text.is_empty() && !text.ends_with('\n'));
+        return parser(&problem, end0, l0);
+    }
+    let expected_key = || {
+        // junk after a complete value: the parser wanted the next key (or `-` in a sequence)
+        let this_line = text.lines().nth(l0).unwrap_or_default().trim_start();
+        if this_line.starts_with("- ") {
+            parser("did not find expected '-' indicator", l0, 0)
+        } else {
+            parser("did not find expected key", l0, 0)
+        }
+    };
+    let at_char = text[offset_of(text, line, col)..].chars().next();
+    if msg == "misplaced bracket"
+        || (msg.starts_with("invalid trailing content after ") && at_char != Some(':'))
+    {
+        return expected_key();
+    }
+    if let Some(p) = msg.strip_prefix("while scanning an anchor or alias, ") {
+        return scanner(p, l0, l0);
+    }
+    if msg == "a block scalar content cannot start with a tab" {
+        return scanner(
+            "found a tab character where an indentation space is expected",
+            l0 + 1,
+            l0,
+        );
+    }
+    if msg == "invalid trailing content after double-quoted scalar" {
+        // a quoted key over several lines: where a key is required at this indentation
+        // (inside a block mapping), go-yaml gives up on the simple key at the line break;
+        // otherwise it stops at the `:`
+        let at = offset_of(text, line, col);
+        let quote_at = text[..at].rfind('"').and_then(|end| text[..end].rfind('"'));
+        if let Some(q) = quote_at {
+            let q_line0 = text[..q].matches('\n').count();
+            let q_col = q - text[..q].rfind('\n').map_or(0, |i| i + 1);
+            let required = text[..q]
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                .any(|l| l.len() - l.trim_start().len() == q_col);
+            if required {
+                return scanner("could not find expected ':'", q_line0 + 1, q_line0);
+            }
+        }
+        return scanner("mapping values are not allowed in this context", l0, l0);
+    }
+    if msg == "simple key expected ':'" {
+        // go-yaml notices at the line break, so the problem is on the next line
+        return scanner("could not find expected ':'", l0 + 1, l0);
+    }
+    if msg.starts_with("did not find expected <document start>")
+        || msg.starts_with("missing explicit document end marker before directive")
+    {
+        let directive = text.lines().position(|l| {
+            l.starts_with('%') && !l.starts_with("%YAML ") && !l.starts_with("%TAG ")
+        });
+        if let Some(d0) = directive {
+            return scanner("found unknown directive name", d0, d0);
+        }
+    }
+    if msg.starts_with("invalid ") {
+        // a scalar that its explicit tag (`!!int x`) cannot hold: go-yaml's decoder error
+        let at = offset_of(text, line, col);
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_text = &text[line_start..];
+        let line_text = line_text.split('\n').next().unwrap_or_default();
+        if let Some(t) = line_text[..at - line_start].rfind("!!") {
+            let rest = &line_text[t + 2..];
+            let tag: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            let value = rest[tag.len()..].trim();
+            return format!("yaml: cannot decode !!str `{value}` as a !!{tag}");
+        }
+    }
+    if msg == "alias references unknown anchor" {
+        let at = offset_of(text, line, col);
+        let name: String = text[at..]
+            .trim_start_matches('*')
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+            .collect();
+        return format!("yaml: unknown anchor '{name}' referenced");
+    }
+    format!("yaml: line {line}: {msg}")
+}
+
+/// Helm v4's `LoadValues`: the stream is split into documents at `---` lines (as
+/// apimachinery's YAMLReader does) and each document's map is merged over the previous ones.
+/// Errors read like helm's (after `cannot load values.yaml: ` or `failed to parse FILE: `).
+pub fn load_values(text: &str) -> Result<BTreeMap<String, Value>, String> {
+    let mut docs: Vec<String> = Vec::new();
+    let mut buf = String::new();
+    let mut text = text.to_string();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for line in text.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix("---") {
+            let trimmed = rest.trim();
+            if !trimmed.is_empty() && !trimmed.starts_with('#') {
+                return Err(format!(
+                    "error reading yaml document: invalid Yaml document separator: {trimmed}"
+                ));
+            }
+            if !buf.is_empty() {
+                docs.push(std::mem::take(&mut buf));
+            }
+            continue;
+        }
+        buf.push_str(line);
+    }
+    if !buf.is_empty() {
+        docs.push(buf);
+    }
+    let mut out = BTreeMap::new();
+    for d in docs {
+        let v = parse_yaml(&d).map_err(|e| {
+            format!("cannot unmarshal yaml document: error converting YAML to JSON: {e}")
+        })?;
+        match v {
+            Value::Nil => {}
+            Value::Map(m) => {
+                let m = m.borrow().clone();
+                out = crate::values::merge_maps(&out, &m);
+            }
+            other => {
+                return Err(format!(
+                    "cannot unmarshal yaml document: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                    json_kind(&other)
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Go's JSON name of a value's kind, as `json.Unmarshal` errors print it.
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::List(_) => "array",
+        Value::String(_) => "string",
+        Value::Bool(_) => "bool",
+        Value::Map(_) => "object",
+        Value::Float(_) | Value::Int(_) | Value::Int64(_) | Value::Uint(_) => "number",
+        _ => "value",
+    }
 }
 
 /// Parse every document of a multi-document YAML stream.

@@ -5,6 +5,7 @@ mod certs;
 mod funcs;
 mod helm;
 mod schema;
+mod yamlerr;
 
 use std::path::Path;
 use std::process::Command;
@@ -664,6 +665,63 @@ fn schema_keywords_match_helm() {
         "{} of {} schema cases differ from helm:\n{}",
         failures.len(),
         n * 2,
+        failures.join("\n")
+    );
+}
+
+/// Broken YAML in values files, Chart.yaml, template output and `fromYaml`: go-yaml's
+/// messages as helm v4 prints them.
+#[test]
+fn yaml_errors_match_helm() {
+    let bin = helm::oracle("helm");
+    let kinds = ["values", "valfile", "chart", "tpl", "fromyaml"];
+    let jobs: Vec<(&str, usize)> = kinds
+        .iter()
+        .flat_map(|k| (0..yamlerr::DOCS.len()).map(move |i| (*k, i)))
+        .collect();
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .chunks(jobs.len().div_ceil(4))
+            .map(|chunk| {
+                let bin = &bin;
+                s.spawn(move || {
+                    let mut failures = Vec::new();
+                    for (kind, i) in chunk {
+                        let doc = yamlerr::DOCS[*i];
+                        let dir = tempfile::tempdir().unwrap();
+                        helm::write_chart(dir.path(), "{}", &[("a.yaml".into(), "a: b".into())]);
+                        let args = yamlerr::place(dir.path(), kind, doc);
+                        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+                        let want = helm_cmd(bin, "r", dir.path(), &argv);
+                        let opts = TemplateOptions {
+                            values_files: args.get(1).map(Into::into).into_iter().collect(),
+                            ..TemplateOptions::default()
+                        };
+                        let got = ours("r", dir.path(), &opts);
+                        let strip = |r: Result<String, String>| {
+                            r.map_err(|e| e.replace(&dir.path().display().to_string(), "DIR"))
+                        };
+                        let (want, got) = (strip(want), strip(got));
+                        if want != got {
+                            failures.push(format!(
+                                "{kind} {doc:?}\n   helm: {want:?}\n   ours: {got:?}"
+                            ));
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {} YAML cases differ from helm:\n{}",
+        failures.len(),
+        jobs.len(),
         failures.join("\n")
     );
 }
