@@ -579,3 +579,25 @@ again = second section with the same name
 ";
     roundtrip(&env, &key, "tricky.ini", tricky, &[]);
 }
+
+#[test]
+fn older_sops_metadata_layout() {
+    // sops before 3.8 wrote empty lists for unused key sources and quoted dates with ''
+    let env = Env::new();
+    let key = env.age_key("k");
+    let enc = String::from_utf8(env.encrypt("s.yaml", SECRET.as_bytes(), &["--age", &key.recipient], None)).unwrap();
+    let old = enc
+        .replace(
+            "sops:\n    age:",
+            "sops:\n    kms: []\n    gcp_kms: []\n    azure_kv: []\n    hc_vault: []\n    age:",
+        )
+        .replace("    unencrypted_suffix: _unencrypted\n", "    pgp: []\n    unencrypted_suffix: _unencrypted\n");
+    let date = old.lines().find(|l| l.trim_start().starts_with("lastmodified:")).unwrap();
+    let quoted = date.replace('"', "'");
+    let old = old.replace(date, &quoted);
+    assert!(old.contains("kms: []") && old.contains("pgp: []") && old.contains("lastmodified: '"), "{old}");
+    let theirs = env.sops_decrypt("old.yaml", old.as_bytes(), &[], Some(&key), None).unwrap();
+    let keys = keyring(&[("k.agekey", &key.identity)]);
+    let ours = decrypt(old.as_bytes(), Format::Yaml, &keys).unwrap();
+    assert_same(&ours, &theirs, "older metadata layout");
+}
