@@ -72,6 +72,13 @@ impl<'de> Visitor<'de> for YVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut m = BTreeMap::new();
         while let Some((YValue(k), YValue(v))) = map.next_entry()? {
+            if k.is_nil() {
+                // sigs.k8s.io/yaml cannot turn a null key into JSON
+                return Err(serde::de::Error::custom(format!(
+                    "unsupported map key of type: %!s(<nil>), key: <nil>, value: {}",
+                    go_sharp_v(&v)
+                )));
+            }
             if matches!(k, Value::List(_) | Value::Map(_)) {
                 // sigs.k8s.io/yaml only takes scalar keys
                 return Err(serde::de::Error::custom(format!(
@@ -195,6 +202,9 @@ fn go_where(problem0: usize, context0: usize, scanner: bool) -> String {
 /// Translate a serde-saphyr error into go-yaml v2's words (`yaml: line N: PROBLEM`); errors
 /// without a go-yaml counterpart keep serde-saphyr's first line.
 fn go_yaml_error(text: &str, raw: &str) -> String {
+    if let Some(i) = raw.find("unsupported map key of type: ") {
+        return raw[i..].lines().next().unwrap_or_default().to_string();
+    }
     if let Some(i) = raw.find("invalid map key: ") {
         return format!("yaml: {}", raw[i..].lines().next().unwrap_or_default());
     }

@@ -120,6 +120,17 @@ fn helm_create_chart_matches() {
 
 #[test]
 fn function_cases_match_helm() {
+    batch_matches_helm(funcs::CASES);
+}
+
+#[test]
+fn derive_password_matches_helm() {
+    batch_matches_helm(funcs::DERIVE_PASSWORD);
+}
+
+/// Render every case as a `define` of one chart, with helm and with ferroflux; each case's
+/// output must be identical.
+fn batch_matches_helm(cases: &[&str]) {
     let bin = helm::oracle("helm");
     let dir = tempfile::tempdir().unwrap();
     let mut files = vec![(
@@ -127,7 +138,7 @@ fn function_cases_match_helm() {
         "{{- define \"helper\" -}}helped {{ .Chart.Name }}{{- end -}}".to_string(),
     )];
     let mut out = String::new();
-    for (i, case) in funcs::CASES.iter().enumerate() {
+    for (i, case) in cases.iter().enumerate() {
         let name = format!("c{i:04}");
         files.push((
             format!("_{name}.tpl"),
@@ -151,7 +162,7 @@ fn function_cases_match_helm() {
         Err(e) => panic!("ferroflux failed on the batch: {e}"),
     };
     let mut failures = Vec::new();
-    for (i, case) in funcs::CASES.iter().enumerate() {
+    for (i, case) in cases.iter().enumerate() {
         let name = format!("c{i:04}");
         let (w, g) = (want.get(&name), got.get(&name));
         if w != g {
@@ -162,10 +173,10 @@ fn function_cases_match_helm() {
         failures.is_empty(),
         "{} of {} function cases differ from helm:\n{}",
         failures.len(),
-        funcs::CASES.len(),
+        cases.len(),
         failures.join("\n")
     );
-    eprintln!("{} function cases identical to helm", funcs::CASES.len());
+    eprintln!("{} function cases identical to helm", cases.len());
 }
 
 /// genCA/genSignedCert/buildCustomCert/genSelfSignedCert: the same shape checks pass on

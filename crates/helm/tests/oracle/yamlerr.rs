@@ -54,6 +54,10 @@ pub const DOCS: &[&str] = &[
     "- 1\n- 2\n",
     "\"unterminated: 1\n",
     "a: \"multi\n  line\"\nb: [1,\n 2\n",
+    "~: 1\n",
+    "a:\n  null: [x, 2]\n",
+    "a:\n  ~: {b: 'c', d: 1.5}\n",
+    "? \n: x\n",
 ];
 
 /// Where a document goes: (label, how the chart is changed).
