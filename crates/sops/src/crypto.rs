@@ -104,7 +104,10 @@ pub(crate) fn decrypt_value(key: &[u8; 32], value: &str, aad: &str) -> Result<No
     };
     let text = || String::from_utf8_lossy(&plain).into_owned();
     Ok(match typ.as_str() {
-        "str" | "time" => Node::Str(text()),
+        "str" => Node::Str(text()),
+        "time" => {
+            Node::Time(crate::timestamp::rfc3339_nano(&text()).ok_or(ValueError::Parse("time"))?)
+        }
         "int" => Node::Int(go_atoi(&text()).ok_or(ValueError::Parse("int"))?),
         "float" => Node::Float(
             text()
@@ -142,6 +145,7 @@ fn to_bytes(n: &Node) -> Vec<u8> {
         Node::Float(f) => crate::gofmt::format_f(*f).into_bytes(),
         Node::Bool(b) => if *b { "True" } else { "False" }.as_bytes().to_vec(),
         Node::Bytes(b) => b.clone(),
+        Node::Time(t) => t.as_bytes().to_vec(),
         Node::Comment(c) => c.text.as_bytes().to_vec(),
         Node::Null | Node::Map(_) | Node::Seq(_) => Vec::new(),
     }
@@ -296,6 +300,7 @@ fn go_type(n: &Node) -> &'static str {
         Node::Float(_) => "float64",
         Node::Bool(_) => "bool",
         Node::Bytes(_) => "[]uint8",
+        Node::Time(_) => "time.Time",
         _ => "string",
     }
 }

@@ -57,6 +57,7 @@ pub(crate) fn write(entries: &[Entry]) -> Result<String, String> {
                     Node::Bool(b) => b.to_string(),
                     Node::Null => "<nil>".to_string(),
                     Node::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                    Node::Time(t) => crate::timestamp::rfc3339(t),
                     Node::Comment(c) => c.text.clone(),
                 };
                 out.push_str(k);

@@ -182,6 +182,7 @@ fn value_text(v: &Node) -> String {
         Node::Bool(b) => b.to_string(),
         Node::Null => "<nil>".into(),
         Node::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Node::Time(t) => crate::timestamp::rfc3339(t),
         Node::Comment(c) => c.text.clone(),
         Node::Map(_) | Node::Seq(_) => String::new(),
     }

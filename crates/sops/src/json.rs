@@ -337,6 +337,7 @@ fn write_value(v: &Node, depth: usize, out: &mut String) -> Result<(), String> {
             })?)
         }
         Node::Str(s) => go_string(s, out),
+        Node::Time(t) => go_string(t, out),
         Node::Bytes(b) => {
             out.push('"');
             out.push_str(&base64::Engine::encode(

@@ -24,6 +24,7 @@ mod json;
 mod keys;
 mod metadata;
 mod shamir;
+mod timestamp;
 mod tree;
 mod yaml;
 

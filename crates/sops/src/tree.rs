@@ -25,6 +25,8 @@ pub(crate) enum Node {
     Float(f64),
     Bool(bool),
     Bytes(Vec<u8>),
+    /// A timestamp, as RFC 3339 text with nanoseconds (Go's `time.Time` MarshalText).
+    Time(String),
 }
 
 /// One item of a mapping.
@@ -53,6 +55,7 @@ impl Node {
             Node::Int(i) => Some(i.to_string()),
             Node::Float(f) => Some(crate::gofmt::format_f(*f)),
             Node::Bool(b) => Some(b.to_string()),
+            Node::Time(t) => Some(crate::timestamp::rfc3339(t)),
             _ => None,
         }
     }

@@ -335,7 +335,20 @@ fn count_nodes(n: &Node) -> usize {
 /// yaml.v3's reading of a scalar into `interface{}`.
 fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Node {
     match tag {
-        Some("!!str") | Some("!!binary") => return Node::Str(text.to_string()),
+        Some("!!str") => return Node::Str(text.to_string()),
+        Some("!!binary") => {
+            let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            return match base64::Engine::decode(&base64::engine::general_purpose::STANDARD, clean) {
+                Ok(b) => Node::Str(String::from_utf8_lossy(&b).into_owned()),
+                Err(_) => Node::Str(text.to_string()),
+            };
+        }
+        Some("!!timestamp") => {
+            return match crate::timestamp::yaml_timestamp(text) {
+                Some(t) => Node::Time(t),
+                None => Node::Str(text.to_string()),
+            };
+        }
         Some("!!null") => return Node::Null,
         Some("!!bool") | Some("!!int") | Some("!!float") => return resolve_plain(text),
         Some(_) => {
@@ -370,8 +383,9 @@ pub(crate) fn resolve_plain(text: &str) -> Node {
     if !(first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.') {
         return Node::Str(text.to_string());
     }
-    if is_timestamp(text) {
-        return Node::Str(text.to_string());
+    if let Some(t) = crate::timestamp::yaml_timestamp(text) {
+        // sops decodes timestamps into time.Time
+        return Node::Time(t);
     }
     let plain: String = text.chars().filter(|c| *c != '_').collect();
     if let Some(i) = go_parse_int(&plain) {
@@ -504,68 +518,6 @@ fn go_parse_uint(s: &str) -> Option<u64> {
         return None;
     }
     u64::from_str_radix(digits, radix).ok()
-}
-
-/// yaml.v3's timestamp shapes: `YYYY-M-D`, optionally followed by `T`/`t`/space and a time.
-fn is_timestamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
-    if b.len() < 8 || digits(0) != 4 || b[4] != b'-' {
-        return false;
-    }
-    let mut i = 5;
-    let m = digits(i);
-    if !(1..=2).contains(&m) {
-        return false;
-    }
-    i += m;
-    if i >= b.len() || b[i] != b'-' {
-        return false;
-    }
-    i += 1;
-    let d = digits(i);
-    if !(1..=2).contains(&d) {
-        return false;
-    }
-    i += d;
-    if i == b.len() {
-        return true;
-    }
-    if !matches!(b[i], b'T' | b't' | b' ') {
-        return false;
-    }
-    i += 1;
-    // h:m:s
-    for part in 0..3 {
-        let n = digits(i);
-        if !(1..=2).contains(&n) {
-            return false;
-        }
-        i += n;
-        if part < 2 {
-            if i >= b.len() || b[i] != b':' {
-                return false;
-            }
-            i += 1;
-        }
-    }
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        let n = digits(i);
-        if n == 0 {
-            return false;
-        }
-        i += n;
-    }
-    let rest = &s[i..];
-    rest.is_empty() || rest == "Z" || {
-        let r = rest.as_bytes();
-        r.len() == 6
-            && (r[0] == b'+' || r[0] == b'-')
-            && r[1..3].iter().all(u8::is_ascii_digit)
-            && r[3] == b':'
-            && r[4..].iter().all(u8::is_ascii_digit)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -718,6 +670,10 @@ fn write_scalar(out: &mut String, v: &Node, block_indent: usize) {
         }
         Node::Float(f) => {
             out.push_str(&crate::gofmt::yaml_float(*f));
+            out.push('\n');
+        }
+        Node::Time(t) => {
+            out.push_str(t);
             out.push('\n');
         }
         Node::Bytes(b) => {
@@ -968,8 +924,7 @@ fn scalar_text(s: &str, is_key: bool) -> String {
         // yaml.v3 resolves "<<" to its merge tag and spells the string with that tag
         return "!!merge <<".to_string();
     }
-    let resolves_to_str =
-        !s.is_empty() && matches!(resolve_plain(s), Node::Str(_)) && !is_timestamp(s) && s != "<<";
+    let resolves_to_str = !s.is_empty() && matches!(resolve_plain(s), Node::Str(_)) && s != "<<";
     let can_plain = resolves_to_str && !is_base60_float(s) && !is_old_bool(s);
     let a = analyze(s);
     if s.contains('\n') || !can_plain {
@@ -1037,7 +992,14 @@ mod tests {
         assert_eq!(resolve_plain("1.5"), Node::Float(1.5));
         assert_eq!(resolve_plain("true"), Node::Bool(true));
         assert_eq!(resolve_plain("yes"), Node::Str("yes".into()));
-        assert_eq!(resolve_plain("2024-01-02"), Node::Str("2024-01-02".into()));
+        assert_eq!(
+            resolve_plain("2024-01-02"),
+            Node::Time("2024-01-02T00:00:00Z".into())
+        );
+        assert_eq!(
+            resolve_plain("2024-01-02T10:00:00"),
+            Node::Str("2024-01-02T10:00:00".into())
+        );
         assert_eq!(resolve_plain("~"), Node::Null);
     }
 

@@ -585,19 +585,96 @@ fn older_sops_metadata_layout() {
     // sops before 3.8 wrote empty lists for unused key sources and quoted dates with ''
     let env = Env::new();
     let key = env.age_key("k");
-    let enc = String::from_utf8(env.encrypt("s.yaml", SECRET.as_bytes(), &["--age", &key.recipient], None)).unwrap();
+    let enc = String::from_utf8(env.encrypt(
+        "s.yaml",
+        SECRET.as_bytes(),
+        &["--age", &key.recipient],
+        None,
+    ))
+    .unwrap();
     let old = enc
         .replace(
             "sops:\n    age:",
             "sops:\n    kms: []\n    gcp_kms: []\n    azure_kv: []\n    hc_vault: []\n    age:",
         )
-        .replace("    unencrypted_suffix: _unencrypted\n", "    pgp: []\n    unencrypted_suffix: _unencrypted\n");
-    let date = old.lines().find(|l| l.trim_start().starts_with("lastmodified:")).unwrap();
+        .replace(
+            "    unencrypted_suffix: _unencrypted\n",
+            "    pgp: []\n    unencrypted_suffix: _unencrypted\n",
+        );
+    let date = old
+        .lines()
+        .find(|l| l.trim_start().starts_with("lastmodified:"))
+        .unwrap();
     let quoted = date.replace('"', "'");
     let old = old.replace(date, &quoted);
-    assert!(old.contains("kms: []") && old.contains("pgp: []") && old.contains("lastmodified: '"), "{old}");
-    let theirs = env.sops_decrypt("old.yaml", old.as_bytes(), &[], Some(&key), None).unwrap();
+    assert!(
+        old.contains("kms: []") && old.contains("pgp: []") && old.contains("lastmodified: '"),
+        "{old}"
+    );
+    let theirs = env
+        .sops_decrypt("old.yaml", old.as_bytes(), &[], Some(&key), None)
+        .unwrap();
     let keys = keyring(&[("k.agekey", &key.identity)]);
     let ours = decrypt(old.as_bytes(), Format::Yaml, &keys).unwrap();
     assert_same(&ours, &theirs, "older metadata layout");
+}
+
+#[test]
+fn timestamps_binary_and_big_numbers() {
+    // sops decodes plain timestamps into time.Time (type:time), !!binary into its bytes, and
+    // integers beyond int64 into floats
+    let env = Env::new();
+    let key = env.age_key("k");
+    let plain = "\
+t: 2024-01-01T10:00:00Z
+d: 2024-01-01
+offset: 2024-06-30T23:59:59.250+02:00
+spaced: 2024-1-2 3:4:5.5
+tagged: !!timestamp 2024-01-01
+no_zone: 2024-01-01T10:00:00
+bad_day: 2024-02-30
+quoted: \"2024-01-01\"
+b: !!binary aGVsbG8=
+huge: 123456789012345678901234567890
+custom: !mytag value
+";
+    let enc = roundtrip(&env, &key, "time.yaml", plain, &[]);
+    assert!(String::from_utf8(enc).unwrap().contains("type:time]"));
+    roundtrip(
+        &env,
+        &key,
+        "time-clear.yaml",
+        plain,
+        &["--encrypted-regex", "^nothing$"],
+    );
+    roundtrip(
+        &env,
+        &key,
+        "time.json",
+        "{\"t\": \"2024-01-01T10:00:00Z\"}",
+        &[],
+    );
+    // a YAML file decrypted into the other formats (a Secret value under a .json/.env/.ini
+    // key), compared with `sops --decrypt --output-type`
+    let keys = keyring(&[("k.agekey", &key.identity)]);
+    let yaml = env.encrypt(
+        "t2.yaml",
+        b"t: 2024-01-01T10:00:00.5Z\nn: 1.5\nbig: 1e+22\ni: 7\nok: true\ns: \"a\\nb\"\n",
+        &["--age", &key.recipient],
+        None,
+    );
+    for (out, name) in [
+        (Format::Json, "json"),
+        (Format::Dotenv, "dotenv"),
+        (Format::Ini, "ini"),
+    ] {
+        let ours = decrypt_with(&yaml, Format::Yaml, out, &keys, &DecryptOptions::FLUX);
+        let theirs = env.sops_decrypt("t2.yaml", &yaml, &["--output-type", name], Some(&key), None);
+        match (ours, theirs) {
+            (Ok(ours), Ok(theirs)) => assert_same(&ours, &theirs, &format!("YAML to {name}")),
+            // a flat document has no sections: both refuse INI output
+            (Err(_), Err(_)) if out == Format::Ini => {}
+            (ours, theirs) => panic!("YAML to {name}: ours {ours:?}, sops {theirs:?}"),
+        }
+    }
 }
