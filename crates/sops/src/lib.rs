@@ -280,11 +280,21 @@ pub fn decrypt_with(
         });
     }
     let (mut branches, meta) = load(data, input)?;
-    let key = keys.data_key(&meta).map_err(SopsError::DataKey)?;
-    let mac = crypto::decrypt_tree(&mut branches, &key, &meta).map_err(SopsError::Tree)?;
+    decrypt_loaded(&mut branches, &meta, keys, opts)?;
+    emit(&branches, input, output)
+}
+
+fn decrypt_loaded(
+    branches: &mut Branches,
+    meta: &metadata::Metadata,
+    keys: &Keyring,
+    opts: &DecryptOptions,
+) -> Result<(), SopsError> {
+    let key = keys.data_key(meta).map_err(SopsError::DataKey)?;
+    let mac = crypto::decrypt_tree(branches, &key, meta).map_err(SopsError::Tree)?;
     if opts.verify_mac {
         let stored =
-            crypto::stored_mac(&key, &meta).map_err(|e| SopsError::Integrity(e.to_string()))?;
+            crypto::stored_mac(&key, meta).map_err(|e| SopsError::Integrity(e.to_string()))?;
         if stored != mac {
             let what = if stored.is_empty() {
                 "the file has no MAC"
@@ -294,7 +304,65 @@ pub fn decrypt_with(
             return Err(SopsError::Integrity(what.into()));
         }
     }
-    emit(&branches, input, output)
+    Ok(())
+}
+
+/// kustomize-controller's `DecryptResource` for one built resource where
+/// [`is_encrypted_document`] holds: upstream decrypts the resource's JSON form, so comments
+/// are gone and timestamps stay the text they were; the result is the resource without its
+/// `sops` section, as YAML.
+pub fn decrypt_resource(
+    yaml_text: &str,
+    keys: &Keyring,
+    opts: &DecryptOptions,
+) -> Result<String, SopsError> {
+    if yaml_text.len() > opts.max_size {
+        return Err(SopsError::TooLarge {
+            size: yaml_text.len(),
+            limit: opts.max_size,
+        });
+    }
+    let load_err = |message: String| {
+        if message == metadata::METADATA_NOT_FOUND {
+            SopsError::MetadataNotFound { format: "JSON" }
+        } else {
+            SopsError::Load {
+                format: "JSON",
+                message,
+            }
+        }
+    };
+    let mut branches = yaml::read_with(yaml_text, true)
+        .map_err(|e| load_err(format!("Could not unmarshal input data: {e}")))?;
+    if branches.len() != 1 {
+        return Err(load_err(format!(
+            "expected one resource, found {} documents",
+            branches.len()
+        )));
+    }
+    let meta = metadata::extract_nested(&mut branches).map_err(load_err)?;
+    decrypt_loaded(&mut branches, &meta, keys, opts)?;
+    // a decrypted time is a JSON string on upstream's path
+    for b in branches.iter_mut() {
+        times_to_strings(b);
+    }
+    Ok(yaml::write(&branches))
+}
+
+fn times_to_strings(entries: &mut [Entry]) {
+    fn node(n: &mut Node) {
+        match n {
+            Node::Time(t) => *n = Node::Str(std::mem::take(t)),
+            Node::Map(entries) => times_to_strings(entries),
+            Node::Seq(items) => items.iter_mut().for_each(node),
+            _ => {}
+        }
+    }
+    for e in entries {
+        if let Entry::Pair(_, v) = e {
+            node(v);
+        }
+    }
 }
 
 /// kustomize-controller's handling of one `data` value of a Secret that is not itself

@@ -14,6 +14,9 @@ type Ev<'a> = (Event<'a>, Span);
 
 struct Reader<'a> {
     parser: Parser<'a, granit_parser::StrInput<'a>>,
+    /// Read as kustomize-controller sees a built resource (kyaml to JSON): no comments,
+    /// timestamps left as their text.
+    json_like: bool,
     /// Comments read but not yet placed: text, same-line, column.
     pending: Vec<(String, bool, usize)>,
     anchors: Vec<(usize, Node)>,
@@ -26,7 +29,14 @@ fn pos(span: &Span) -> String {
 
 /// Parse a YAML stream into one branch per document.
 pub(crate) fn read(src: &str) -> Result<Branches, String> {
+    read_with(src, false)
+}
+
+/// Parse; with `json_like`, drop comments and keep timestamps as text, as a document goes
+/// through kustomize's JSON form before kustomize-controller decrypts it.
+pub(crate) fn read_with(src: &str, json_like: bool) -> Result<Branches, String> {
     let mut r = Reader {
+        json_like,
         parser: Parser::new_from_str(src),
         pending: Vec::new(),
         anchors: Vec::new(),
@@ -100,7 +110,9 @@ impl<'a> Reader<'a> {
                 Some(Ok((Event::Comment(text, placement), span))) => {
                     let inline = placement == Placement::Right;
                     let col = if inline { usize::MAX } else { span.start.col() };
-                    self.pending.push((text.into_owned(), inline, col));
+                    if !self.json_like {
+                        self.pending.push((text.into_owned(), inline, col));
+                    }
                 }
                 Some(Ok((Event::UnresolvedAlias(name), span))) => {
                     return Err(format!(
@@ -193,7 +205,10 @@ impl<'a> Reader<'a> {
         self.count(1)?;
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let v = resolve_scalar(&text, style, tag.as_deref().map(tag_text).as_deref());
+                let mut v = resolve_scalar(&text, style, tag.as_deref().map(tag_text).as_deref());
+                if self.json_like && matches!(v, Node::Time(_)) {
+                    v = Node::Str(text.to_string());
+                }
                 if anchor != 0 {
                     self.anchors.push((anchor, v.clone()));
                 }

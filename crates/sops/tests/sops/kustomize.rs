@@ -211,3 +211,103 @@ fn fully_encrypted_secret_cannot_be_built_with_a_namespace() {
         "{err}"
     );
 }
+
+#[test]
+fn decrypt_resource_as_flux_does() {
+    // upstream decrypts a built resource through its JSON form: comments are gone, a
+    // timestamp-looking clear value stays the text it was and a decrypted time is a string
+    // (the YAML store would make times of both)
+    use ferroflux_sops::decrypt_resource;
+    let env = Env::new();
+    let key = env.age_key("k");
+    let plain = "\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: app
+  annotations:
+    rotated: 2024-01-01
+type: Opaque
+stringData:
+  # the database password
+  password: hunter2
+  since: 2023-05-06
+  port: \"5432\"
+";
+    let enc = env.encrypt(
+        "r.yaml",
+        plain.as_bytes(),
+        &[
+            "--age",
+            &key.recipient,
+            "--encrypted-regex",
+            "^(data|stringData)$",
+        ],
+        None,
+    );
+    let built = build_text(&env, &enc);
+    // sops itself stored the clear date as a time text; add another clear date by hand after
+    // encryption (Flux does not check the MAC)
+    assert!(
+        built.contains("rotated: \"2024-01-01T00:00:00Z\""),
+        "{built}"
+    );
+    let built = built.replace("    rotated:", "    added: 2024-02-02\n    rotated:");
+    let keys = keyring(&[("k.agekey", &key.identity)]);
+    let out = decrypt_resource(&built, &keys, &DecryptOptions::FLUX).unwrap();
+    assert!(out.contains("added: \"2024-02-02\""), "{out}");
+    assert!(out.contains("rotated: \"2024-01-01T00:00:00Z\""), "{out}");
+    // an encrypted time comes back as the string upstream's JSON path makes of it
+    assert!(out.contains("since: \"2023-05-06T00:00:00Z\""), "{out}");
+    assert!(out.contains("password: hunter2"), "{out}");
+    assert!(out.contains("port: \"5432\""), "{out}");
+    assert!(out.contains("namespace: other"), "{out}");
+    assert!(!out.contains('#') && !out.contains("sops:"), "{out}");
+    // the YAML store (sops --decrypt, decrypt_with) reads dates as times instead
+    let yaml = decrypt_with(
+        built.as_bytes(),
+        Format::Yaml,
+        Format::Yaml,
+        &keys,
+        &DecryptOptions::FLUX,
+    )
+    .unwrap();
+    let yaml = String::from_utf8(yaml).unwrap();
+    assert!(yaml.contains("added: 2024-02-02T00:00:00Z"), "{yaml}");
+    assert!(yaml.contains("since: 2023-05-06T00:00:00Z"), "{yaml}");
+    // errors as for decrypt_with
+    let wrong = env.age_key("w");
+    let err = decrypt_resource(
+        &built,
+        &keyring(&[("w.agekey", &wrong.identity)]),
+        &DecryptOptions::FLUX,
+    )
+    .unwrap_err();
+    assert!(matches!(err, SopsError::DataKey(_)), "{err:?}");
+    let err = decrypt_resource(plain, &keys, &DecryptOptions::FLUX).unwrap_err();
+    assert!(matches!(err, SopsError::MetadataNotFound { .. }), "{err:?}");
+}
+
+/// Build one encrypted file under `namespace: other` with `kubectl kustomize`.
+fn build_text(env: &Env, enc: &[u8]) -> String {
+    let dir = env.path("overlay-r");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("r.yaml"), enc).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        "namespace: other\nresources:\n  - r.yaml\n",
+    )
+    .unwrap();
+    let kubectl = tool("kubectl", "install kubectl (with kustomize v5.5) on PATH");
+    let out = Command::new(kubectl)
+        .arg("kustomize")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl kustomize: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
