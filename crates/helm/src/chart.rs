@@ -341,8 +341,13 @@ fn read_archive(data: &[u8]) -> Result<Vec<(String, Vec<u8>)>, Error> {
     Ok(out)
 }
 
-/// Load a chart from a directory or a `.tgz` archive.
+/// Load a chart from a directory or a `.tgz` archive (values files read as Helm v4 does).
 pub fn load(path: &Path) -> Result<Chart, Error> {
+    load_with(path, false)
+}
+
+/// [`load`], reading values.yaml as helm3 does when `v3` (the first document only).
+pub fn load_with(path: &Path, v3: bool) -> Result<Chart, Error> {
     if path.is_dir() && !path.join("Chart.yaml").is_file() {
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let f = abs.join("Chart.yaml");
@@ -359,7 +364,7 @@ pub fn load(path: &Path) -> Result<Chart, Error> {
             std::fs::read(path).map_err(|e| Error::Chart(format!("{}: {e}", path.display())))?;
         read_archive(&data)?
     };
-    let mut c = load_files(files)?;
+    let mut c = load_files_with(files, v3)?;
     c.set_parent(None);
     Ok(c)
 }
@@ -432,6 +437,10 @@ fn validate_metadata(m: &BTreeMap<String, Value>) -> Result<(), Error> {
 
 /// Build a chart from its files (names relative to the chart root).
 pub fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
+    load_files_with(files, false)
+}
+
+fn load_files_with(files: Vec<(String, Vec<u8>)>, v3: bool) -> Result<Chart, Error> {
     let mut metadata: Option<Value> = None;
     let mut values = Value::new_map();
     let mut schema = None;
@@ -453,9 +462,14 @@ pub fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
             }
             "values.yaml" => {
                 let text = String::from_utf8_lossy(&data);
-                let v = yaml::load_values(&text)
-                    .map_err(|e| Error::Chart(format!("cannot load values.yaml: {e}")))?;
-                values = Value::map(v);
+                let v = if v3 {
+                    yaml::load_values_v3(&text)
+                } else {
+                    yaml::load_values(&text)
+                };
+                values = Value::map(
+                    v.map_err(|e| Error::Chart(format!("cannot load values.yaml: {e}")))?,
+                );
             }
             "values.schema.json" => schema = Some(data),
             "requirements.yaml" => {
@@ -519,7 +533,7 @@ pub fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
                     files[0].0
                 ))
             })?;
-            subcharts.push(load_files(inner)?);
+            subcharts.push(load_files_with(inner, v3)?);
             continue;
         }
         let prefix = format!("{cname}/");
@@ -530,7 +544,7 @@ pub fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
         if inner.is_empty() {
             continue;
         }
-        subcharts.push(load_files(inner).map_err(|e| {
+        subcharts.push(load_files_with(inner, v3).map_err(|e| {
             Error::Chart(format!("error unpacking subchart {cname} in {name}: {e}"))
         })?);
     }

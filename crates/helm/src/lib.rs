@@ -132,12 +132,11 @@ fn read_values_file(p: &Path, v3: bool) -> Result<BTreeMap<String, Value>, Error
     let text = std::fs::read_to_string(p)
         .map_err(|e| Error::Values(format!("open {}: {e}", p.display())))?;
     let failed = |e: String| Error::Values(format!("failed to parse {}: {e}", p.display()));
-    if !v3 {
-        return yaml::load_values(&text).map_err(failed);
+    if v3 {
+        yaml::load_values_v3(&text).map_err(failed)
+    } else {
+        yaml::load_values(&text).map_err(failed)
     }
-    let v = yaml::parse_yaml(&text)
-        .map_err(|e| failed(format!("error converting YAML to JSON: {e}")))?;
-    Ok(v.as_map().map(|m| m.borrow().clone()).unwrap_or_default())
 }
 
 fn api_versions(extra: &[String]) -> Vec<String> {
@@ -437,7 +436,7 @@ fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<
         values::parse_set_literal(&mut user, s)
             .map_err(|e| Error::Values(format!("failed parsing --set-literal data: {e}")))?;
     }
-    let mut chart = chart::load(chart_path)?;
+    let mut chart = chart::load_with(chart_path, v3)?;
     match chart.chart_type.as_str() {
         "" | "application" => {}
         t => return Err(Error::Chart(format!("{t} charts are not installable"))),

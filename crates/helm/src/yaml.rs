@@ -405,6 +405,18 @@ pub fn load_values(text: &str) -> Result<BTreeMap<String, Value>, String> {
     Ok(out)
 }
 
+/// helm3's `ReadValues`: the first document, which must be a map (or empty).
+pub fn load_values_v3(text: &str) -> Result<BTreeMap<String, Value>, String> {
+    match parse_yaml(text).map_err(|e| format!("error converting YAML to JSON: {e}"))? {
+        Value::Nil => Ok(BTreeMap::new()),
+        Value::Map(m) => Ok(m.borrow().clone()),
+        other => Err(format!(
+            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            json_kind(&other)
+        )),
+    }
+}
+
 /// Go's JSON name of a value's kind, as `json.Unmarshal` errors print it.
 pub fn json_kind(v: &Value) -> &'static str {
     match v {

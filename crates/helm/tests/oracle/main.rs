@@ -684,28 +684,42 @@ fn schema_keywords_match_helm() {
 /// messages as helm v4 prints them.
 #[test]
 fn yaml_errors_match_helm() {
-    let bin = helm::oracle("helm");
-    let kinds = ["values", "valfile", "chart", "tpl", "fromyaml"];
-    let jobs: Vec<(&str, usize)> = kinds
+    let bins = [helm::oracle("helm"), helm::oracle("helm3")];
+    // every place with helm v4; values files (read differently by helm3) with helm3 too
+    let kinds = [
+        ("values", 0),
+        ("valfile", 0),
+        ("chart", 0),
+        ("tpl", 0),
+        ("fromyaml", 0),
+        ("values", 1),
+        ("valfile", 1),
+    ];
+    let jobs: Vec<(&str, usize, usize)> = kinds
         .iter()
-        .flat_map(|k| (0..yamlerr::DOCS.len()).map(move |i| (*k, i)))
+        .flat_map(|(k, b)| (0..yamlerr::DOCS.len()).map(move |i| (*k, *b, i)))
         .collect();
     let failures: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = jobs
             .chunks(jobs.len().div_ceil(4))
             .map(|chunk| {
-                let bin = &bin;
+                let bins = &bins;
                 s.spawn(move || {
                     let mut failures = Vec::new();
-                    for (kind, i) in chunk {
+                    for (kind, b, i) in chunk {
                         let doc = yamlerr::DOCS[*i];
                         let dir = tempfile::tempdir().unwrap();
                         helm::write_chart(dir.path(), "{}", &[("a.yaml".into(), "a: b".into())]);
                         let args = yamlerr::place(dir.path(), kind, doc);
                         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-                        let want = helm_cmd(bin, "r", dir.path(), &argv);
+                        let want = helm_cmd(&bins[*b], "r", dir.path(), &argv);
                         let opts = TemplateOptions {
                             values_files: args.get(1).map(Into::into).into_iter().collect(),
+                            helm_version: if *b == 1 {
+                                HelmVersion::V3
+                            } else {
+                                HelmVersion::V4
+                            },
                             ..TemplateOptions::default()
                         };
                         let got = ours("r", dir.path(), &opts);
@@ -715,7 +729,8 @@ fn yaml_errors_match_helm() {
                         let (want, got) = (strip(want), strip(got));
                         if want != got {
                             failures.push(format!(
-                                "{kind} {doc:?}\n   helm: {want:?}\n   ours: {got:?}"
+                                "{kind} (helm{}) {doc:?}\n   helm: {want:?}\n   ours: {got:?}",
+                                ["", "3"][*b]
                             ));
                         }
                     }
