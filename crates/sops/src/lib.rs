@@ -402,3 +402,13 @@ pub fn is_encrypted_document(yaml_text: &str) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keyring_is_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<super::Keyring>();
+        assert_send_sync::<super::SopsError>();
+    }
+}

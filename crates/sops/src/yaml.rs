@@ -120,9 +120,7 @@ impl<'a> Reader<'a> {
                         pos(&span)
                     ));
                 }
-                Some(Ok((ev @ Event::Anchor(..), _))) => {
-                    let _ = ev;
-                }
+                Some(Ok((Event::Anchor(..), _))) => {}
                 Some(Ok(x)) => return Ok(Some(x)),
             }
         }
@@ -596,7 +594,7 @@ fn write_map_from(out: &mut String, entries: &[Entry], indent: usize, mut first_
                     push_indent(out, indent);
                 }
                 first_inline = false;
-                out.push_str(&scalar_text(k, true));
+                out.push_str(&scalar_text(k));
                 out.push(':');
                 write_value(out, v, indent);
             }
@@ -703,7 +701,7 @@ fn write_scalar(out: &mut String, v: &Node, block_indent: usize) {
             if s.contains('\n') && analyze(s).block_allowed {
                 write_literal(out, s, block_indent);
             } else {
-                out.push_str(&scalar_text(s, false));
+                out.push_str(&scalar_text(s));
                 out.push('\n');
             }
         }
@@ -934,7 +932,7 @@ fn is_base60_float(s: &str) -> bool {
 }
 
 /// The text of a single-line string scalar (plain, single- or double-quoted) as yaml.v3 picks.
-fn scalar_text(s: &str, is_key: bool) -> String {
+fn scalar_text(s: &str) -> String {
     if s == "<<" {
         // yaml.v3 resolves "<<" to its merge tag and spells the string with that tag
         return "!!merge <<".to_string();
@@ -947,7 +945,6 @@ fn scalar_text(s: &str, is_key: bool) -> String {
         // the plain attempt merely failed the emitter (then single quotes)
         return double_quoted(s);
     }
-    let _ = is_key;
     if a.block_plain_allowed && !a.multiline {
         return s.to_string();
     }
@@ -1020,13 +1017,13 @@ mod tests {
 
     #[test]
     fn string_styles() {
-        assert_eq!(scalar_text("plain", false), "plain");
-        assert_eq!(scalar_text("true", false), "\"true\"");
-        assert_eq!(scalar_text("yes", false), "\"yes\"");
-        assert_eq!(scalar_text("a: b", false), "'a: b'");
-        assert_eq!(scalar_text(" x", false), "' x'");
-        assert_eq!(scalar_text("", false), "\"\"");
-        assert_eq!(scalar_text("1:20", false), "\"1:20\"");
-        assert_eq!(scalar_text("tab\there", false), "\"tab\\there\"");
+        assert_eq!(scalar_text("plain"), "plain");
+        assert_eq!(scalar_text("true"), "\"true\"");
+        assert_eq!(scalar_text("yes"), "\"yes\"");
+        assert_eq!(scalar_text("a: b"), "'a: b'");
+        assert_eq!(scalar_text(" x"), "' x'");
+        assert_eq!(scalar_text(""), "\"\"");
+        assert_eq!(scalar_text("1:20"), "\"1:20\"");
+        assert_eq!(scalar_text("tab\there"), "\"tab\\there\"");
     }
 }
