@@ -35,9 +35,13 @@ pub(crate) fn read(src: &str) -> Result<Branches, String> {
 /// Parse; with `json_like`, drop comments and keep timestamps as text, as a document goes
 /// through kustomize's JSON form before kustomize-controller decrypts it.
 pub(crate) fn read_with(src: &str, json_like: bool) -> Result<Branches, String> {
+    // comments between a key and its value are buffered while the parser looks ahead; the
+    // input is already bounded in size, so do not bound their number
+    let mut options = granit_parser::Options::default();
+    options.max_buffered_comment_events = usize::MAX;
     let mut r = Reader {
         json_like,
-        parser: Parser::new_from_str(src),
+        parser: Parser::new_from_str_with_options(src, options),
         pending: Vec::new(),
         anchors: Vec::new(),
         nodes: 0,

@@ -678,3 +678,20 @@ custom: !mytag value
         }
     }
 }
+
+#[test]
+fn long_comment_blocks() {
+    // a commented-out block of 150 lines between a key and its value
+    let env = Env::new();
+    let key = env.age_key("k");
+    let mut plain = String::from("config:\n");
+    for i in 0..150 {
+        plain.push_str(&format!("  # line {i}: disabled: true\n"));
+    }
+    plain.push_str("  enabled: true\nlist:\n");
+    for i in 0..150 {
+        plain.push_str(&format!("# item {i}\n"));
+    }
+    plain.push_str("  - a\n");
+    roundtrip(&env, &key, "long.yaml", &plain, &[]);
+}
