@@ -18,6 +18,8 @@ pub const PGP_KEY_SUFFIX: &str = ".asc";
 #[derive(Default)]
 pub struct Keyring {
     age: Vec<Box<dyn age::Identity + Send + Sync>>,
+    /// Kinds of age identities that were present but cannot be used here.
+    age_skipped: Vec<&'static str>,
     pgp: Vec<SignedSecretKey>,
 }
 
@@ -88,6 +90,24 @@ impl Keyring {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
+            // sops also reads plugin and post-quantum identities; keep going without them
+            // (a file that needs one fails at decryption, naming the kind)
+            if line.starts_with("AGE-PLUGIN-") {
+                self.age_skipped.push("plugin");
+                found += 1;
+                continue;
+            }
+            if line.starts_with("AGE-SECRET-KEY-PQ-1") {
+                self.age_skipped.push("post-quantum");
+                found += 1;
+                continue;
+            }
+            if !line.starts_with("AGE-SECRET-KEY-1") {
+                return Err(SopsError::KeyImport(format!(
+                    "failed to parse and add to age identities: error at line {}: unknown identity type",
+                    i + 1
+                )));
+            }
             // the line is secret: report its number only
             let id: age::x25519::Identity = line.parse().map_err(|_| {
                 SopsError::KeyImport(format!(
@@ -147,8 +167,18 @@ impl Keyring {
     }
 
     fn decrypt_age(&self, enc: &str) -> Result<Vec<u8>, String> {
+        let skipped = if self.age_skipped.is_empty() {
+            String::new()
+        } else {
+            let mut kinds = self.age_skipped.clone();
+            kinds.dedup();
+            format!(
+                " (age identities not supported here were skipped: {})",
+                kinds.join(", ")
+            )
+        };
         if self.age.is_empty() {
-            return Err("failed to load age identities".into());
+            return Err(format!("failed to load age identities{skipped}"));
         }
         let reader = age::armor::ArmoredReader::new(BufReader::new(Cursor::new(enc.as_bytes())));
         let dec = age::Decryptor::new(reader).map_err(|e| {
@@ -161,7 +191,7 @@ impl Keyring {
             .decrypt(self.age.iter().map(|i| i.as_ref() as &dyn age::Identity))
             .map_err(|e| {
                 format!(
-                    "failed to create reader for decrypting sops data key with age: {}",
+                    "failed to create reader for decrypting sops data key with age: {}{skipped}",
                     age_err(&e)
                 )
             })?;

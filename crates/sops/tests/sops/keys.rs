@@ -123,6 +123,39 @@ fn secret_data_import_rules() {
     assert!(!err.contains("NOTAREALKEY"), "{err}");
 
     let mut bad = BTreeMap::new();
+    bad.insert("other.agekey".to_string(), b"ssh-ed25519 AAAA".to_vec());
+    let err = Keyring::from_secret_data(&bad).unwrap_err().to_string();
+    assert!(err.contains("unknown identity type"), "{err}");
+
+    // plugin identities are skipped (named when a file needs an age key)
+    let mut with_plugin = BTreeMap::new();
+    let mut both = b"AGE-PLUGIN-YUBIKEY-1QQQQQQ\n".to_vec();
+    both.extend_from_slice(&age.identity);
+    with_plugin.insert("mixed.agekey".to_string(), both);
+    assert_eq!(
+        Keyring::from_secret_data(&with_plugin)
+            .unwrap()
+            .age_identities(),
+        1
+    );
+    let mut only_plugin = BTreeMap::new();
+    only_plugin.insert(
+        "p.agekey".to_string(),
+        b"AGE-PLUGIN-YUBIKEY-1QQQQQQ\n".to_vec(),
+    );
+    let plugin_only = Keyring::from_secret_data(&only_plugin).unwrap();
+    let enc = env.encrypt("p.yaml", b"a: b\n", &["--age", &age.recipient], None);
+    let err = decrypt(&enc, Format::Yaml, &plugin_only)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "failed to load age identities (age identities not supported here were skipped: plugin)"
+        ),
+        "{err}"
+    );
+
+    let mut bad = BTreeMap::new();
     bad.insert(
         "broken.asc".to_string(),
         b"-----BEGIN PGP PRIVATE KEY BLOCK-----\ngarbage\n".to_vec(),
