@@ -1,7 +1,6 @@
 //! `ferroflux`: the command line of the ferroflux suite.
 
 mod engines;
-mod gitserver;
 mod up;
 
 use std::ffi::OsString;

@@ -17,7 +17,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 
-use crate::gitserver;
+use ferroflux_cli::gitserver;
 
 /// The sample application, embedded so that `up` works from any directory.
 const SAMPLE: &[(&str, &str)] = &[

@@ -1,13 +1,29 @@
 //! kustomize-controller: reconciles Kustomizations (download the source artifact, kustomize
 //! build, post-build substitution, SOPS decryption, server-side apply in stages, prune by
 //! inventory, health checks, dependsOn).
+//!
+//! Modules: [`kustomization`] (the reconciler), [`generator`] (the kustomization file a build
+//! uses), [`substitute`] (postBuild variables), [`decrypt`] (SOPS), [`cel`] (health and
+//! dependency expressions), [`clients`] (impersonation, remote clusters), [`triggers`] (source
+//! revisions via gRPC artifact events and watches).
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use ferroflux_api::Kustomization;
-use ferroflux_runtime::driver::NotYetImplemented;
+use ferroflux_runtime::artifact::ArtifactFetcher;
+use ferroflux_runtime::events::EventRecorder;
 use ferroflux_runtime::{Manager, RuntimeOptions};
+
+pub mod cel;
+pub mod clients;
+pub mod decrypt;
+pub mod generator;
+pub mod kustomization;
+pub mod substitute;
+pub mod triggers;
 
 const CONTROLLER: &str = "kustomize-controller";
 const GROUP: &str = "kustomize.toolkit.fluxcd.io";
@@ -82,10 +98,23 @@ pub struct Flags {
 
 /// Runs the controller until SIGTERM/SIGINT (or lost leadership).
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
-    flags
+    let gates = flags
         .runtime
         .feature_gates(FEATURE_GATES)
         .map_err(anyhow::Error::msg)?;
+    let gate = |name: &str| gates.get(name).copied().unwrap_or(false);
+    let mut custom_stage_kinds = Vec::new();
+    for entry in flags
+        .custom_apply_stage_kinds
+        .iter()
+        .filter(|s| !s.is_empty())
+    {
+        let (kind, group) = match entry.split_once('.') {
+            Some((k, g)) => (k.to_string(), g.to_string()),
+            None => (entry.clone(), String::new()),
+        };
+        custom_stage_kinds.push((group, kind));
+    }
     let manager = Manager::start(CONTROLLER, flags.runtime.clone()).await?;
     manager
         .serve_readiness::<Kustomization, _>(&flags.grpc_addr, |obj| {
@@ -95,7 +124,47 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                 .unwrap_or_default()
         })
         .await?;
-    let controllers = manager.controller::<Kustomization, _>(GROUP, 4, NotYetImplemented, None);
+    let base_config = kube::Config::infer()
+        .await
+        .map_err(|e| anyhow::anyhow!("unable to load the kubeconfig: {e}"))?;
+    let settings = kustomization::Settings {
+        no_cross_namespace_refs: flags.runtime.no_cross_namespace_refs,
+        requeue_dependency: flags.runtime.requeue_dependency,
+        strict_substitutions: gate("StrictPostBuildSubstitutions"),
+        allow_external_artifact: gate("ExternalArtifact"),
+        additive_cel_dependency_check: gate("AdditiveCELDependencyCheck"),
+        fail_fast: !gate("DisableFailFastBehavior"),
+        concurrent_ssa: usize::from(flags.concurrent_ssa.max(1)),
+        override_managers: flags.override_manager.clone(),
+        custom_stage_kinds,
+        source_localhost: std::env::var("SOURCE_CONTROLLER_LOCALHOST").ok(),
+        health_poll_interval: Duration::from_secs(2),
+    };
+    let reconciler = kustomization::KustomizationReconciler {
+        settings,
+        recorder: EventRecorder::new(
+            manager.client.clone(),
+            CONTROLLER,
+            &flags.runtime.events_addr,
+        ),
+        fetcher: ArtifactFetcher::new(flags.http_retry, Duration::from_secs(60)),
+        clients: Arc::new(clients::Clients::new(
+            base_config,
+            manager.client.clone(),
+            flags.runtime.default_service_account.clone(),
+            flags.runtime.insecure_kubeconfig_exec,
+            flags.runtime.insecure_kubeconfig_tls,
+        )),
+        scratch_root: std::env::temp_dir().join(CONTROLLER),
+    };
+    let triggers = triggers::Triggers::start(
+        manager.client.clone(),
+        manager.watch_namespace(),
+        flags.artifact_events_addr.clone(),
+        gate("ExternalArtifact"),
+        manager.shutdown_token(),
+    );
+    let controllers = manager.controller::<Kustomization, _>(GROUP, 4, reconciler, Some(triggers));
     manager.run(controllers).await?;
     Ok(())
 }

@@ -1,0 +1,349 @@
+//! What makes a Kustomization reconcile besides its own changes: a new artifact of its source,
+//! announced on source-controller's ArtifactEvents gRPC stream (within a second), with a watch
+//! on the source objects as the fallback when the stream is down or reports a gap.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferroflux_api::{Bucket, ExternalArtifact, GitRepository, Kustomization, OCIRepository};
+use ferroflux_proto::SubscribeRequest;
+use ferroflux_proto::artifact_events_client::ArtifactEventsClient;
+use ferroflux_proto::artifact_stream_message::Message;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A source: (kind, namespace, name).
+pub type SourceKey = (String, String, String);
+
+/// Which Kustomizations use which source, and the last revision each source announced.
+#[derive(Default)]
+struct State {
+    users: HashMap<SourceKey, BTreeSet<(String, String)>>,
+    by_kustomization: HashMap<(String, String), SourceKey>,
+    revisions: HashMap<SourceKey, String>,
+}
+
+/// Shared trigger state and the channel into the controller.
+#[derive(Clone)]
+pub struct Triggers {
+    state: Arc<Mutex<State>>,
+    tx: mpsc::UnboundedSender<ObjectRef<Kustomization>>,
+}
+
+fn source_key_of(ks: &Kustomization) -> Option<SourceKey> {
+    let r = ks.spec.source_ref.as_ref()?;
+    let kind = r.kind.as_str().to_string();
+    let ns = r
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| ks.namespace())?;
+    Some((kind, ns, r.name.clone()))
+}
+
+impl Triggers {
+    /// Starts the index, the source watches and (when `events_addr` is set) the gRPC
+    /// subscription; returns the stream of Kustomizations to reconcile.
+    pub fn start(
+        client: Client,
+        namespace: Option<String>,
+        events_addr: String,
+        external_artifacts: bool,
+        shutdown: CancellationToken,
+    ) -> BoxStream<'static, ObjectRef<Kustomization>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let triggers = Triggers {
+            state: Arc::new(Mutex::new(State::default())),
+            tx,
+        };
+        let index = triggers.clone().index(client.clone(), namespace.clone());
+        spawn_until(shutdown.clone(), index);
+        spawn_until(
+            shutdown.clone(),
+            triggers
+                .clone()
+                .watch_sources::<GitRepository>(client.clone(), namespace.clone()),
+        );
+        spawn_until(
+            shutdown.clone(),
+            triggers
+                .clone()
+                .watch_sources::<OCIRepository>(client.clone(), namespace.clone()),
+        );
+        spawn_until(
+            shutdown.clone(),
+            triggers
+                .clone()
+                .watch_sources::<Bucket>(client.clone(), namespace.clone()),
+        );
+        if external_artifacts {
+            spawn_until(
+                shutdown.clone(),
+                triggers
+                    .clone()
+                    .watch_sources::<ExternalArtifact>(client.clone(), namespace.clone()),
+            );
+        }
+        if !events_addr.is_empty() {
+            spawn_until(shutdown, triggers.subscribe(events_addr, namespace));
+        }
+        tokio_stream::wrappers::UnboundedReceiverStream::new(rx).boxed()
+    }
+
+    /// Keeps the source → Kustomizations index from a watch on Kustomizations.
+    async fn index(self, client: Client, namespace: Option<String>) {
+        let api: Api<Kustomization> = match &namespace {
+            Some(ns) => Api::namespaced(client, ns),
+            None => Api::all(client),
+        };
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(ev) = stream.next().await {
+            let Ok(ev) = ev else { continue };
+            let Ok(mut st) = self.state.lock() else {
+                return;
+            };
+            match ev {
+                Event::Apply(ks) | Event::InitApply(ks) => st.upsert(&ks),
+                Event::Delete(ks) => st.remove(&ks),
+                Event::Init | Event::InitDone => {}
+            }
+        }
+    }
+
+    /// Watches one source kind and triggers users when an artifact appears or its revision
+    /// changes.
+    async fn watch_sources<K>(self, client: Client, namespace: Option<String>)
+    where
+        K: ferroflux_api::object::Source
+            + Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let kind = K::kind(&()).to_string();
+        let api: Api<K> = match &namespace {
+            Some(ns) => Api::namespaced(client, ns),
+            None => Api::all(client),
+        };
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        loop {
+            match stream.try_next().await {
+                Ok(Some(ev @ (Event::Apply(_) | Event::InitApply(_)))) => {
+                    let initial = matches!(ev, Event::InitApply(_));
+                    if let Event::Apply(src) | Event::InitApply(src) = ev {
+                        let key = (
+                            kind.clone(),
+                            src.namespace().unwrap_or_default(),
+                            src.name_any(),
+                        );
+                        let revision = src
+                            .artifact()
+                            .map(|a| a.revision.clone())
+                            .unwrap_or_default();
+                        self.announce(key, &revision, initial);
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return,
+                Err(e) => tracing::debug!(kind = %kind, error = %e, "source watch error"),
+            }
+        }
+    }
+
+    /// Follows source-controller's ArtifactEvents, reconnecting with the last sequence seen.
+    async fn subscribe(self, addr: String, namespace: Option<String>) {
+        let url = if addr.contains("://") {
+            addr
+        } else {
+            format!("http://{addr}")
+        };
+        let mut last = 0u64;
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let client = ArtifactEventsClient::connect(url.clone()).await;
+            let mut client = match client {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, addr = %url, "artifact events unavailable, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            let request = SubscribeRequest {
+                after_sequence: last,
+                kinds: Vec::new(),
+                namespace: namespace.clone().unwrap_or_default(),
+            };
+            let mut stream = match client.subscribe(request).await {
+                Ok(s) => s.into_inner(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "artifact events subscribe failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            tracing::info!(addr = %url, after = last, "subscribed to artifact events");
+            delay = Duration::from_millis(200);
+            loop {
+                match stream.message().await {
+                    Ok(Some(msg)) => match msg.message {
+                        Some(Message::Event(ev)) => {
+                            last = ev.sequence;
+                            self.announce((ev.kind, ev.namespace, ev.name), &ev.revision, false);
+                        }
+                        Some(Message::Gap(gap)) => {
+                            // Events were missed; the source watches (which relist) cover them.
+                            tracing::info!(
+                                oldest = gap.oldest_retained,
+                                newest = gap.newest,
+                                "artifact events gap; relying on the source watches"
+                            );
+                            last = gap.newest;
+                        }
+                        None => {}
+                    },
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "artifact events stream ended");
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Records `revision` for the source (empty: no artifact yet) and, when it changed, enqueues
+    /// its users. A source first seen while listing at start-up triggers nothing: every
+    /// Kustomization is reconciled at start-up anyway.
+    fn announce(&self, key: SourceKey, revision: &str, initial_listing: bool) {
+        let users = {
+            let Ok(mut st) = self.state.lock() else {
+                return;
+            };
+            let previous = st.revisions.insert(key.clone(), revision.to_string());
+            let changed = match previous {
+                Some(p) => p != revision,
+                None => !initial_listing,
+            };
+            if !changed || revision.is_empty() {
+                return;
+            }
+            st.users.get(&key).cloned().unwrap_or_default()
+        };
+        for (ns, name) in users {
+            tracing::debug!(source = ?key, revision, kustomization = %name, "source revision changed");
+            let _ = self.tx.send(ObjectRef::new(&name).within(&ns));
+        }
+    }
+}
+
+impl State {
+    fn upsert(&mut self, ks: &Kustomization) {
+        let id = (ks.namespace().unwrap_or_default(), ks.name_any());
+        self.remove_id(&id);
+        if let Some(key) = source_key_of(ks) {
+            self.users
+                .entry(key.clone())
+                .or_default()
+                .insert(id.clone());
+            self.by_kustomization.insert(id, key);
+        }
+    }
+
+    fn remove(&mut self, ks: &Kustomization) {
+        let id = (ks.namespace().unwrap_or_default(), ks.name_any());
+        self.remove_id(&id);
+    }
+
+    fn remove_id(&mut self, id: &(String, String)) {
+        if let Some(old) = self.by_kustomization.remove(id)
+            && let Some(set) = self.users.get_mut(&old)
+        {
+            set.remove(id);
+            if set.is_empty() {
+                self.users.remove(&old);
+            }
+        }
+    }
+}
+
+fn spawn_until(
+    token: CancellationToken,
+    fut: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = fut => {}
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ks(name: &str, source: &str) -> Kustomization {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": name, "namespace": "apps"},
+            "spec": {"interval": "1m", "prune": true,
+                     "sourceRef": {"kind": "GitRepository", "name": source, "namespace": "flux-system"}}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn new_revisions_trigger_users_once() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let t = Triggers {
+            state: Arc::new(Mutex::new(State::default())),
+            tx,
+        };
+        {
+            let mut st = t.state.lock().unwrap();
+            st.upsert(&ks("a", "repo"));
+            st.upsert(&ks("b", "repo"));
+            st.upsert(&ks("c", "other"));
+        }
+        let key = (
+            "GitRepository".to_string(),
+            "flux-system".to_string(),
+            "repo".to_string(),
+        );
+        t.announce(key.clone(), "main@sha1:0", true);
+        assert!(
+            rx.try_recv().is_err(),
+            "sources listed at start-up trigger nothing"
+        );
+        t.announce(key.clone(), "main@sha1:1", false);
+        t.announce(key.clone(), "main@sha1:1", true);
+        let mut got = Vec::new();
+        while let Ok(r) = rx.try_recv() {
+            got.push(r.name);
+        }
+        assert_eq!(got, vec!["a", "b"], "one trigger per user per revision");
+
+        t.state.lock().unwrap().upsert(&ks("b", "other"));
+        t.announce(key, "main@sha1:2", true);
+        let got: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok().map(|r| r.name)).collect();
+        assert_eq!(got, vec!["a"], "re-pointed Kustomizations leave the index");
+    }
+}
