@@ -435,11 +435,8 @@ fn validate_metadata(m: &BTreeMap<String, Value>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Build a chart from its files (names relative to the chart root).
-pub fn load_files(files: Vec<(String, Vec<u8>)>) -> Result<Chart, Error> {
-    load_files_with(files, false)
-}
-
+/// Build a chart from its files (names relative to the chart root); `v3` reads values.yaml
+/// as helm3 does.
 fn load_files_with(files: Vec<(String, Vec<u8>)>, v3: bool) -> Result<Chart, Error> {
     let mut metadata: Option<Value> = None;
     let mut values = Value::new_map();
