@@ -15,6 +15,9 @@ mod exec;
 mod func;
 pub mod gofmt;
 mod lex;
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
+pub mod oracle;
 mod parse;
 #[cfg(test)]
 mod robust_tests;

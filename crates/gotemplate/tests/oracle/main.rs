@@ -7,10 +7,10 @@
 //! cases need one helm run each (helm stops at the first error); they run in parallel.
 
 mod cases;
-mod helm;
 
 use std::collections::BTreeMap;
 
+use ferroflux_gotemplate::oracle as helm;
 use ferroflux_gotemplate::{Error, MissingKey, Templates, Value};
 
 const VALUES: &str = r#"{

@@ -3,13 +3,13 @@
 
 mod certs;
 mod funcs;
-mod helm;
 mod schema;
 mod yamlerr;
 
 use std::path::Path;
 use std::process::Command;
 
+use ferroflux_gotemplate::oracle as helm;
 use ferroflux_helm::{HelmVersion, TemplateOptions, template};
 
 /// Run `helm template NAME DIR ARGS...`; Ok(stdout) or Err(stderr without "Error: ").

@@ -1,4 +1,5 @@
-//! Running the real `helm template` as the oracle for Go's text/template.
+//! Test support (feature `test-support`): finding and running the real `helm` binaries that
+//! the oracle tests of this crate and of `ferroflux-helm` compare with. Not part of the API.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,6 +32,8 @@ pub fn oracle(name: &str) -> PathBuf {
     );
 }
 
+/// Write a chart `c` (apiVersion v2) into `dir` with the given values.yaml text and files
+/// under templates/.
 pub fn write_chart(dir: &Path, values_json: &str, files: &[(String, String)]) {
     std::fs::create_dir_all(dir.join("templates")).unwrap();
     std::fs::write(
