@@ -83,6 +83,9 @@ pub struct TemplateOptions {
     pub is_upgrade: bool,
     /// `--skip-schema-validation`.
     pub skip_schema_validation: bool,
+    /// `--show-only/-s`: only the manifests rendered from templates matching these paths
+    /// (globs as `filepath.Match`, relative to the chart, e.g. `templates/service.yaml`).
+    pub show_only: Vec<String>,
     /// The Helm version to reproduce.
     pub helm_version: HelmVersion,
 }
@@ -103,6 +106,7 @@ impl Default for TemplateOptions {
             skip_tests: false,
             is_upgrade: false,
             skip_schema_validation: false,
+            show_only: Vec::new(),
             helm_version: HelmVersion::V4,
         }
     }
@@ -509,6 +513,59 @@ fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<
     })
 }
 
+/// `--show-only`: helm splits the whole output at `---` lines, keeps (in output order, per
+/// pattern) the documents whose `# Source: CHART/PATH` matches, and prints each as
+/// `---\n{doc}\n`.
+fn show_only(out: &str, patterns: &[String]) -> Result<String, Error> {
+    // the documents as helm's SplitManifests cuts them (at `^---[ \t]*`)
+    let text = out.trim_start();
+    let mut docs = Vec::new();
+    let mut cur = String::new();
+    for line in text.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix("---") {
+            let rest = rest.trim_start_matches([' ', '\t']);
+            docs.push(std::mem::take(&mut cur));
+            cur.push_str(rest);
+            continue;
+        }
+        cur.push_str(line);
+    }
+    docs.push(cur);
+    let docs: Vec<&str> = docs
+        .iter()
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| d.trim())
+        .collect();
+    let mut picked = Vec::new();
+    for pat in patterns {
+        // (filepath.ToSlash changes nothing on Unix: a `\\` stays an escape)
+        let mut missing = true;
+        for d in &docs {
+            let Some(i) = d.find("# Source: ") else {
+                continue;
+            };
+            let line = d[i + "# Source: ".len()..]
+                .lines()
+                .next()
+                .unwrap_or_default();
+            let Some((chart, path)) = line.split_once('/') else {
+                continue;
+            };
+            if chart.is_empty() || path.is_empty() || !chart::path_match(pat, path) {
+                continue;
+            }
+            picked.push(*d);
+            missing = false;
+        }
+        if missing {
+            return Err(Error::Render(format!(
+                "could not find template {pat} in chart"
+            )));
+        }
+    }
+    Ok(picked.iter().map(|d| format!("---\n{d}\n")).collect())
+}
+
 /// Render a chart like `helm template RELEASE CHART [flags]` and return its standard output.
 ///
 /// Rendering runs on a thread with a large stack so deeply recursive templates fail with
@@ -524,7 +581,14 @@ pub fn template(
     let handle = std::thread::Builder::new()
         .name("helm-template".into())
         .stack_size(1 << 30)
-        .spawn(move || run(&name, &path, &opts))
+        .spawn(move || {
+            let out = run(&name, &path, &opts)?;
+            if opts.show_only.is_empty() {
+                Ok(out)
+            } else {
+                show_only(&out, &opts.show_only)
+            }
+        })
         .map_err(|e| Error::Render(format!("cannot start render thread: {e}")))?;
     handle
         .join()

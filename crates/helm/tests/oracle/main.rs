@@ -296,6 +296,56 @@ fn umbrella_chart_matches() {
     );
 }
 
+/// `--show-only`: single templates, globs, subchart templates, hooks and tests, several
+/// patterns, and a template that is not there.
+#[test]
+fn show_only_matches_helm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = umbrella(tmp.path());
+    let cases: &[&[&str]] = &[
+        &["templates/configmap.yaml"],
+        &["templates/multi.yaml"],
+        &["templates/*.yaml"],
+        &["charts/sub/templates/deploy.yaml", "templates/secret.yaml"],
+        &["templates/hook.yaml"],
+        &["templates/tests/test-connection.yaml"],
+        &["charts/*/templates/*"],
+        &["templates/nope.yaml"],
+        &["templates/empty.yaml"],
+        &["templates\\configmap.yaml"],
+    ];
+    for files in cases {
+        let mut args = Vec::new();
+        for f in *files {
+            args.push("--show-only");
+            args.push(*f);
+        }
+        args.push("--include-crds");
+        compare(
+            "shown",
+            &dir,
+            &args,
+            &TemplateOptions {
+                show_only: files.iter().map(|f| f.to_string()).collect(),
+                include_crds: true,
+                ..TemplateOptions::default()
+            },
+        );
+    }
+    compare(
+        "shown",
+        &dir,
+        &["-s", "templates/multi.yaml", "-s", "charts/sub/templates/*"],
+        &TemplateOptions {
+            show_only: vec![
+                "templates/multi.yaml".into(),
+                "charts/sub/templates/*".into(),
+            ],
+            ..v3()
+        },
+    );
+}
+
 #[test]
 fn release_names_are_checked_like_helm() {
     let dir = fixtures().join("legacy");
