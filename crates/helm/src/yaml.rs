@@ -136,11 +136,20 @@ pub fn parse_yaml(text: &str) -> Result<Value, String> {
         return Ok(Value::Nil);
     }
     let opts = serde_saphyr::options! { legacy_octal_numbers: true, duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins };
+    let tab = tab_line_error(text);
     match serde_saphyr::from_str_with_options::<YValue>(text, opts) {
-        Ok(y) => Ok(y.0),
+        Ok(y) => match tab {
+            Some((_, e)) => Err(e),
+            None => Ok(y.0),
+        },
         Err(e) => {
             let raw = e.to_string();
             let (line, col, msg) = error_location(&raw).unwrap_or((0, 0, String::new()));
+            if let Some((tab_line, e)) = tab
+                && tab_line < line
+            {
+                return Err(e);
+            }
             if msg.starts_with("multiple YAML documents detected") && line > 0 {
                 // only the first document counts: parse the text before the `---` line that
                 // starts the second one
@@ -157,6 +166,139 @@ pub fn parse_yaml(text: &str) -> Result<Value, String> {
             Err(go_yaml_error(text, &raw))
         }
     }
+}
+
+/// What the line before a blank line left the scanner in (for tabs on blank lines).
+#[derive(Clone, Copy)]
+enum LineState {
+    /// A plain scalar that may go on: a tab below this column breaks the indentation.
+    Plain(usize),
+    /// Inside a block scalar whose parent is at this column; content indentation once known.
+    Block(usize, Option<usize>),
+    /// Inside a quoted scalar or flow collection spanning lines (tabs are fine there):
+    /// the closing quote, or the flow depth.
+    Open(char, i32),
+    /// Anything else: a tab cannot start a token.
+    Other,
+}
+
+/// Open minus closed flow brackets on a line (quotes not considered).
+fn flow_depth(s: &str) -> i32 {
+    s.chars()
+        .map(|c| match c {
+            '[' | '{' => 1,
+            ']' | '}' => -1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// go-yaml refuses a tab in the leading whitespace of an otherwise blank line in block
+/// context, which serde-saphyr accepts: `(1-based line, go-yaml's error)` of the first one.
+fn tab_line_error(text: &str) -> Option<(usize, String)> {
+    if !text.contains('\t') {
+        return None;
+    }
+    let mut state = LineState::Other;
+    for (i, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if let LineState::Open(q, depth) = state {
+            state = if q == ']' {
+                let d = depth + flow_depth(line);
+                if d > 0 {
+                    LineState::Open(q, d)
+                } else {
+                    LineState::Other
+                }
+            } else if line.contains(q) {
+                LineState::Other
+            } else {
+                state
+            };
+            continue;
+        }
+        if line.trim().is_empty() {
+            let Some(tab) = line.find('\t') else {
+                continue;
+            };
+            let problem = match state {
+                LineState::Plain(limit) if tab < limit => {
+                    "found a tab character that violates indentation"
+                }
+                LineState::Plain(_) => continue,
+                LineState::Block(parent, content) => {
+                    if content.is_some_and(|c| tab >= c) || (content.is_none() && tab > parent) {
+                        continue;
+                    }
+                    "found a tab character where an indentation space is expected"
+                }
+                LineState::Other => "found character that cannot start any token",
+                LineState::Open(..) => continue,
+            };
+            return Some((i + 1, format!("yaml: {}{problem}", go_where(i, i, true))));
+        }
+        if let LineState::Block(parent, content) = state {
+            let inside = match content {
+                Some(c) => indent >= c,
+                None => indent > parent,
+            };
+            if inside {
+                state = LineState::Block(parent, Some(content.unwrap_or(indent)));
+                continue;
+            }
+        }
+        let body = line.trim_end();
+        if body == "---" || body == "..." || body.starts_with("--- ") || line.contains('\t') {
+            state = LineState::Other;
+            continue;
+        }
+        // where the innermost collection of this line starts
+        let mut col = indent;
+        let mut rest = &line[indent..];
+        let mut dash = None;
+        while let Some(r) = rest.strip_prefix("- ") {
+            dash = Some(col);
+            let r2 = r.trim_start_matches(' ');
+            col += 2 + (r.len() - r2.len());
+            rest = r2;
+        }
+        let key = rest.find(": ").is_some() || rest.trim_end().ends_with(':');
+        let value = if key {
+            rest.split_once(": ").map_or("", |(_, v)| v).trim()
+        } else {
+            rest.trim()
+        };
+        let parent = if key { col } else { dash.unwrap_or(col) };
+        state = if let Some(q) = value.chars().next().filter(|c| *c == '"' || *c == '\'')
+            && (value.len() < 2 || !value.ends_with(q))
+        {
+            LineState::Open(q, 0)
+        } else if value.starts_with(['[', '{']) && flow_depth(value) > 0 {
+            LineState::Open(']', flow_depth(value))
+        } else if value.contains(" #") || value.starts_with('#') {
+            LineState::Other
+        } else if value.starts_with(['|', '>'])
+            && value[1..]
+                .chars()
+                .all(|c| matches!(c, '-' | '+' | '0'..='9'))
+        {
+            LineState::Block(parent, None)
+        } else if value.is_empty()
+            || value.ends_with(['\'', '"', ']', '}'])
+            || value.starts_with(['\'', '"', '[', '{', '&', '*', '!'])
+        {
+            LineState::Other
+        } else if key || dash.is_some() {
+            LineState::Plain(parent + 1)
+        } else {
+            // a continuation line of a plain scalar keeps its collection
+            match state {
+                LineState::Plain(limit) => LineState::Plain(limit),
+                _ => LineState::Other,
+            }
+        };
+    }
+    None
 }
 
 /// `(line, column, message)` of a serde-saphyr error (`error: line L column C: MESSAGE`).

@@ -1,9 +1,7 @@
 //! Broken YAML in every place helm reads it (values.yaml, `-f` files, Chart.yaml, template
 //! output, `fromYaml`) must fail with go-yaml's words, as helm prints them.
 
-/// Broken (and a few odd but valid) YAML documents. Known gap, not listed: a blank line
-/// holding only a tab (`"a: b\n\t\n"`) is accepted here, go-yaml refuses it ("found a tab
-/// character that violates indentation").
+/// Broken (and a few odd but valid) YAML documents.
 pub const DOCS: &[&str] = &[
     "a:\n\tb: 1\n",
     "a: 1\n b: 2\n",
@@ -58,6 +56,24 @@ pub const DOCS: &[&str] = &[
     "a:\n  null: [x, 2]\n",
     "a:\n  ~: {b: 'c', d: 1.5}\n",
     "? \n: x\n",
+    "a: b\n\t\n",
+    "a: b\n \t\n",
+    "x:\n  a: b\n  \t\nc: 1\n",
+    "x:\n  a: b\n   \t\n",
+    "- b\n\t\n",
+    "a: 'b'\n\t\n",
+    "a: b # c\n\t\n",
+    "a: |\n  x\n\t\n",
+    "a: b\n\t\nc: d\n",
+    "- k: v\n  \t\n",
+    "a:\n\t\n",
+    "a: b\n\n\t\n",
+    "a: \"x\n\t\ny\"\nb: 1\n",
+    "a: 'x\n\t\n y'\n",
+    "a: [1,\n\t\n 2]\nb: {c: 1,\n\t\n d: 2}\n",
+    "a: |\n  x\n  \t\n  y\n",
+    "a: |\n  x\tz\n",
+    "a: b\n  c\n\t\n",
 ];
 
 /// Where a document goes: (label, how the chart is changed).
