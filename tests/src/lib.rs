@@ -243,10 +243,13 @@ impl Cluster {
                 flags.push(format!("--grpc-addr={}", self.source_grpc));
             }
             _ => {
-                flags.push(format!(
-                    "--artifact-events-addr=http://{}",
-                    self.source_grpc
-                ));
+                let own = self.extra_flags.get(name).cloned().unwrap_or_default();
+                if !own.iter().any(|f| f.starts_with("--artifact-events-addr")) {
+                    flags.push(format!(
+                        "--artifact-events-addr=http://{}",
+                        self.source_grpc
+                    ));
+                }
                 flags.push(format!("--grpc-addr={}", free_port()));
             }
         }
@@ -300,6 +303,11 @@ impl Cluster {
         }
         self.controllers.insert(name, c);
         Ok(())
+    }
+
+    /// The process id of a running controller.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.controllers.get(name).and_then(|c| c.process.id())
     }
 
     /// The metrics address of a running controller.

@@ -4,7 +4,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use ferroflux_api::GitRepository;
+use ferroflux_api::{GitRepository, Kustomization};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -136,6 +137,56 @@ async fn up_starts_everything_and_stops_cleanly() {
         .expect("artifact");
     assert_eq!(artifact.revision, expected_revision);
     assert!(artifact.digest.starts_with("sha256:"));
+
+    // kustomize-controller applies the sample app: the Kustomization is Ready with the same
+    // revision, its inventory lists the app's objects, and they exist in the cluster.
+    let kustomizations = Api::<Kustomization>::namespaced(client.clone(), "flux-system");
+    let ks = eventually(
+        "Kustomization hello to be Ready",
+        Duration::from_secs(90),
+        || async {
+            let k = kustomizations.get("hello").await.ok()?;
+            let status = k.status.as_ref()?;
+            let ready = status
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            (ready && status.last_applied_revision.as_deref() == Some(&expected_revision))
+                .then_some(k)
+        },
+    )
+    .await;
+    let ready = ks
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .unwrap();
+    assert_eq!(ready.reason, "ReconciliationSucceeded");
+    assert_eq!(
+        ready.message,
+        format!("Applied revision: {expected_revision}")
+    );
+    let inventory: Vec<String> = ks
+        .status
+        .as_ref()
+        .and_then(|s| s.inventory.as_ref())
+        .map(|i| i.entries.iter().map(|e| e.id.clone()).collect())
+        .unwrap_or_default();
+    assert!(
+        inventory.contains(&"_hello__Namespace".to_string())
+            && inventory.contains(&"hello_hello_apps_Deployment".to_string()),
+        "{inventory:?}"
+    );
+    let deployment = Api::<Deployment>::namespaced(client.clone(), "hello")
+        .get("hello")
+        .await
+        .unwrap();
+    assert_eq!(
+        deployment.metadata.labels.unwrap_or_default()["kustomize.toolkit.fluxcd.io/name"],
+        "hello"
+    );
 
     // Ctrl-C stops the controllers and the API server, and `up` exits successfully.
     signal(up.id().unwrap(), libc::SIGINT);

@@ -38,6 +38,9 @@ impl Severity {
     }
 }
 
+/// Events remembered for counting repeats (the table is reset when full).
+const MAX_SEEN_EVENTS: usize = 1024;
+
 /// Upstream's maximum event message length.
 pub const MAX_MESSAGE_LEN: usize = 39000;
 
@@ -208,6 +211,10 @@ impl EventRecorder {
         );
         let now = Time(jiff::Timestamp::now());
         let mut seen = self.seen.lock().await;
+        // Messages often carry timings, so keys rarely repeat: keep the table bounded.
+        if seen.len() >= MAX_SEEN_EVENTS && !seen.contains_key(&key) {
+            seen.clear();
+        }
         if let Some((name, count)) = seen.get_mut(&key) {
             *count += 1;
             let patch = serde_json::json!({"count": *count, "lastTimestamp": now});
