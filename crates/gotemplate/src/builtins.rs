@@ -82,7 +82,7 @@ fn length(v: &V) -> Result<usize, FuncError> {
     match &v.v {
         Value::Nil => Err("len of nil pointer".into()),
         Value::NoValue => Err("reflect: call of reflect.Value.Type on zero Value".into()),
-        Value::String(s) => Ok(s.len()),
+        Value::String(s) => Ok(crate::value::go_bytes(s).len()),
         Value::Bytes(b) => Ok(b.len()),
         Value::List(l) => Ok(l.len()),
         Value::Map(m) => Ok(m.borrow().len()),

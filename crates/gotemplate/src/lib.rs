@@ -27,4 +27,4 @@ pub use builtins::{html_escape, js_escape, query_escape};
 pub use error::{Error, ExecError};
 pub use exec::{MissingKey, Options, Templates};
 pub use func::{Env, Func, FuncError, FuncResult, Param};
-pub use value::{MapRef, Object, Value};
+pub use value::{MapRef, Object, Value, go_bytes, string_from_go_bytes};

@@ -245,3 +245,53 @@ impl From<f64> for Value {
         Value::Float(f)
     }
 }
+
+/// Go strings are byte strings; ours are UTF-8. A byte that is not part of valid UTF-8 is
+/// kept as one character of this private-use range (U+10FE80..=U+10FEFF for bytes
+/// 0x80..=0xFF), so that functions working on bytes (`len`, `b64enc`, hashes) see Go's bytes.
+const RAW_BYTE_BASE: u32 = 0x10FE00;
+
+/// Go's `string(b)`: the bytes as a string, invalid UTF-8 kept byte for byte (see
+/// [`go_bytes`]).
+pub fn string_from_go_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    let mut rest = b;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                return out;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(good).unwrap_or_default());
+                let n = e.error_len().unwrap_or(bad.len()).max(1);
+                for byte in &bad[..n] {
+                    out.push(
+                        char::from_u32(RAW_BYTE_BASE + u32::from(*byte)).unwrap_or('\u{FFFD}'),
+                    );
+                }
+                rest = &bad[n..];
+            }
+        }
+    }
+}
+
+/// Go's `[]byte(s)`: the bytes a string stands for (raw bytes kept by
+/// [`string_from_go_bytes`] come back as themselves).
+pub fn go_bytes(s: &str) -> std::borrow::Cow<'_, [u8]> {
+    let raw = |c: char| (RAW_BYTE_BASE + 0x80..=RAW_BYTE_BASE + 0xFF).contains(&(c as u32));
+    if !s.chars().any(raw) {
+        return std::borrow::Cow::Borrowed(s.as_bytes());
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut buf = [0u8; 4];
+    for c in s.chars() {
+        if raw(c) {
+            out.push((c as u32 - RAW_BYTE_BASE) as u8);
+        } else {
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}

@@ -247,7 +247,7 @@ impl Object for Files {
                 let n = a[0].as_str().unwrap_or_default();
                 Ok(Value::str(
                     me.get(n)
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .map(|b| ferroflux_gotemplate::string_from_go_bytes(&b))
                         .unwrap_or_default(),
                 ))
             }),
@@ -271,7 +271,7 @@ impl Object for Files {
                 let Some(b) = me.get(n) else {
                     return Ok(Value::list(Vec::new()));
                 };
-                let s = String::from_utf8_lossy(&b).into_owned();
+                let s = ferroflux_gotemplate::string_from_go_bytes(&b);
                 let s = s.strip_suffix('\n').unwrap_or(&s);
                 Ok(Value::list(s.split('\n').map(Value::str).collect()))
             }),
@@ -281,7 +281,7 @@ impl Object for Files {
                         .map(|(k, v)| {
                             (
                                 base_name(k).to_string(),
-                                Value::str(String::from_utf8_lossy(v).into_owned()),
+                                Value::str(ferroflux_gotemplate::string_from_go_bytes(v)),
                             )
                         })
                         .collect();

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use base64::Engine as _;
+use ferroflux_gotemplate::go_bytes;
 use ferroflux_gotemplate::gofmt::{quote as go_quote, sprint, sprintf};
 use ferroflux_gotemplate::{Env, Func, FuncError, FuncResult, Param, Value};
 use rand::Rng;
@@ -21,7 +22,7 @@ fn f(name: &str, params: &[Param], variadic: Option<Param>, imp: Imp) -> Func {
 pub fn strval(v: &Value) -> String {
     match v {
         Value::String(s) => s.to_string(),
-        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Bytes(b) => ferroflux_gotemplate::string_from_go_bytes(b),
         other => sprint(std::slice::from_ref(other)),
     }
 }
@@ -789,37 +790,37 @@ fn base_functions() -> Vec<Func> {
         }),
         // encoding and hashing
         f("b64enc", &[String], None, |_, a| {
-            vstr(base64::engine::general_purpose::STANDARD.encode(s(&a[0])))
+            vstr(base64::engine::general_purpose::STANDARD.encode(go_bytes(&s(&a[0]))))
         }),
         f(
             "b64dec",
             &[String],
             None,
             |_, a| match base64::engine::general_purpose::STANDARD.decode(s(&a[0])) {
-                Ok(b) => vstr(std::string::String::from_utf8_lossy(&b).into_owned()),
+                Ok(b) => vstr(ferroflux_gotemplate::string_from_go_bytes(&b)),
                 Err(e) => vstr(go_b64_error(&e)),
             },
         ),
         f("b32enc", &[String], None, |_, a| {
-            vstr(base32_encode(s(&a[0]).as_bytes()))
+            vstr(base32_encode(&go_bytes(&s(&a[0]))))
         }),
         f("b32dec", &[String], None, |_, a| {
             match base32_decode(&s(&a[0])) {
-                Ok(b) => vstr(std::string::String::from_utf8_lossy(&b).into_owned()),
+                Ok(b) => vstr(ferroflux_gotemplate::string_from_go_bytes(&b)),
                 Err(e) => vstr(e),
             }
         }),
         f("sha256sum", &[String], None, |_, a| {
-            vstr(sha_hex::<sha2::Sha256>(s(&a[0]).as_bytes()))
+            vstr(sha_hex::<sha2::Sha256>(&go_bytes(&s(&a[0]))))
         }),
         f("sha512sum", &[String], None, |_, a| {
-            vstr(sha_hex::<sha2::Sha512>(s(&a[0]).as_bytes()))
+            vstr(sha_hex::<sha2::Sha512>(&go_bytes(&s(&a[0]))))
         }),
         f("sha1sum", &[String], None, |_, a| {
-            vstr(crate::sha1::hex_digest(s(&a[0]).as_bytes()))
+            vstr(crate::sha1::hex_digest(&go_bytes(&s(&a[0]))))
         }),
         f("adler32sum", &[String], None, |_, a| {
-            vstr(adler32(s(&a[0]).as_bytes()).to_string())
+            vstr(adler32(&go_bytes(&s(&a[0]))).to_string())
         }),
         f("randAlphaNum", &[Int], None, |_, a| {
             vstr(rand_string(int_arg(&a[0]), ALNUM))

@@ -103,6 +103,8 @@ pub const CASES: &[&str] = &[
     "{{ .Files.Get \"files/a.txt\" }}|{{ .Files.GetBytes \"files/a.txt\" }}|{{ .Files.Lines \"files/a.txt\" }}|{{ .Files.Get \"nope\" }}",
     "{{ (.Files.Glob \"files/*\").AsConfig }}",
     "{{ (.Files.Glob \"files/*.txt\").AsSecrets }}",
+    "{{ .Files.Get \"bin/x.bin\" | b64enc }}|{{ .Files.Get \"bin/x.bin\" | sha256sum }}|{{ .Files.Get \"bin/x.bin\" | len }}|{{ .Files.Get \"bin/x.bin\" | b32enc }}|{{ .Files.Get \"bin/x.bin\" | sha1sum }}|{{ .Files.Get \"bin/x.bin\" | adler32sum }}",
+    "{{ b64dec \"/w==\" | b64enc }}|{{ b64dec \"gICA\" | len }}|{{ b64dec \"w6k=\" | len }}|{{ b32dec \"74======\" | b64enc }}|{{ .Files.GetBytes \"bin/x.bin\" | len }}|{{ (.Files.Glob \"bin/*\").AsSecrets }}",
     "{{ range $path, $_ := .Files.Glob \"**.txt\" }}{{ $path }};{{ end }}",
     // dates (the test machine's local zone applies to helm and to us alike)
     "{{ date \"2006-01-02T15:04:05Z07:00\" (int64 0) }}|{{ date \"Mon Jan 2 15:04:05 MST 2006\" 1700000000 }}|{{ htmlDate 86400 }}",

@@ -153,6 +153,13 @@ fn batch_matches_helm(cases: &[&str]) {
     std::fs::create_dir_all(dir.path().join("files")).unwrap();
     std::fs::write(dir.path().join("files/a.txt"), "line1\nline2\n").unwrap();
     std::fs::write(dir.path().join("files/b.conf"), "key=value").unwrap();
+    // bytes that are not UTF-8 (a binary file, as keystores are)
+    std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+    std::fs::write(
+        dir.path().join("bin/x.bin"),
+        b"\xff\xfe\x00\x01abc\x80\xc3\xa9\xe2\x82",
+    )
+    .unwrap();
     let want = match helm_cmd(&bin, "rel", dir.path(), &[]) {
         Ok(o) => helm::decode_cases(&o),
         Err(e) => panic!("helm failed on the batch: {e}"),
