@@ -542,6 +542,13 @@ fn go_parse_uint(s: &str) -> Option<u64> {
 
 const INDENT: usize = 4;
 
+/// yaml.v3's indentation of a block nested in a mapping whose keys sit at `indent`: the next
+/// multiple of the indentation step (a mapping inside a sequence item starts two columns
+/// after the dash, so its children snap back to the grid).
+fn nested(indent: usize) -> usize {
+    INDENT * ((indent + INDENT) / INDENT)
+}
+
 /// Emit branches as sops writes plain YAML (one document per branch).
 pub(crate) fn write(branches: &Branches) -> String {
     let mut out = String::new();
@@ -611,31 +618,28 @@ fn write_value(out: &mut String, v: &Node, indent: usize) {
     match v {
         Node::Map(entries) if entries.iter().any(|e| matches!(e, Entry::Pair(..))) => {
             out.push('\n');
-            write_map(out, entries, indent + INDENT);
+            write_map(out, entries, nested(indent));
         }
-        Node::Map(entries) => {
+        Node::Map(_) => {
+            // yaml.v3 drops the comments of an empty mapping
             out.push_str(" {}\n");
-            for e in entries {
-                if let Entry::Comment(c) = e {
-                    push_comment(out, indent + INDENT, c);
-                }
-            }
         }
         Node::Seq(items) if items.iter().any(|n| !matches!(n, Node::Comment(_))) => {
             out.push('\n');
-            write_seq(out, items, indent + INDENT);
+            write_seq(out, items, nested(indent));
         }
         Node::Seq(items) => {
+            // the comments of an empty sequence follow it at the key's indentation
             out.push_str(" []\n");
             for n in items {
                 if let Node::Comment(c) = n {
-                    push_comment(out, indent + INDENT, c);
+                    push_comment(out, indent, c);
                 }
             }
         }
         scalar => {
             out.push(' ');
-            write_scalar(out, scalar, indent + INDENT);
+            write_scalar(out, scalar, nested(indent));
         }
     }
 }

@@ -695,3 +695,13 @@ fn long_comment_blocks() {
     plain.push_str("  - a\n");
     roundtrip(&env, &key, "long.yaml", &plain, &[]);
 }
+
+#[test]
+fn comment_after_empty_collection() {
+    // sops stores a comment on an empty flow sequence as an encrypted item and prints it
+    // below the key; the comment of an empty flow mapping is lost
+    let env = Env::new();
+    let key = env.age_key("k");
+    let plain = "a:\n  list: [] # nothing yet\n  map: {} # nor here\n  b: 1\n";
+    roundtrip(&env, &key, "empty-comment.yaml", plain, &[]);
+}

@@ -171,6 +171,26 @@ impl Env {
         out.stdout
     }
 
+    /// `sops --encrypt`, returning sops's complaint when it refuses the input.
+    pub fn try_encrypt(&self, name: &str, plain: &[u8], args: &[&str]) -> Result<Vec<u8>, String> {
+        let file = self.path(name);
+        std::fs::write(&file, plain).unwrap();
+        let out = Command::new(sops_bin())
+            .current_dir(self.dir.path())
+            .arg("--encrypt")
+            .args(args)
+            .arg(&file)
+            .env_remove("SOPS_AGE_KEY_FILE")
+            .env_remove("SOPS_AGE_KEY")
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
     /// `sops --decrypt` of `data` (written as `name`); Err(stderr) when sops fails.
     pub fn sops_decrypt(
         &self,
