@@ -66,6 +66,11 @@ pub trait Object {
     fn as_list(&self) -> Option<Vec<Value>> {
         None
     }
+    /// The text the object marshals to in JSON and YAML (Go's `MarshalJSON`/`MarshalText`,
+    /// e.g. RFC 3339 for `time.Time`); `None` uses the `%v` rendering.
+    fn marshal_text(&self) -> Option<String> {
+        None
+    }
     /// Access to the concrete type, for functions that accept specific objects.
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None

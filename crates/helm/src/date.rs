@@ -171,6 +171,13 @@ fn zone_abbrev(t: &GoTime) -> String {
     let off = t.tz.to_offset(t.ts);
     match t.tz.iana_name() {
         Some("UTC") | Some("Etc/UTC") | None if off.seconds() == 0 => "UTC".into(),
+        None => {
+            // a zone from a parsed offset: Go's FixedZone("", offset) prints as -0700
+            let s = off.seconds();
+            let sign = if s < 0 { '-' } else { '+' };
+            let a = s.unsigned_abs();
+            format!("{sign}{:02}{:02}", a / 3600, (a % 3600) / 60)
+        }
         _ => {
             let info = t.tz.to_offset_info(t.ts);
             let abbr = info.abbreviation().to_string();
@@ -560,6 +567,10 @@ impl Object for GoTime {
     }
     fn format(&self, _plus: bool) -> String {
         format(self, "2006-01-02 15:04:05.999999999 -0700 MST")
+    }
+    fn marshal_text(&self) -> Option<String> {
+        // time.Time's MarshalJSON / MarshalText: RFC 3339 with nanoseconds
+        Some(format(self, "2006-01-02T15:04:05.999999999Z07:00"))
     }
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)

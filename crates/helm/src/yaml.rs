@@ -723,7 +723,11 @@ fn write_json(
             }
             out.push('}');
         }
-        Value::Object(o) => json_string(&o.format(false), eh, out),
+        Value::Object(o) => json_string(
+            &o.marshal_text().unwrap_or_else(|| o.format(false)),
+            eh,
+            out,
+        ),
         Value::Map(_) => out.push_str("{}"),
         Value::Func(_) => return Err("json: unsupported type: func()".into()),
     }
@@ -788,7 +792,7 @@ fn to_node(v: &Value, depth: usize) -> Result<Node, String> {
             }
             Node::Map(out)
         }
-        Value::Object(o) => Node::Str(o.format(false)),
+        Value::Object(o) => Node::Str(o.marshal_text().unwrap_or_else(|| o.format(false))),
         Value::Map(_) => Node::Map(Vec::new()),
         Value::Func(_) => return Err("json: unsupported type: func()".into()),
     })

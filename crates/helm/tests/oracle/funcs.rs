@@ -112,6 +112,8 @@ pub const CASES: &[&str] = &[
     "{{ toDate \"2006-01-02\" \"2024-03-05\" }}|{{ toDate \"2006-01-02\" \"2024-03-05\" | date \"Jan 2, 2006\" }}|{{ toDate \"2006-01-02\" \"bad\" }}",
     "{{ unixEpoch (toDate \"2006-01-02 15:04\" \"2024-03-05 10:30\") }}|{{ dateModify \"1h30m\" (toDate \"2006-01-02\" \"2024-03-05\") | date \"2006-01-02 15:04\" }}|{{ (toDate \"2006-01-02\" \"2024-03-05\").Year }}",
     "{{ toDate \"2006-01-02T15:04:05Z07:00\" \"2024-03-05T10:30:00+02:00\" | date \"2006-01-02 15:04 -0700\" }}|{{ toDate \"02/01/06 3:04PM\" \"05/03/24 1:30PM\" | unixEpoch }}",
+    "{{ toDate \"2006-01-02\" \"2024-03-05\" | toJson }}|{{ list (toDate \"2006-01-02T15:04:05Z07:00\" \"2024-03-05T10:30:00.5+02:00\") | toPrettyJson }}|{{ toDate \"2006-01-02T15:04:05Z07:00\" \"2024-03-05T10:30:00-07:30\" }}",
+    "{{ dict \"t\" (toDate \"2006-01-02T15:04:05Z07:00\" \"2024-03-05T10:30:00.123+02:00\") \"u\" (toDate \"2006-01-02\" \"2024-03-05\") | toYaml }}|{{ toDate \"2006-01-02T15:04:05Z07:00\" \"2024-03-05T10:30:00+02:00\" | date \"MST -0700 Z07:00\" }}",
     "{{ duration 95 }}|{{ duration \"95\" }}|{{ duration (int64 3700) }}|{{ durationRound \"2h10m5s\" }}|{{ durationRound \"400h\" }}|{{ durationRound (int64 1500000000) }}|{{ durationRound \"1.5s\" }}",
     "{{ now | date \"2006\" }}|{{ date \"2006\" .Values.flt }}|{{ regexMatch \"^[0-9]+(h[0-9]+m)?[0-9.]*s$\" (ago (int64 0)) }}",
     // crypto: fixed ciphertext from helm, round trips, and certificate/key shapes
