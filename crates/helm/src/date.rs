@@ -11,6 +11,8 @@ use jiff::tz::TimeZone;
 pub struct GoTime {
     pub ts: Timestamp,
     pub tz: TimeZone,
+    /// The zone's name when it is a named fixed zone (TOML's `date-local`, ...).
+    pub name: Option<&'static str>,
 }
 
 const MONTHS: [&str; 12] = [
@@ -168,6 +170,9 @@ fn chunks(layout: &str) -> Vec<Result<String, Std>> {
 }
 
 fn zone_abbrev(t: &GoTime) -> String {
+    if let Some(n) = t.name {
+        return n.to_string();
+    }
     let off = t.tz.to_offset(t.ts);
     match t.tz.iana_name() {
         Some("UTC") | Some("Etc/UTC") | None if off.seconds() == 0 => "UTC".into(),
@@ -419,13 +424,14 @@ pub fn parse(layout: &str, value: &str, tz: &TimeZone) -> Option<GoTime> {
             } else {
                 TimeZone::fixed(off)
             };
-            Some(GoTime { ts, tz })
+            Some(GoTime { ts, tz, name: None })
         }
         None => {
             let zdt = dt.to_zoned(tz.clone()).ok()?;
             Some(GoTime {
                 ts: zdt.timestamp(),
                 tz: tz.clone(),
+                name: None,
             })
         }
     }
@@ -527,7 +533,12 @@ impl Object for GoTime {
     fn method(&self, name: &str) -> Option<Func> {
         let ts = self.ts;
         let tz = self.tz.clone();
-        let me = move || GoTime { ts, tz: tz.clone() };
+        let zone_name = self.name;
+        let me = move || GoTime {
+            ts,
+            tz: tz.clone(),
+            name: zone_name,
+        };
         Some(match name {
             "Format" => Func::new("Format", &[Param::String], None, move |_, a| {
                 Ok(Value::str(format(&me(), a[0].as_str().unwrap_or_default())))
@@ -560,6 +571,7 @@ impl Object for GoTime {
                 Ok(Value::Object(Rc::new(GoTime {
                     ts,
                     tz: TimeZone::UTC,
+                    name: None,
                 })))
             }),
             _ => return None,
@@ -586,20 +598,24 @@ fn time_arg(v: &Value) -> GoTime {
         Value::Int(i) | Value::Int64(i) => GoTime {
             ts: Timestamp::from_second(*i).unwrap_or(Timestamp::UNIX_EPOCH),
             tz: local(),
+            name: None,
         },
         Value::Object(o) => match o.as_any().and_then(|x| x.downcast_ref::<GoTime>()) {
             Some(t) => GoTime {
                 ts: t.ts,
                 tz: t.tz.clone(),
+                name: t.name,
             },
             None => GoTime {
                 ts: Timestamp::now(),
                 tz: local(),
+                name: None,
             },
         },
         _ => GoTime {
             ts: Timestamp::now(),
             tz: local(),
+            name: None,
         },
     }
 }
@@ -615,7 +631,14 @@ fn date_in_zone(layout: &str, date: &Value, zone: &str) -> String {
     } else {
         TimeZone::get(zone).unwrap_or(TimeZone::UTC)
     };
-    format(&GoTime { ts: t.ts, tz }, layout)
+    format(
+        &GoTime {
+            ts: t.ts,
+            tz,
+            name: None,
+        },
+        layout,
+    )
 }
 
 fn s(v: &Value) -> String {
@@ -635,6 +658,7 @@ pub fn functions() -> Vec<Func> {
             Ok(time_value(GoTime {
                 ts: Timestamp::now(),
                 tz: local(),
+                name: None,
             }))
         }),
         f("date", &[String, Any], |_, a| {
@@ -657,6 +681,7 @@ pub fn functions() -> Vec<Func> {
                 GoTime {
                     ts: zero_time(),
                     tz: TimeZone::UTC,
+                    name: None,
                 },
             )))
         }),
@@ -732,6 +757,7 @@ fn date_modify(_: &mut dyn ferroflux_gotemplate::Env, a: Vec<Value>) -> FuncResu
                 .checked_add(jiff::SignedDuration::from_nanos(d))
                 .unwrap_or(t.ts),
             tz: t.tz,
+            name: None,
         },
         None => t,
     }))
@@ -747,6 +773,7 @@ fn must_date_modify(_: &mut dyn ferroflux_gotemplate::Env, a: Vec<Value>) -> Fun
                 .checked_add(jiff::SignedDuration::from_nanos(d))
                 .unwrap_or(t.ts),
             tz: t.tz,
+            name: None,
         })),
         None => Err(ferroflux_gotemplate::FuncError::Msg(format!(
             "time: invalid duration {}",

@@ -459,11 +459,106 @@ fn scalar_value(raw: &str) -> Option<Value> {
     {
         return Some(Value::Float(f));
     }
-    // dates and times stay text
-    if raw.len() >= 8 && raw.as_bytes()[0].is_ascii_digit() && raw.contains([':', '-']) {
-        return Some(Value::str(raw));
+    datetime(raw)
+}
+
+/// `n` ASCII digits at `s[at..]`.
+fn digits(s: &str, at: usize, n: usize) -> Option<i32> {
+    let part = s.get(at..at + n)?;
+    part.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| part.parse().ok())?
+}
+
+/// A TOML date, time or date-time as the `time.Time` BurntSushi/toml decodes it: offset
+/// date-times in a UTC or fixed zone, local forms in the zones it names `datetime-local`,
+/// `date-local` and `time-local` (offset 0; local times on 0000-01-01).
+fn datetime(raw: &str) -> Option<Value> {
+    use jiff::civil::{Date, DateTime, Time};
+    let time_at = |s: &str| -> Option<(Time, usize)> {
+        let (h, m, sec) = (digits(s, 0, 2)?, digits(s, 3, 2)?, digits(s, 6, 2)?);
+        if s.as_bytes().get(2) != Some(&b':') || s.as_bytes().get(5) != Some(&b':') {
+            return None;
+        }
+        let mut used = 8;
+        let mut nanos = 0i32;
+        if s.as_bytes().get(8) == Some(&b'.') {
+            let frac: String = s[9..].chars().take_while(char::is_ascii_digit).collect();
+            if frac.is_empty() {
+                return None;
+            }
+            used += 1 + frac.len();
+            let nine: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+            nanos = nine.parse().ok()?;
+        }
+        let t = Time::new(
+            i8::try_from(h).ok()?,
+            i8::try_from(m).ok()?,
+            i8::try_from(sec).ok()?,
+            nanos,
+        )
+        .ok()?;
+        Some((t, used))
+    };
+    let named = |dt: DateTime, name: &'static str| -> Option<Value> {
+        let ts = dt.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+        Some(Value::Object(std::rc::Rc::new(crate::date::GoTime {
+            ts,
+            tz: jiff::tz::TimeZone::UTC,
+            name: Some(name),
+        })))
+    };
+    // a local time
+    if raw.as_bytes().get(2) == Some(&b':') {
+        let (t, used) = time_at(raw)?;
+        if used != raw.len() {
+            return None;
+        }
+        return named(Date::new(0, 1, 1).ok()?.to_datetime(t), "time-local");
     }
-    None
+    let (y, mo, d) = (digits(raw, 0, 4)?, digits(raw, 5, 2)?, digits(raw, 8, 2)?);
+    if raw.as_bytes().get(4) != Some(&b'-') || raw.as_bytes().get(7) != Some(&b'-') {
+        return None;
+    }
+    let date = Date::new(
+        i16::try_from(y).ok()?,
+        i8::try_from(mo).ok()?,
+        i8::try_from(d).ok()?,
+    )
+    .ok()?;
+    if raw.len() == 10 {
+        return named(date.to_datetime(Time::midnight()), "date-local");
+    }
+    if !matches!(raw.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
+        return None;
+    }
+    let rest = &raw[11..];
+    let (t, used) = time_at(rest)?;
+    let dt = date.to_datetime(t);
+    let zone = &rest[used..];
+    if zone.is_empty() {
+        return named(dt, "datetime-local");
+    }
+    let tz = if zone == "Z" || zone == "z" {
+        jiff::tz::TimeZone::UTC
+    } else {
+        let sign = match zone.as_bytes().first() {
+            Some(b'+') => 1,
+            Some(b'-') => -1,
+            _ => return None,
+        };
+        if zone.len() != 6 || zone.as_bytes()[3] != b':' {
+            return None;
+        }
+        let secs = sign * (digits(zone, 1, 2)? * 3600 + digits(zone, 4, 2)? * 60);
+        jiff::tz::TimeZone::fixed(jiff::tz::Offset::from_seconds(secs).ok()?)
+    };
+    let ts = dt.to_zoned(tz.clone()).ok()?.timestamp();
+    Some(Value::Object(std::rc::Rc::new(crate::date::GoTime {
+        ts,
+        tz,
+        name: None,
+    })))
 }
 
 fn insert_path(table: &Value, key: &[String], v: Value, line: usize) -> TResult<()> {

@@ -91,6 +91,7 @@ pub const CASES: &[&str] = &[
     "{{ toYaml (fromYaml \"a:\\n  b: c\\nl:\\n- 1\\n- x: y\\n\") }}",
     "{{ fromYaml \"y: 1\\non: 2\\n3: x\" }}|{{ toYaml (dict \"y\" 1 \"on\" 2 \"null\" 3) }}",
     "{{ $t := fromToml \"title = 'x'\\n[owner]\\nname = \\\"Tom\\\"\\nage = 42\\nratio = 0.5\\nok = true\\nlist = [1, 2, 3]\\n[[items]]\\nk = 1\\n[[items]]\\nk = 2\\n[a.b]\\nc = \\\"d\\\"\\ninline = { x = 1, y = \\\"z\\\" }\\n\" }}{{ $t }}|{{ $t.owner.age | typeOf }}|{{ len $t.items }}",
+    "{{ $t := fromToml \"a = 1979-05-27T07:32:00Z\\nb = 1979-05-27\\nc = 07:32:00.5\\nd = 1979-05-27T00:32:00.999999-07:00\\ne = 1979-05-27 07:32:00\\nf = [1979-05-27, 08:00:00]\\ng = 2000-01-01T00:00:00+00:00\\n\" }}{{ range $k, $v := $t }}{{ $k }}={{ $v }} {{ typeOf $v }};{{ end }}|{{ toJson $t }}|{{ $t.a.Year }}|{{ $t.d | date \"2006-01-02 15:04 MST\" }}",
     "{{ toToml (dict \"a\" 1 \"b\" \"s\" \"t\" (dict \"x\" true)) }}",
     // helm objects and functions
     "{{ .Release.Name }}|{{ .Release.Namespace }}|{{ .Release.Service }}|{{ .Release.IsInstall }}|{{ .Release.Revision }}",
