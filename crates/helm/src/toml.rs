@@ -130,13 +130,39 @@ struct Reader<'a> {
     s: &'a [u8],
     i: usize,
     line: usize,
+    /// BurntSushi's "last key": the table and key being read, for error messages.
+    last_key: String,
+}
+
+/// Go's `%q` of a rune.
+fn q_rune(c: char) -> String {
+    ferroflux_gotemplate::gofmt::sprintf("%q", &[Value::Int(c as i64)])
 }
 
 type TResult<T> = Result<T, String>;
 
 impl Reader<'_> {
     fn err<T>(&self, msg: &str) -> TResult<T> {
-        Err(format!("toml: line {}: {msg}", self.line))
+        // at the end of the input the position is the last character's line
+        let at_end = self.i >= self.s.len() && self.s.ends_with(b"\n") && self.line > 1;
+        self.err_at(if at_end { self.line - 1 } else { self.line }, msg)
+    }
+    fn err_at<T>(&self, line: usize, msg: &str) -> TResult<T> {
+        if self.last_key.is_empty() {
+            Err(format!("toml: line {line}: {msg}"))
+        } else {
+            Err(format!(
+                "toml: line {line} (last key {}): {msg}",
+                ferroflux_gotemplate::gofmt::quote(&self.last_key)
+            ))
+        }
+    }
+    /// The character at the reader, Go-`%q` style, or `end of file`.
+    fn here(&self) -> String {
+        std::str::from_utf8(&self.s[self.i..])
+            .ok()
+            .and_then(|r| r.chars().next())
+            .map_or_else(|| "end of file".to_string(), q_rune)
     }
     fn peek(&self) -> Option<u8> {
         self.s.get(self.i).copied()
@@ -187,7 +213,12 @@ impl Reader<'_> {
                     }
                 }
                 if st == self.i {
-                    return self.err("expected a key");
+                    return match self.peek() {
+                        Some(b'=') => self.err("unexpected '=': key name appears blank"),
+                        Some(b'.') => self.err("unexpected '.': keys cannot start with a '.'"),
+                        None => self.err("unexpected EOF; expected key separator '='"),
+                        _ => self.err(&format!("expected key but found {} instead", self.here())),
+                    };
                 }
                 Ok(String::from_utf8_lossy(&self.s[st..self.i]).into_owned())
             }
@@ -219,7 +250,7 @@ impl Reader<'_> {
                     return Ok(String::from_utf8_lossy(&out).into_owned());
                 }
                 match self.peek() {
-                    None => return self.err("unterminated string"),
+                    None => return self.err("unexpected EOF; expected '\"\"\"'"),
                     Some(b'\\') => {
                         // line-ending backslash trims following whitespace
                         let mut j = self.i + 1;
@@ -256,7 +287,8 @@ impl Reader<'_> {
         let mut out = Vec::new();
         loop {
             match self.peek() {
-                None | Some(b'\n') => return self.err("unterminated string"),
+                None => return self.err("unexpected EOF; expected '\"'"),
+                Some(b'\n') => return self.err("strings cannot contain newlines"),
                 Some(b'"') => {
                     self.i += 1;
                     return Ok(String::from_utf8_lossy(&out).into_owned());
@@ -273,7 +305,7 @@ impl Reader<'_> {
         self.i += 1;
         let c = match self.peek() {
             Some(c) => c,
-            None => return self.err("unterminated escape"),
+            None => return self.err("unexpected EOF; expected '\"'"),
         };
         self.i += 1;
         let simple = match c {
@@ -294,7 +326,9 @@ impl Reader<'_> {
         let n = match c {
             b'u' => 4,
             b'U' => 8,
-            _ => return self.err("invalid escape in string"),
+            _ => {
+                return self.err(&format!("invalid escape in string '\\{}'", char::from(c)));
+            }
         };
         let hex = std::str::from_utf8(self.s.get(self.i..self.i + n).unwrap_or_default())
             .unwrap_or_default()
@@ -318,7 +352,7 @@ impl Reader<'_> {
             let st = self.i;
             while !self.s[self.i..].starts_with(b"'''") {
                 match self.peek() {
-                    None => return self.err("unterminated string"),
+                    None => return self.err("unexpected EOF; expected \"'''\""),
                     Some(c) => {
                         if c == b'\n' {
                             self.line += 1;
@@ -335,7 +369,8 @@ impl Reader<'_> {
         let st = self.i;
         loop {
             match self.peek() {
-                None | Some(b'\n') => return self.err("unterminated string"),
+                None => return self.err("unexpected EOF; expected \"'\""),
+                Some(b'\n') => return self.err("strings cannot contain newlines"),
                 Some(b'\'') => {
                     let v = String::from_utf8_lossy(&self.s[st..self.i]).into_owned();
                     self.i += 1;
@@ -351,6 +386,10 @@ impl Reader<'_> {
         }
         self.ws();
         match self.peek() {
+            None => self.err("unexpected EOF; expected value"),
+            Some(b'\n') | Some(b'\r') => {
+                self.err(&format!("expected value but found {} instead", self.here()))
+            }
             Some(b'"') => Ok(Value::str(self.basic_string()?)),
             Some(b'\'') => Ok(Value::str(self.literal_string()?)),
             Some(b'[') => {
@@ -370,7 +409,12 @@ impl Reader<'_> {
                             self.i += 1;
                             return Ok(Value::list(items));
                         }
-                        _ => return self.err("expected a comma or array terminator"),
+                        _ => {
+                            return self.err(&format!(
+                                "expected a comma (',') or array terminator (']'), but got {}",
+                                self.here()
+                            ));
+                        }
                     }
                 }
             }
@@ -382,23 +426,43 @@ impl Reader<'_> {
                     self.i += 1;
                     return Ok(table);
                 }
+                let outer = self.last_key.clone();
                 loop {
                     let k = self.key()?;
                     self.ws();
                     if self.peek() != Some(b'=') {
-                        return self.err("expected '='");
+                        return self.err(&format!(
+                            "expected '.' or '=', but got {} instead",
+                            self.here()
+                        ));
                     }
                     self.i += 1;
+                    self.last_key = join_key(&outer, &k);
                     let v = self.value(depth + 1)?;
-                    insert_path(&table, &k, v, self.line)?;
-                    self.ws();
+                    if insert_path(&table, &k, v, self.line).is_err() {
+                        return self.err(&defined(&self.last_key));
+                    }
+                    self.ws_nl();
                     match self.peek() {
-                        Some(b',') => self.i += 1,
+                        Some(b',') => {
+                            self.i += 1;
+                            // a trailing comma is allowed (TOML 1.1)
+                            self.ws_nl();
+                            if self.peek() == Some(b'}') {
+                                self.i += 1;
+                                return Ok(table);
+                            }
+                        }
                         Some(b'}') => {
                             self.i += 1;
                             return Ok(table);
                         }
-                        _ => return self.err("expected a comma or inline table terminator"),
+                        _ => {
+                            return self.err(&format!(
+                                "expected a comma or an inline table terminator '}}', but got {} instead",
+                                self.here()
+                            ));
+                        }
                     }
                 }
             }
@@ -413,17 +477,95 @@ impl Reader<'_> {
                 }
                 let raw = std::str::from_utf8(&self.s[st..self.i])
                     .unwrap_or_default()
-                    .trim()
+                    .trim_end()
                     .to_string();
-                scalar_value(&raw).ok_or_else(|| {
-                    format!(
-                        "toml: line {}: expected value but found {raw:?} instead",
-                        self.line
-                    )
-                })
+                if let Some(why) = number_error(&raw) {
+                    return self.err(&why);
+                }
+                if let Some(v) = scalar_value(&raw) {
+                    return Ok(v);
+                }
+                // the longest prefix that is a number or date ends the value (`0x1G`: `0x1`)
+                let numeric = raw.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-');
+                let bounds: Vec<usize> = raw.char_indices().map(|(i, _)| i).skip(1).collect();
+                let cut = bounds
+                    .into_iter()
+                    .rev()
+                    .find(|i| numeric && scalar_value(raw[..*i].trim_end()).is_some());
+                match cut {
+                    Some(i) => {
+                        self.i = st + i;
+                        Ok(scalar_value(raw[..i].trim_end()).unwrap_or(Value::Nil))
+                    }
+                    None => self.err(&format!(
+                        "expected value but found {} instead",
+                        ferroflux_gotemplate::gofmt::quote(&raw)
+                    )),
+                }
             }
         }
     }
+}
+
+/// BurntSushi's complaints about a decimal number token (leading zeroes, a bare `.`,
+/// misplaced underscores).
+fn number_error(raw: &str) -> Option<String> {
+    let tok = raw.split([' ', '\t']).next().unwrap_or_default();
+    let body = tok.strip_prefix(['+', '-']).unwrap_or(tok);
+    if body.is_empty()
+        || !body.starts_with(|c: char| c.is_ascii_digit())
+        || body.starts_with("0x")
+        || body.starts_with("0o")
+        || body.starts_with("0b")
+        || (body.len() >= 5 && body.as_bytes()[4] == b'-')
+        || (body.len() >= 3 && body.as_bytes()[2] == b':')
+        || !body
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '_' | 'e' | 'E' | '+' | '-'))
+    {
+        return None;
+    }
+    let q = ferroflux_gotemplate::gofmt::quote(tok);
+    let float = body.contains(['.', 'e', 'E']);
+    let kind = if float { "float" } else { "integer" };
+    let b = body.as_bytes();
+    let bad_underscore = b.iter().enumerate().any(|(i, c)| {
+        *c == b'_'
+            && !(i > 0 && b[i - 1].is_ascii_digit() && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+    });
+    if bad_underscore {
+        return Some(format!(
+            "Invalid {kind} {q}: underscores must be surrounded by digits"
+        ));
+    }
+    let int_part: String = body
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '_')
+        .collect();
+    if int_part.len() > 1 && int_part.starts_with('0') {
+        return Some(format!("Invalid {kind} {q}: cannot have leading zeroes"));
+    }
+    if let Some(dot) = body.find('.')
+        && !body[dot + 1..].starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Some(format!(
+            "Invalid float {q}: '.' must be followed by one or more digits"
+        ));
+    }
+    None
+}
+
+fn join_key(ctx: &str, key: &[String]) -> String {
+    let k = key.join(".");
+    if ctx.is_empty() {
+        k
+    } else {
+        format!("{ctx}.{k}")
+    }
+}
+
+fn defined(key: &str) -> String {
+    format!("Key '{key}' has already been defined.")
 }
 
 fn scalar_value(raw: &str) -> Option<Value> {
@@ -624,15 +766,18 @@ fn table_at(root: &Value, key: &[String], array: bool, line: usize) -> TResult<V
     Ok(cur)
 }
 
-/// Parse a TOML document.
+/// Parse a TOML document (errors as BurntSushi/toml words them).
 pub fn from_toml(text: &str) -> Result<Value, String> {
     let mut r = Reader {
         s: text.as_bytes(),
         i: 0,
         line: 1,
+        last_key: String::new(),
     };
     let root = Value::new_map();
     let mut current = root.clone();
+    let mut context = String::new();
+    let mut headers: std::collections::HashSet<Vec<String>> = Default::default();
     loop {
         r.ws_nl();
         let Some(c) = r.peek() else {
@@ -641,28 +786,60 @@ pub fn from_toml(text: &str) -> Result<Value, String> {
         if c == b'[' {
             let array = r.s[r.i..].starts_with(b"[[");
             r.i += if array { 2 } else { 1 };
+            r.last_key.clear();
             let key = r.key()?;
             r.ws();
             let close: &[u8] = if array { b"]]" } else { b"]" };
             if !r.s[r.i..].starts_with(close) {
-                return r.err("expected ']'");
+                let line = if r.peek() == Some(b'\n') {
+                    r.line + 1
+                } else {
+                    r.line
+                };
+                return r.err_at(
+                    line,
+                    &format!(
+                        "expected '.' or ']' to end table name, but got {} instead",
+                        r.here()
+                    ),
+                );
             }
             r.i += close.len();
+            if !array && !headers.insert(key.clone()) {
+                return r.err(&defined(&key.join(".")));
+            }
             current = table_at(&root, &key, array, r.line)?;
+            context = key.join(".");
         } else {
+            r.last_key.clear();
             let key = r.key()?;
             r.ws();
             if r.peek() != Some(b'=') {
-                return r.err("expected '=' after a key");
+                return match r.peek() {
+                    None => r.err("unexpected EOF; expected key separator '='"),
+                    _ => r.err(&format!(
+                        "expected '.' or '=', but got {} instead",
+                        r.here()
+                    )),
+                };
             }
             r.i += 1;
+            r.last_key = join_key(&context, &key);
             let v = r.value(0)?;
-            insert_path(&current, &key, v, r.line)?;
+            if insert_path(&current, &key, v, r.line).is_err() {
+                return r.err(&defined(&r.last_key));
+            }
         }
+        r.last_key.clear();
         r.ws();
         match r.peek() {
             None | Some(b'\n') | Some(b'\r') | Some(b'#') => {}
-            _ => return r.err("expected a newline after a value"),
+            _ => {
+                return r.err(&format!(
+                    "expected a top-level item to end with a newline, comment, or EOF, but got {} instead",
+                    r.here()
+                ));
+            }
         }
     }
 }

@@ -134,3 +134,30 @@ pub const DERIVE_PASSWORD: &[&str] = &[
     "{{ derivePassword 1 \"long\" \"password\" \"user\" \"example.com\" }}|{{ derivePassword 2 \"maximum\" \"s3cr3t\" \"ünï\" \"site.org\" }}|{{ derivePassword 4294967297 \"pin\" \"\" \"\" \"\" }}|{{ derivePassword 7 \"nope\" \"a\" \"b\" \"c\" }}",
     "{{ derivePassword 3 \"basic\" .Values.str \"me\" \"x\" }}",
 ];
+
+/// `fromToml` failures: BurntSushi/toml's error text (in the result's `Error` key).
+pub const TOML_ERRORS: &[&str] = &[
+    "{{ (fromToml \"a = \\n\").Error }}",
+    "{{ (fromToml \"a = 1\\na = 2\\n\").Error }}",
+    "{{ (fromToml \"[t]\\nx=1\\n[t]\\n\").Error }}",
+    "{{ (fromToml \"a = \\\"unclosed\\n\").Error }}",
+    "{{ (fromToml \"= 1\\n\").Error }}",
+    "{{ (fromToml \"a = tru\\n\").Error }}",
+    "{{ (fromToml \"a = 0x1G\\n\").Error }}",
+    "{{ (fromToml \"x = {a = 1\\n\").Error }}",
+    "{{ (fromToml \"a = 1\\nb = [1,\\n\").Error }}",
+    "{{ (fromToml \"[a]\\nb = 1\\n[a.c]\\nd = \\n\").Error }}",
+    "{{ (fromToml \"a = 'x\\n\").Error }}",
+    "{{ (fromToml \"a = 1 b = 2\\n\").Error }}",
+    "{{ (fromToml \"[a\\nb = 1\\n\").Error }}",
+    "{{ (fromToml \"a = [1 2]\\n\").Error }}",
+    "{{ (fromToml \"a.b = 1\\na.b = 2\\n\").Error }}",
+    "{{ (fromToml \"a\\n\").Error }}",
+    "{{ (fromToml \"a = \\\"\\\\q\\\"\\n\").Error }}",
+    "{{ (fromToml \"a = 1.\\n\").Error }}",
+    "{{ (fromToml \"a = 01\\n\").Error }}",
+    "{{ (fromToml \"a = {b = 1,}\\n\").Error }}",
+    "{{ (fromToml \"a = [1, 2,]\\nb = 'ok'\\n\") }}",
+    "{{ (fromToml \"a = 'x'\\n[t]\\na = 1\\n[t.u]\\nb = 2\\nb = 3\\n\").Error }}",
+    "{{ (fromToml \"a = \\\"x\\\" # c\\nb = \\\"\\\"\\\"\\nmulti\\n\").Error }}",
+];

@@ -124,6 +124,11 @@ fn function_cases_match_helm() {
 }
 
 #[test]
+fn toml_errors_match_helm() {
+    batch_matches_helm(funcs::TOML_ERRORS);
+}
+
+#[test]
 fn derive_password_matches_helm() {
     batch_matches_helm(funcs::DERIVE_PASSWORD);
 }
