@@ -357,6 +357,8 @@ pub async fn run<K, R>(
     let trigger_state = state.clone();
     let triggers = watcher(api, wc)
         .default_backoff()
+        // No reconciler reads managedFields: not keeping them makes the cached objects smaller.
+        .modify(|obj: &mut K| obj.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default())

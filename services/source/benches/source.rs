@@ -222,7 +222,10 @@ async fn bench_idle_rss(url: &str) -> (u64, u64, usize) {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     env.write_kubeconfig(&kubeconfig).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_source-controller"))
+    // `FERROFLUX_BENCH_BIN` measures another build of the binary (e.g. a different profile).
+    let bin = std::env::var("FERROFLUX_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_source-controller").to_string());
+    let mut child = Command::new(&bin)
         .args([
             "--storage-path",
             dir.path().join("data").to_str().unwrap(),
@@ -292,9 +295,19 @@ async fn bench_idle_rss(url: &str) -> (u64, u64, usize) {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Idle: 30 s after the last object became ready (past the controller's 10 s idle trim).
+    tokio::time::sleep(Duration::from_secs(30)).await;
     let rss = rss_kib(child.id(), "VmRSS:");
     let hwm = rss_kib(child.id(), "VmHWM:");
+    // For investigations: keep a copy of the mappings (`FERROFLUX_BENCH_SMAPS=/path/prefix`
+    // writes `<prefix>.smaps`, `<prefix>.rollup` and `<prefix>.status`).
+    if let Ok(prefix) = std::env::var("FERROFLUX_BENCH_SMAPS") {
+        for part in ["smaps", "smaps_rollup", "status"] {
+            let text =
+                std::fs::read_to_string(format!("/proc/{}/{part}", child.id())).unwrap_or_default();
+            std::fs::write(format!("{prefix}.{part}"), text).unwrap();
+        }
+    }
     let _ = child.kill();
     let _ = child.wait();
     (rss, hwm, count)

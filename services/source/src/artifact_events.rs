@@ -18,6 +18,11 @@ use tonic::{Request, Response, Status};
 /// Default number of events kept for resuming subscribers.
 pub const DEFAULT_RETAINED: usize = 4096;
 
+/// Slots of the live fan-out channel. Small on purpose: tokio's broadcast channel allocates
+/// and initialises every slot up front (4096 slots were 1 MiB of resident memory at idle),
+/// and a subscriber that falls behind catches up from the retained log instead.
+const LIVE_BUFFER: usize = 64;
+
 struct LogState {
     retained: VecDeque<ArtifactEvent>,
     next_sequence: u64,
@@ -33,7 +38,7 @@ pub struct ArtifactEventLog {
 
 impl ArtifactEventLog {
     pub fn new(capacity: usize) -> Self {
-        let (live, _) = broadcast::channel(capacity.max(16));
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
         Self {
             state: Arc::new(Mutex::new(LogState {
                 retained: VecDeque::new(),
@@ -66,7 +71,8 @@ impl ArtifactEventLog {
     }
 
     /// The replay for a subscriber resuming after `after` (0 = from now on), the live receiver
-    /// subscribed atomically with it, and whether a gap must be reported.
+    /// subscribed atomically with it, whether a gap must be reported, and the sequence the
+    /// subscriber is at once the replay is delivered (`after`, or the newest one for 0).
     pub fn subscribe(
         &self,
         after: u64,
@@ -74,14 +80,29 @@ impl ArtifactEventLog {
         Option<RetentionGap>,
         Vec<ArtifactEvent>,
         broadcast::Receiver<ArtifactEvent>,
+        u64,
+    ) {
+        self.subscribe_after(after, after == 0)
+    }
+
+    /// [`Self::subscribe`], where `after` = 0 means "from sequence 1" unless `from_now`.
+    fn subscribe_after(
+        &self,
+        after: u64,
+        from_now: bool,
+    ) -> (
+        Option<RetentionGap>,
+        Vec<ArtifactEvent>,
+        broadcast::Receiver<ArtifactEvent>,
+        u64,
     ) {
         let Ok(state) = self.state.lock() else {
-            return (None, Vec::new(), self.live.subscribe());
+            return (None, Vec::new(), self.live.subscribe(), after);
         };
         let rx = self.live.subscribe();
         let newest = state.next_sequence - 1;
-        if after == 0 {
-            return (None, Vec::new(), rx);
+        if from_now {
+            return (None, Vec::new(), rx, newest);
         }
         let oldest = state
             .retained
@@ -106,7 +127,7 @@ impl ArtifactEventLog {
                 .cloned()
                 .collect()
         };
-        (gap, replay, rx)
+        (gap, replay, rx, after)
     }
 }
 
@@ -126,11 +147,14 @@ impl ArtifactEvents for ArtifactEventLog {
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let req = request.into_inner();
-        let (gap, replay, mut rx) = ArtifactEventLog::subscribe(self, req.after_sequence);
+        let (gap, replay, mut rx, start) = ArtifactEventLog::subscribe(self, req.after_sequence);
         let log = self.clone();
         let stream = async_stream(move |tx| async move {
-            let mut last = req.after_sequence;
+            let mut last = start;
             if let Some(gap) = gap {
+                // After the gap the subscriber is at the newest sequence (the replay below
+                // repeats what is still retained).
+                let newest = gap.newest;
                 if tx
                     .send(Ok(ArtifactStreamMessage {
                         message: Some(Message::Gap(gap)),
@@ -140,7 +164,7 @@ impl ArtifactEvents for ArtifactEventLog {
                 {
                     return;
                 }
-                last = 0;
+                last = newest;
             }
             for e in replay {
                 last = last.max(e.sequence);
@@ -174,17 +198,31 @@ impl ArtifactEvents for ArtifactEventLog {
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Too slow: tell the subscriber to resync rather than silently skip.
-                        let gap = RetentionGap {
-                            oldest_retained: 0,
-                            newest: log.newest(),
-                        };
-                        let _ = tx
-                            .send(Ok(ArtifactStreamMessage {
-                                message: Some(Message::Gap(gap)),
-                            }))
-                            .await;
-                        return;
+                        // Fell behind the live channel: catch up from the retained log; only
+                        // when that no longer holds what was missed, report a gap and end.
+                        let (gap, replay, live, _) = log.subscribe_after(last, false);
+                        rx = live;
+                        if let Some(gap) = gap {
+                            let _ = tx
+                                .send(Ok(ArtifactStreamMessage {
+                                    message: Some(Message::Gap(gap)),
+                                }))
+                                .await;
+                            return;
+                        }
+                        for e in replay {
+                            last = last.max(e.sequence);
+                            if matches(&req, &e)
+                                && tx
+                                    .send(Ok(ArtifactStreamMessage {
+                                        message: Some(Message::Event(e)),
+                                    }))
+                                    .await
+                                    .is_err()
+                            {
+                                return;
+                            }
+                        }
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
@@ -289,6 +327,33 @@ mod tests {
             panic!("expected event")
         };
         assert_eq!((e.sequence, e.name.as_str()), (4, "d"));
+    }
+
+    #[tokio::test]
+    async fn slow_subscriber_catches_up_from_the_retained_log() {
+        let log = ArtifactEventLog::new(1000);
+        let url = serve(log.clone()).await;
+        let mut client = ArtifactEventsClient::connect(url).await.unwrap();
+        let mut s = client
+            .subscribe(SubscribeRequest {
+                after_sequence: 0,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // Far more than the live channel holds, while the subscriber does not read.
+        let n = (LIVE_BUFFER * 5) as u64;
+        for i in 1..=n {
+            log.publish(event("x", &format!("main@sha1:{i}")));
+        }
+        for want in 1..=n {
+            match next(&mut s).await {
+                Message::Event(e) => assert_eq!(e.sequence, want, "order"),
+                Message::Gap(g) => panic!("unexpected gap at {want}: {g:?}"),
+            }
+        }
     }
 
     #[tokio::test]

@@ -105,8 +105,9 @@ pub struct Flags {
     )]
     storage_remote_url: String,
 
-    /// (ferroflux) The largest file allowed in an artifact, in bytes (0 = no limit).
-    #[arg(long = "artifact-max-file-size", default_value_t = 104_857_600)]
+    /// (ferroflux) The largest file allowed in an artifact, in bytes; 0 (the default) means no
+    /// limit, as upstream has none.
+    #[arg(long = "artifact-max-file-size", default_value_t = 0)]
     artifact_max_file_size: u64,
 
     /// (ferroflux) The address of the gRPC server streaming artifact events.
@@ -202,6 +203,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         scratch_root: std::env::temp_dir().join("source-controller"),
     };
 
+    tokio::spawn(memory::trim_when_idle(std::time::Duration::from_secs(10)));
+
     let git = manager.controller::<GitRepository, _>(GROUP, 2, reconciler, None);
     let oci = manager.controller::<OCIRepository, _>(GROUP, 2, NotYetImplemented, None);
     let helmrepo = manager.controller::<HelmRepository, _>(GROUP, 2, NotYetImplemented, None);
@@ -221,7 +224,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    memory::limit_arenas();
+    memory::tune_allocator();
     ferroflux_runtime::main_entry_with::<Flags, _, _, _, _>(
         CONTROLLER,
         args,

@@ -144,7 +144,8 @@ pub fn clone(
             (n.clone(), obj, tag, n.clone())
         }
         Reference::SemVer(range) => {
-            let (name, obj, tag) = pick_semver(&refs, range)?;
+            let tied = pick_semver(&refs, range)?;
+            let (name, obj, tag) = latest_commit(&repo, cfg, tied, interrupt)?;
             let full = format!("refs/tags/{name}");
             (full.clone(), obj, tag, full)
         }
@@ -322,19 +323,16 @@ fn find_ref(refs: &[Ref], full: &str) -> Option<(gix::ObjectId, Option<gix::Obje
     })
 }
 
-/// The highest tag matching the range (Masterminds semantics: `v` prefix allowed, pre-releases
-/// only when the range names one).
-fn pick_semver(
-    refs: &[Ref],
-    range: &str,
-) -> Result<(String, gix::ObjectId, Option<gix::ObjectId>), GitError> {
+/// A tag matching a semver range: (short name, peeled commit, annotated tag object).
+type SemverCandidate = (String, gix::ObjectId, Option<gix::ObjectId>);
+
+/// The tags with the highest version matching the range (Masterminds semantics: `v` prefix
+/// allowed, pre-releases only when the range names one), sorted by name. More than one when
+/// versions are equal in precedence (`v1.0.0` and `1.0.0`, or only build metadata differs).
+fn pick_semver(refs: &[Ref], range: &str) -> Result<Vec<SemverCandidate>, GitError> {
     let constraint = crate::semver::Constraint::parse(range).map_err(GitError::SemverParse)?;
-    let mut best: Option<(
-        crate::semver::Version,
-        String,
-        gix::ObjectId,
-        Option<gix::ObjectId>,
-    )> = None;
+    let mut best: Option<crate::semver::Version> = None;
+    let mut tied: Vec<SemverCandidate> = Vec::new();
     for r in refs {
         let (name, object, tag) = match r {
             Ref::Direct {
@@ -361,16 +359,69 @@ fn pick_semver(
         if !constraint.matches(&v) {
             continue;
         }
-        let better = match &best {
-            None => true,
-            Some((bv, bname, ..)) => v > *bv || (v == *bv && short > bname.as_str()),
-        };
-        if better {
-            best = Some((v, short.to_string(), object, tag));
+        match best.as_ref().map(|b| v.cmp(b)) {
+            Some(std::cmp::Ordering::Less) => continue,
+            Some(std::cmp::Ordering::Equal) => {}
+            None | Some(std::cmp::Ordering::Greater) => {
+                best = Some(v);
+                tied.clear();
+            }
         }
+        tied.push((short.to_string(), object, tag));
     }
-    best.map(|(_, n, o, t)| (n, o, t))
-        .ok_or_else(|| GitError::NoSemverMatch(range.to_string()))
+    if tied.is_empty() {
+        return Err(GitError::NoSemverMatch(range.to_string()));
+    }
+    tied.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(tied)
+}
+
+/// Among tags of equal version, the one whose commit has the latest committer time, as
+/// upstream orders them; equal times fall back to the greatest tag name (upstream's order is
+/// then unspecified). Fetches the tied commits (depth 1) only when there is a tie.
+fn latest_commit(
+    repo: &gix::Repository,
+    cfg: &CloneConfig,
+    mut tied: Vec<SemverCandidate>,
+    interrupt: &AtomicBool,
+) -> Result<SemverCandidate, GitError> {
+    if tied.len() < 2 {
+        return tied
+            .pop()
+            .ok_or_else(|| GitError::NoSemverMatch(String::new()));
+    }
+    let specs: Vec<String> = tied
+        .iter()
+        .enumerate()
+        .map(|(i, (name, ..))| format!("+refs/tags/{name}:refs/ferroflux/semver/{i}"))
+        .collect();
+    fetch_specs(repo, cfg, &specs, NonZeroU32::new(1), interrupt)?;
+    let url = cfg.url.as_str();
+    let mut timed = Vec::with_capacity(tied.len());
+    for candidate in tied {
+        let time = repo
+            .find_commit(candidate.1)
+            .map_err(|e| {
+                clone_err(
+                    url,
+                    format!("unable to read commit of tag '{}': {e}", candidate.0),
+                )
+            })?
+            .time()
+            .map_err(|e| {
+                clone_err(
+                    url,
+                    format!("unable to read commit time of tag '{}': {e}", candidate.0),
+                )
+            })?
+            .seconds;
+        timed.push((time, candidate));
+    }
+    timed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.0.cmp(&b.1.0)));
+    timed
+        .pop()
+        .map(|(_, c)| c)
+        .ok_or_else(|| GitError::NoSemverMatch(String::new()))
 }
 
 fn list_refs(repo: &gix::Repository, cfg: &CloneConfig, spec: &str) -> Result<Vec<Ref>, GitError> {

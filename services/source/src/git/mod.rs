@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod checkout;
 pub mod fetch;
+pub mod github;
 
 pub use auth::AuthOptions;
 pub use fetch::{CloneConfig, CloneOutcome, clone};

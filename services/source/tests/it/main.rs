@@ -2,6 +2,7 @@
 
 mod controller;
 mod gitrepository;
+mod provider;
 mod shared_storage;
 mod support;
 mod verify;

@@ -20,7 +20,6 @@ pub fn git_env(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
-        .envs(envs.iter().copied())
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_AUTHOR_NAME", "Test")
@@ -29,6 +28,7 @@ pub fn git_env(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
         .env("GIT_COMMITTER_EMAIL", "test@example.com")
         .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
         .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+        .envs(envs.iter().copied())
         .output()
         .expect("git is installed");
     assert!(

@@ -290,3 +290,108 @@ async fn gpg_and_ssh_signatures_on_commits_and_tags() {
         }
     }
 }
+
+/// Commits signed by git with ECDSA keys on the three NIST curves (`ssh-keygen -t ecdsa -b N`).
+#[tokio::test(flavor = "multi_thread")]
+async fn ecdsa_ssh_signatures_on_commits() {
+    let repos = Repos::new();
+    let keys = tempfile::tempdir().unwrap();
+    let w = repos.work("ecdsa");
+    std::fs::write(w.join("base.yaml"), "a: 1\n").unwrap();
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "base"]);
+    let mut signed = Vec::new();
+    for bits in ["256", "384", "521"] {
+        let key = keys.path().join(format!("ecdsa{bits}"));
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ecdsa", "-b", bits, "-N", "", "-C", "t", "-f"])
+            .arg(&key)
+            .output()
+            .expect("ssh-keygen is installed");
+        assert!(out.status.success(), "{out:?}");
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        git(&w, &["checkout", "-q", "-b", &format!("p{bits}"), "main"]);
+        std::fs::write(w.join("curve.yaml"), format!("bits: {bits}\n")).unwrap();
+        git(&w, &["add", "-A"]);
+        git(
+            &w,
+            &[
+                "-c",
+                "gpg.format=ssh",
+                "-c",
+                &format!("user.signingkey={}", key.display()),
+                "commit",
+                "-q",
+                "-S",
+                "-m",
+                &format!("signed with P-{bits}"),
+            ],
+        );
+        signed.push((bits, git(&w, &["rev-parse", "HEAD"]), public));
+    }
+    git(&w, &["checkout", "-q", "main"]);
+    repos.publish("ecdsa");
+
+    let daemon = git_daemon(&repos.base());
+    let url = format!("git://127.0.0.1:{}/ecdsa.git", daemon.port);
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let storage = Storage::new(
+        dir.path(),
+        "localhost:9090",
+        std::time::Duration::from_secs(60),
+        2,
+        DigestAlgo::Sha256,
+    )
+    .unwrap();
+    let mut lookup = FakeLookup::default();
+    for (bits, _, public) in &signed {
+        lookup = lookup.with_secret(&format!("k{bits}"), &[("signer.sshpub", public.as_bytes())]);
+    }
+    for (bits, hash, _) in &signed {
+        for (key_bits, ..) in &signed {
+            let obj = git_repository(
+                &format!("c{bits}-k{key_bits}"),
+                1,
+                json!({"url": url, "ref": {"branch": format!("p{bits}")},
+                       "verify": {"mode": "HEAD", "secretRef": {"name": format!("k{key_bits}")}}}),
+            );
+            let out = run_pipeline(
+                &obj,
+                &storage,
+                &lookup,
+                &Settings::default(),
+                scratch.path(),
+            )
+            .await;
+            let conditions = out.status.conditions.as_deref().unwrap();
+            let c = cond::get(conditions, cond::SOURCE_VERIFIED).unwrap();
+            if bits == key_bits {
+                assert_eq!(
+                    out.result,
+                    PipelineResult::Success,
+                    "P-{bits}: {}",
+                    c.message
+                );
+                assert!(
+                    c.message.starts_with(&format!(
+                        "verified signature of\n\t- commit '{hash}' with key 'SHA256:"
+                    )),
+                    "P-{bits}: {}",
+                    c.message
+                );
+            } else {
+                assert_eq!(
+                    (c.status.as_str(), c.reason.as_str()),
+                    ("False", "InvalidCommitSignature"),
+                    "P-{bits} commit, P-{key_bits} key"
+                );
+                assert!(
+                    c.message.contains("is not among the trusted keys"),
+                    "{}",
+                    c.message
+                );
+            }
+        }
+    }
+}
