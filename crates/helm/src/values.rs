@@ -587,11 +587,33 @@ pub fn parse_set_json(base: &mut Map, arg: &str) -> Result<(), Error> {
         *base = merge_maps(base, &m);
         return Ok(());
     }
+    // `key=JSON[,key=JSON...]`: each value is one JSON value read from where it starts
+    // (as Go's json.Decoder does), then blanks and one comma are skipped
     let bad = || Error::Values(format!("failed parsing --set-json data {arg}"));
-    let (k, v) = arg.split_once('=').ok_or_else(bad)?;
-    let value = crate::yaml::parse_json(v).map_err(|_| bad())?;
-    let segs = parse_key(k).map_err(|_| bad())?;
-    let root = set_path(&Value::map(std::mem::take(base)), &segs, value);
+    let mut root = Value::map(std::mem::take(base));
+    let mut rest = arg;
+    while !rest.is_empty() {
+        let (k, after) = rest.split_once('=').ok_or_else(bad)?;
+        let segs = parse_key(k).map_err(|_| bad())?;
+        let after_blank = after.trim_start();
+        let value;
+        if after_blank.is_empty() || after_blank.starts_with(',') {
+            value = Value::Nil;
+            rest = after_blank.strip_prefix(',').unwrap_or(after_blank);
+        } else {
+            let mut stream =
+                serde_json::Deserializer::from_str(after_blank).into_iter::<serde_json::Value>();
+            match stream.next() {
+                Some(Ok(_)) => {}
+                _ => return Err(bad()),
+            }
+            let end = stream.byte_offset();
+            value = crate::yaml::parse_json(&after_blank[..end]).map_err(|_| bad())?;
+            let tail = after_blank[end..].trim_start();
+            rest = tail.strip_prefix(',').unwrap_or(tail);
+        }
+        root = set_path(&root, &segs, value);
+    }
     *base = table(&root).map(|m| snapshot(&m)).unwrap_or_default();
     Ok(())
 }

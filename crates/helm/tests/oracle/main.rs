@@ -405,6 +405,8 @@ fn set_json_file_literal_match() {
             "{\"nested\":{\"keep\":[1,2]},\"port\":9000}",
             "--set-json",
             "sub.replicas=4",
+            "--set-json",
+            "nested.extra={\"x\":[1,{\"y\":null}]}, port=9001 ,sub2.replicas=2,removeme=",
             "--set-file",
             &set_file,
             "--set-literal",
@@ -414,6 +416,8 @@ fn set_json_file_literal_match() {
             set_json: vec![
                 "{\"nested\":{\"keep\":[1,2]},\"port\":9000}".into(),
                 "sub.replicas=4".into(),
+                "nested.extra={\"x\":[1,{\"y\":null}]}, port=9001 ,sub2.replicas=2,removeme="
+                    .into(),
             ],
             set_file: vec![set_file.clone()],
             set_literal: vec!["removeme=a,b=c".into()],
