@@ -594,3 +594,93 @@ pub fn template(
         .join()
         .unwrap_or_else(|_| Err(Error::Render("rendering template failed".into())))
 }
+
+/// Random and hostile text through the readers that take user input (YAML with go-yaml's
+/// error translation and tab scan, values files, TOML, schema formats): errors, never panics.
+#[cfg(test)]
+mod robust_tests {
+    use rand::{Rng, SeedableRng};
+
+    const PIECES: &[&str] = &[
+        "a",
+        ": ",
+        "- ",
+        "\n",
+        "\t",
+        " ",
+        "\"",
+        "'",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "#",
+        "é",
+        "€",
+        "😀",
+        "\\",
+        "|",
+        ">",
+        "&x",
+        "*x",
+        "!!int",
+        "---",
+        "...",
+        "%",
+        "=",
+        ".",
+        "0x",
+        "1",
+        "-07:00",
+        "T",
+        ":",
+        "@",
+        "~",
+        "\r",
+        "?",
+        "null",
+        "[[",
+        "]]",
+        "\u{10FE80}",
+    ];
+
+    fn random_text(rng: &mut rand::rngs::StdRng) -> String {
+        let n = rng.random_range(0..40);
+        (0..n)
+            .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+            .collect()
+    }
+
+    #[test]
+    fn readers_never_panic() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..20_000 {
+            let t = random_text(&mut rng);
+            let _ = crate::yaml::parse_yaml(&t);
+            let _ = crate::yaml::load_values(&t);
+            let _ = crate::yaml::load_values_v3(&t);
+            let _ = crate::toml::from_toml(&t);
+            for f in [
+                "email",
+                "hostname",
+                "ipv4",
+                "ipv6",
+                "date",
+                "time",
+                "date-time",
+                "uri",
+                "uri-reference",
+                "uuid",
+                "duration",
+                "period",
+                "semver",
+                "json-pointer",
+                "relative-json-pointer",
+                "regex",
+            ] {
+                let _ = crate::schema_format::check(f, &t);
+            }
+        }
+    }
+}

@@ -250,8 +250,9 @@ fn email(s: &str) -> Result<(), String> {
         return Err("local part more than 64 characters long".into());
     }
     if local.len() > 1 && local.starts_with('"') {
-        let inner = &local[1..local.len() - 1];
-        if inner.contains('\\') || inner.contains('"') {
+        // Go slices bytes here (the closing quote is not checked)
+        let inner = &local.as_bytes()[1..local.len() - 1];
+        if inner.contains(&b'\\') || inner.contains(&b'"') {
             return Err("backslash and quote are not allowed within quoted local part".into());
         }
     } else {
@@ -436,7 +437,7 @@ fn parse_url(s: &str) -> Result<bool, String> {
                 let end = (i + 3).min(b.len());
                 return Err(format!(
                     "parse {q}: invalid URL escape {}",
-                    ferroflux_gotemplate::gofmt::quote(&s[i..end])
+                    ferroflux_gotemplate::gofmt::quote_bytes(&b[i..end])
                 ));
             }
         }

@@ -475,7 +475,10 @@ fn go_yaml_error(text: &str, raw: &str) -> String {
         let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
         let line_text = &text[line_start..];
         let line_text = line_text.split('\n').next().unwrap_or_default();
-        if let Some(t) = line_text[..at - line_start].rfind("!!") {
+        if let Some(t) = line_text
+            .get(..at - line_start)
+            .and_then(|head| head.rfind("!!"))
+        {
             let rest = &line_text[t + 2..];
             let tag: String = rest
                 .chars()
