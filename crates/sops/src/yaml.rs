@@ -19,6 +19,11 @@ struct Reader<'a> {
     json_like: bool,
     /// Comments read but not yet placed: text, same-line, column.
     pending: Vec<(String, bool, usize)>,
+    /// Columns of the block collections along the last-element path of the node just read
+    /// (itself first); empty after a scalar.
+    chain: Vec<usize>,
+    /// Column of the mapping key whose value is about to be read.
+    value_key_col: Option<usize>,
     anchors: Vec<(usize, Node)>,
     nodes: usize,
 }
@@ -43,6 +48,8 @@ pub(crate) fn read_with(src: &str, json_like: bool) -> Result<Branches, String> 
         json_like,
         parser: Parser::new_from_str_with_options(src, options),
         pending: Vec::new(),
+        chain: Vec::new(),
+        value_key_col: None,
         anchors: Vec::new(),
         nodes: 0,
     };
@@ -76,7 +83,9 @@ pub(crate) fn read_with(src: &str, json_like: bool) -> Result<Branches, String> 
                     }
                     _ => return Err(format!("{}: unexpected YAML event", pos(&span2))),
                 };
-                r.flush_into_map(&mut branch, &[], None);
+                let top = r.chain.clone();
+                let own = top.split_first().map(|(c, rest)| (*c, rest));
+                r.flush_into_map(&mut branch, &[], None, own);
                 branches.push(branch);
             }
             _ => {
@@ -152,12 +161,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Pending comments indented at least `min_col` (all when `None`), in order.
-    fn take_pending(&mut self, min_col: Option<usize>) -> Vec<(String, bool)> {
+    fn take_pending(&mut self, min_col: Option<usize>) -> Vec<(String, bool, usize)> {
         let pending = std::mem::take(&mut self.pending);
         let mut out = Vec::new();
         for (text, inline, col) in pending {
             if min_col.is_none_or(|m| col >= m) {
-                out.push((text, inline));
+                out.push((text, inline, col));
             } else {
                 self.pending.push((text, inline, col));
             }
@@ -170,22 +179,47 @@ impl<'a> Reader<'a> {
         entries: &mut Vec<Entry>,
         path: &[String],
         min_col: Option<usize>,
+        own: Option<(usize, &[usize])>,
     ) {
+        // at the end of the mapping (min_col set) nothing of it follows the comments
+        let at_end = min_col.is_some();
         let pending = self.take_pending(min_col);
-        for (text, inline) in pending {
+        for (text, inline, col) in pending {
             if inline && let Some(idx) = last_scalar_pair(entries) {
                 let c = self.comment(text, true, path);
                 entries.insert(idx, Entry::Comment(c));
                 continue;
+            }
+            if let Some(steps) = deeper(own, col, at_end) {
+                let mut p = path.to_vec();
+                if let Some(t) = descend(Target::Map(entries), &mut p, steps) {
+                    let c = self.comment(text, false, &p);
+                    t.push(c);
+                    continue;
+                }
             }
             let c = self.comment(text, false, path);
             entries.push(Entry::Comment(c));
         }
     }
 
-    fn flush_into_seq(&mut self, items: &mut Vec<Node>, path: &[String], min_col: Option<usize>) {
+    fn flush_into_seq(
+        &mut self,
+        items: &mut Vec<Node>,
+        path: &[String],
+        min_col: Option<usize>,
+        own: Option<(usize, &[usize])>,
+    ) {
         let pending = self.take_pending(min_col);
-        for (text, inline) in pending {
+        for (text, inline, col) in pending {
+            if !inline && let Some(steps) = deeper(own, col, false) {
+                let mut p = path.to_vec();
+                if let Some(t) = descend(Target::Seq(items), &mut p, steps) {
+                    let c = self.comment(text, false, &p);
+                    t.push(c);
+                    continue;
+                }
+            }
             let c = self.comment(text, inline, path);
             items.push(Node::Comment(c));
         }
@@ -205,6 +239,7 @@ impl<'a> Reader<'a> {
             ));
         }
         self.count(1)?;
+        let key_col = self.value_key_col.take();
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let mut v = resolve_scalar(&text, style, tag.as_deref().map(tag_text).as_deref());
@@ -214,6 +249,7 @@ impl<'a> Reader<'a> {
                 if anchor != 0 {
                     self.anchors.push((anchor, v.clone()));
                 }
+                self.chain.clear();
                 Ok(v)
             }
             Event::Alias(id) => {
@@ -226,6 +262,7 @@ impl<'a> Reader<'a> {
                 match found {
                     Some(v) => {
                         self.count(count_nodes(&v))?;
+                        self.chain.clear();
                         Ok(v)
                     }
                     None => Err(format!(
@@ -238,6 +275,7 @@ impl<'a> Reader<'a> {
                 let block = style == granit_parser::StructureStyle::Block;
                 let mut items = Vec::new();
                 let mut col = None;
+                let mut last_chain: Vec<usize> = Vec::new();
                 loop {
                     let (ev, sp) = self
                         .next()?
@@ -245,14 +283,30 @@ impl<'a> Reader<'a> {
                     if matches!(ev, Event::SequenceEnd) {
                         break;
                     }
-                    // a block sequence item starts two columns right of its dash
-                    col.get_or_insert(sp.start.col().saturating_sub(2));
-                    self.flush_into_seq(&mut items, path, None);
+                    // a block sequence item starts two columns right of its dash; a sequence
+                    // that is a mapping value counts at its key's column
+                    col.get_or_insert(key_col.unwrap_or(sp.start.col().saturating_sub(2)));
+                    let own = own_chain(block, col, &last_chain);
+                    self.flush_into_seq(&mut items, path, None, own);
                     let item = self.node(ev, sp, path, depth + 1)?;
+                    last_chain = std::mem::take(&mut self.chain);
                     items.push(item);
                 }
                 // comments left of the sequence belong to an enclosing collection
-                self.flush_into_seq(&mut items, path, if block { col } else { None });
+                let own = own_chain(block, col, &last_chain);
+                // a comment at the key's column may still be the mapping's (a head comment of
+                // the next key, or the sequence's foot): the mapping decides
+                let min = match (block, col, key_col) {
+                    (false, ..) => None,
+                    (true, Some(c), Some(_)) => Some(c + 1),
+                    (true, c, None) => c,
+                    (true, None, Some(_)) => None,
+                };
+                self.flush_into_seq(&mut items, path, min, own);
+                self.chain = match (block, col) {
+                    (true, Some(c)) => std::iter::once(c).chain(last_chain).collect(),
+                    _ => Vec::new(),
+                };
                 let v = Node::Seq(items);
                 if anchor != 0 {
                     self.anchors.push((anchor, v.clone()));
@@ -264,6 +318,7 @@ impl<'a> Reader<'a> {
                 let mut entries = Vec::new();
                 let mut seen: Vec<(String, usize)> = Vec::new();
                 let mut col = None;
+                let mut last_chain: Vec<usize> = Vec::new();
                 loop {
                     let (kev, ksp) = self
                         .next()?
@@ -272,7 +327,8 @@ impl<'a> Reader<'a> {
                         break;
                     }
                     col.get_or_insert(ksp.start.col());
-                    self.flush_into_map(&mut entries, path, None);
+                    let own = own_chain(block, col, &last_chain);
+                    self.flush_into_map(&mut entries, path, None, own);
                     let key = match self.node(kev, ksp, path, depth + 1)? {
                         Node::Str(s) => s,
                         other => {
@@ -296,11 +352,18 @@ impl<'a> Reader<'a> {
                     let (vev, vsp) = self
                         .next()?
                         .ok_or_else(|| format!("{}: mapping key without value", pos(&span)))?;
+                    self.value_key_col = Some(ksp.start.col());
                     let val = self.node(vev, vsp, &child, depth + 1)?;
+                    last_chain = std::mem::take(&mut self.chain);
                     entries.push(Entry::Pair(key, val));
                 }
                 // comments left of the mapping belong to an enclosing collection
-                self.flush_into_map(&mut entries, path, if block { col } else { None });
+                let own = own_chain(block, col, &last_chain);
+                self.flush_into_map(&mut entries, path, if block { col } else { None }, own);
+                self.chain = match (block, col) {
+                    (true, Some(c)) => std::iter::once(c).chain(last_chain).collect(),
+                    _ => Vec::new(),
+                };
                 let v = Node::Map(entries);
                 if anchor != 0 {
                     self.anchors.push((anchor, v.clone()));
@@ -310,6 +373,84 @@ impl<'a> Reader<'a> {
             _ => Err(format!("{}: unexpected YAML event", pos(&span))),
         }
     }
+}
+
+/// A block collection's column and the column chain of its last element.
+fn own_chain(block: bool, col: Option<usize>, last: &[usize]) -> Option<(usize, &[usize])> {
+    match (block, col) {
+        (true, Some(c)) => Some((c, last)),
+        _ => None,
+    }
+}
+
+/// yaml.v3 keeps a comment indented deeper than a collection's entries with the deepest
+/// block along the last entry whose column it reaches: how many levels down that is.
+///
+/// A sequence that is a mapping value counts at its key's column; a comment at that column
+/// after the mapping's last entry (nothing of the mapping follows it) goes to the foot of the
+/// deepest block of the sequence's last item.
+fn deeper(own: Option<(usize, &[usize])>, col: usize, at_end: bool) -> Option<usize> {
+    let (own_col, chain) = own?;
+    if col < own_col {
+        return None;
+    }
+    if col == own_col {
+        if !at_end {
+            return None;
+        }
+        // the foot of the sequence's last item, as deep as the last item goes
+        return (chain.first() == Some(&own_col)).then_some(chain.len());
+    }
+    chain.iter().rposition(|c| *c <= col).map(|j| j + 1)
+}
+
+enum Target<'t> {
+    Map(&'t mut Vec<Entry>),
+    Seq(&'t mut Vec<Node>),
+}
+
+impl Target<'_> {
+    fn push(self, c: Comment) {
+        match self {
+            Target::Map(e) => e.push(Entry::Comment(c)),
+            Target::Seq(i) => i.push(Node::Comment(c)),
+        }
+    }
+}
+
+/// The collection `steps` levels down the last-element path, with its key path.
+fn descend<'t>(mut t: Target<'t>, path: &mut Vec<String>, steps: usize) -> Option<Target<'t>> {
+    for _ in 0..steps {
+        t = match t {
+            Target::Map(entries) => {
+                let (k, v) = entries.iter_mut().rev().find_map(|e| match e {
+                    Entry::Pair(k, v) => Some((k, v)),
+                    Entry::Comment(_) => None,
+                })?;
+                match v {
+                    Node::Map(m) => {
+                        path.push(k.clone());
+                        Target::Map(m)
+                    }
+                    Node::Seq(items) => {
+                        path.push(k.clone());
+                        Target::Seq(items)
+                    }
+                    _ => return None,
+                }
+            }
+            Target::Seq(items) => match items
+                .iter_mut()
+                .rev()
+                .find(|n| !matches!(n, Node::Comment(_)))?
+            {
+                Node::Map(m) => Target::Map(m),
+                Node::Seq(inner) => Target::Seq(inner),
+                _ => return None,
+            },
+        };
+    }
+    Some(t)
 }
 
 fn last_scalar_pair(entries: &[Entry]) -> Option<usize> {
