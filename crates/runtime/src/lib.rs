@@ -21,6 +21,7 @@ pub mod flags;
 pub mod kstatus;
 pub mod leader;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod ratelimit;
 pub mod readiness;

@@ -91,6 +91,9 @@ pub struct KustomizationReconciler {
     pub fetcher: ArtifactFetcher,
     pub clients: Arc<Clients>,
     pub scratch_root: PathBuf,
+    /// API discovery of the local cluster, shared by all reconciles (remote clusters get
+    /// their own per reconcile).
+    pub discovery: ferroflux_ssa::discovery::DiscoveryCache,
 }
 
 /// How a reconcile ended.
@@ -157,8 +160,17 @@ impl StatusWriter {
             .map(|c| c.reason.clone())
     }
 
+    /// Reconciling=True (and no Stalled), as upstream's MarkReconciling.
     fn reconciling(&mut self, message: &str) {
+        self.delete(cond::STALLED);
         self.mark(cond::RECONCILING, cond::TRUE, reason::PROGRESSING, message);
+    }
+
+    /// Ready=False and Stalled=True (and no Reconciling), as upstream's MarkStalled.
+    fn stalled(&mut self, reason: &str, message: &str) {
+        self.fail(reason, message);
+        self.delete(cond::RECONCILING);
+        self.mark(cond::STALLED, cond::TRUE, reason, message);
     }
 
     fn fail(&mut self, reason: &str, message: &str) {
@@ -619,13 +631,7 @@ impl KustomizationReconciler {
                 Ok(h) => h,
                 Err(e) => {
                     let msg = format!("{TERMINAL_ERROR}: {e}");
-                    writer.fail(reason::INVALID_CEL_EXPRESSION, &msg);
-                    writer.mark(
-                        cond::STALLED,
-                        cond::TRUE,
-                        reason::INVALID_CEL_EXPRESSION,
-                        &msg,
-                    );
+                    writer.stalled(reason::INVALID_CEL_EXPRESSION, &msg);
                     writer.status.observed_generation = obj.meta().generation;
                     self.event(obj, writer, Severity::Error, "", "", &msg, &[])
                         .await;
@@ -640,13 +646,7 @@ impl KustomizationReconciler {
             .is_some_and(|s| !s.is_empty())
         {
             let msg = "to use spec.decryption.serviceAccountName for decryption authentication please enable the ObjectLevelWorkloadIdentity feature gate in the controller";
-            writer.fail(reason::FEATURE_GATE_DISABLED, msg);
-            writer.mark(
-                cond::STALLED,
-                cond::TRUE,
-                reason::FEATURE_GATE_DISABLED,
-                msg,
-            );
+            writer.stalled(reason::FEATURE_GATE_DISABLED, msg);
             self.event(obj, writer, Severity::Error, "", "", msg, &[])
                 .await;
             return Ending::Stalled;
@@ -661,8 +661,7 @@ impl KustomizationReconciler {
                 return Ending::Wait(retry);
             }
             Err(SourceError::AccessDenied(msg)) => {
-                writer.fail(reason::ACCESS_DENIED, &msg);
-                writer.mark(cond::STALLED, cond::TRUE, reason::ACCESS_DENIED, &msg);
+                writer.stalled(reason::ACCESS_DENIED, &msg);
                 self.event(obj, writer, Severity::Error, "", "", &msg, &[])
                     .await;
                 return Ending::Stalled;
@@ -696,13 +695,7 @@ impl KustomizationReconciler {
             {
                 if terminal {
                     let msg = format!("{TERMINAL_ERROR}: {msg}");
-                    writer.fail(reason::INVALID_CEL_EXPRESSION, &msg);
-                    writer.mark(
-                        cond::STALLED,
-                        cond::TRUE,
-                        reason::INVALID_CEL_EXPRESSION,
-                        &msg,
-                    );
+                    writer.stalled(reason::INVALID_CEL_EXPRESSION, &msg);
                     writer.status.observed_generation = obj.meta().generation;
                     self.event(obj, writer, Severity::Error, &revision, &origin, &msg, &[])
                         .await;
@@ -871,7 +864,7 @@ impl KustomizationReconciler {
         ));
         writer.progress().await.map_err(Failure::Error)?;
 
-        let manager = self.resource_manager(client);
+        let manager = self.resource_manager(client, obj.spec.kube_config.is_some());
         let jobs_with_ttl = ferroflux_ssa::jobs_with_ttl(&objects);
         let (drifted, change_set) = match self
             .apply(obj, writer, &manager, objects, revision, origin)
@@ -1009,7 +1002,12 @@ impl KustomizationReconciler {
         }
     }
 
-    fn resource_manager(&self, client: Client) -> ResourceManager {
+    fn resource_manager(&self, client: Client, remote: bool) -> ResourceManager {
+        let discovery = if remote {
+            ferroflux_ssa::discovery::DiscoveryCache::new()
+        } else {
+            self.discovery.clone()
+        };
         ResourceManager::new(
             client,
             Owner {
@@ -1022,6 +1020,7 @@ impl KustomizationReconciler {
             FIELD_MANAGER,
             &self.settings.override_managers,
         ))
+        .with_discovery(discovery)
     }
 
     async fn apply(
@@ -1411,6 +1410,7 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
             )
             .await;
         }
+        ferroflux_runtime::memory::note_reconcile();
         let retry = obj.effective_retry_interval().unwrap_or(interval);
         Ok(match ending {
             Ending::Ready => Outcome::RequeueAtInterval,
@@ -1472,7 +1472,7 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
             .for_kustomization(&obj)
             .await
             .map_err(ReconcileError::new)?;
-        let manager = self.resource_manager(client);
+        let manager = self.resource_manager(client, obj.spec.kube_config.is_some());
         let name = obj.name_any();
         let ns = obj.namespace().unwrap_or_default();
         let opts = DeleteOptions::kustomization(&manager, &name, &ns);

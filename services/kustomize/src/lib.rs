@@ -156,6 +156,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             flags.runtime.insecure_kubeconfig_tls,
         )),
         scratch_root: std::env::temp_dir().join(CONTROLLER),
+        discovery: ferroflux_ssa::discovery::DiscoveryCache::new(),
     };
     let triggers = triggers::Triggers::start(
         manager.client.clone(),
@@ -164,6 +165,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         gate("ExternalArtifact"),
         manager.shutdown_token(),
     );
+    tokio::spawn(ferroflux_runtime::memory::trim_after_activity(
+        Duration::from_secs(10),
+    ));
     let controllers = manager.controller::<Kustomization, _>(GROUP, 4, reconciler, Some(triggers));
     manager.run(controllers).await?;
     Ok(())
@@ -175,5 +179,6 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    ferroflux_runtime::memory::tune_allocator();
     ferroflux_runtime::main_entry::<Flags, _, _, _, _>(CONTROLLER, args, run)
 }

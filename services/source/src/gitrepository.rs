@@ -1200,7 +1200,7 @@ pub async fn run_pipeline<L: Lookup>(
     if let Ok(dir) = &scratch {
         let _ = std::fs::remove_dir_all(dir);
     }
-    crate::memory::trim();
+    ferroflux_runtime::memory::trim();
 
     let result = match result {
         Ok(()) => PipelineResult::Success,
@@ -1370,7 +1370,7 @@ impl Reconciler<GitRepository> for GitRepositoryReconciler {
         .await
         .map_err(|e| ReconcileError::new(format!("failed to patch status: {e}")))?;
         self.publish(&obj, &out).await;
-        crate::memory::note_activity();
+        ferroflux_runtime::memory::note_reconcile();
         match out.result {
             PipelineResult::Success => Ok(Outcome::RequeueAtInterval),
             PipelineResult::Waiting { after, .. } => Ok(Outcome::RequeueAfter(after)),

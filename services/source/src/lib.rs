@@ -6,7 +6,6 @@ pub mod artifact_events;
 pub mod git;
 pub mod gitrepository;
 pub mod ignore;
-pub mod memory;
 pub mod semver;
 pub mod server;
 pub mod storage;
@@ -203,7 +202,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         scratch_root: std::env::temp_dir().join("source-controller"),
     };
 
-    tokio::spawn(memory::trim_when_idle(std::time::Duration::from_secs(10)));
+    tokio::spawn(ferroflux_runtime::memory::trim_after_activity(
+        std::time::Duration::from_secs(10),
+    ));
 
     let git = manager.controller::<GitRepository, _>(GROUP, 2, reconciler, None);
     let oci = manager.controller::<OCIRepository, _>(GROUP, 2, NotYetImplemented, None);
@@ -224,7 +225,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    memory::tune_allocator();
+    ferroflux_runtime::memory::tune_allocator();
     ferroflux_runtime::main_entry_with::<Flags, _, _, _, _>(
         CONTROLLER,
         args,

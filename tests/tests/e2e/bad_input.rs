@@ -27,8 +27,18 @@ async fn bad_commits_keep_the_last_applied_state() {
     let repo = cluster
         .repo(
             "bad",
-            &[("deploy/cm.yaml", &configmap("cm", &[("k", "${value:=v1}")]))],
+            &[(
+                "deploy/cm.yaml",
+                &configmap("cm", &[("k", "${value:=v1}"), ("from", "${cluster_name}")]),
+            )],
         )
+        .unwrap();
+    // Variables from a ConfigMap; an optional Secret that does not exist is skipped.
+    cluster
+        .apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cluster-vars", "namespace": "flux-system"},
+            "data": {"cluster_name": "prod-eu"}}))
+        .await
         .unwrap();
     let good = ferroflux_e2e::git(&repo.work, &["rev-parse", "HEAD"]).unwrap();
     cluster.git_repository(&repo).await.unwrap();
@@ -37,7 +47,12 @@ async fn bad_commits_keep_the_last_applied_state() {
             "bad",
             "bad",
             "./deploy",
-            json!({"wait": true, "postBuild": {"substitute": {"unused": "x"}}}),
+            json!({"wait": true, "postBuild": {
+            "substitute": {"unused": "x"},
+            "substituteFrom": [
+                {"kind": "ConfigMap", "name": "cluster-vars"},
+                {"kind": "Secret", "name": "absent", "optional": true}
+            ]}}),
         ))
         .await
         .unwrap();
@@ -46,6 +61,12 @@ async fn bad_commits_keep_the_last_applied_state() {
         .await
         .unwrap();
     assert_eq!(value_of(&cluster, "cm").await.as_deref(), Some("v1"));
+    let cms: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), "apps");
+    assert_eq!(
+        cms.get("cm").await.unwrap().data.unwrap()["from"],
+        "prod-eu",
+        "substituteFrom ConfigMap"
+    );
 
     // 1. Invalid YAML: BuildFailed naming the file.
     repo.commit(

@@ -95,8 +95,40 @@ async fn sops_encrypted_secret_lands_decrypted() {
         "the fixture is encrypted"
     );
 
+    // An encrypted dotenv file read by a secretGenerator.
+    let env_plain = keys.path().join("app.env");
+    std::fs::write(&env_plain, "TOKEN=t0k3n-value\nMODE=prod\n").unwrap();
+    let out = Command::new(tool("sops"))
+        .args([
+            "--encrypt",
+            "--age",
+            &public,
+            "--input-type",
+            "dotenv",
+            "--output-type",
+            "dotenv",
+        ])
+        .arg(&env_plain)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sops: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env_encrypted = String::from_utf8(out.stdout).unwrap();
+    assert!(!env_encrypted.contains("t0k3n-value"));
+    let kustomization_file = "resources:\n- db.yaml\nsecretGenerator:\n- name: app-env\n  envs:\n  - app.env\ngeneratorOptions:\n  disableNameSuffixHash: true\n";
+
     let repo = cluster
-        .repo("secrets", &[("deploy/db.yaml", &encrypted)])
+        .repo(
+            "secrets",
+            &[
+                ("deploy/db.yaml", &encrypted),
+                ("deploy/app.env", &env_encrypted),
+                ("deploy/kustomization.yaml", kustomization_file),
+            ],
+        )
         .unwrap();
     let commit = ferroflux_e2e::git(&repo.work, &["rev-parse", "HEAD"]).unwrap();
     cluster
@@ -126,6 +158,17 @@ async fn sops_encrypted_secret_lands_decrypted() {
         .cloned()
         .unwrap();
     assert_eq!(value.0, b"s3cr3t-value");
+    let generated = secrets
+        .get("app-env")
+        .await
+        .unwrap()
+        .data
+        .unwrap_or_default();
+    assert_eq!(
+        generated["TOKEN"].0, b"t0k3n-value",
+        "dotenv source decrypted before the build"
+    );
+    assert_eq!(generated["MODE"].0, b"prod");
 
     // A wrong key: BuildFailed, and the Secret keeps its value.
     let api: Api<Secret> = Api::namespaced(cluster.client.clone(), "flux-system");
@@ -148,7 +191,11 @@ async fn sops_encrypted_secret_lands_decrypted() {
         .unwrap();
     let (_, _, msg) = ferroflux_e2e::ready(&k).unwrap();
     eprintln!("Ready message: {msg}");
-    assert!(msg.contains("decryption failed for"), "{msg}");
+    // The generator's dotenv source is decrypted first, so it is the one reported.
+    assert!(
+        msg.starts_with("error decrypting sources: deploy/app.env: cannot get sops data key"),
+        "{msg}"
+    );
     assert!(
         !msg.contains("AGE-SECRET-KEY"),
         "no key material in messages"

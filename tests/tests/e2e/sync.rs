@@ -93,6 +93,44 @@ async fn commit_apply_prune_and_drift_correction() {
         "applied with the upstream field manager: {managers:?}"
     );
 
+    // Events: a core/v1 Event for the Kustomization with upstream's reason and message, and
+    // the reconcile metrics on the controller's /metrics.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(cluster.client.clone(), "flux-system");
+    let all = events.list(&Default::default()).await.unwrap().items;
+    let finished = all.iter().find(|e| {
+        e.involved_object.kind.as_deref() == Some("Kustomization")
+            && e.reason.as_deref() == Some("ReconciliationSucceeded")
+            && e.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("Reconciliation finished in "))
+    });
+    assert!(
+        finished.is_some(),
+        "no 'Reconciliation finished' event in {all:?}"
+    );
+    let applied = all.iter().any(|e| {
+        e.message.as_deref().is_some_and(|m| {
+            m.contains("ConfigMap/apps/a created") && m.contains("Deployment/apps/web created")
+        })
+    });
+    assert!(applied, "the change set is reported in an event");
+    let metrics_addr = cluster.metrics_addr(ferroflux_e2e::KUSTOMIZE).unwrap();
+    let metrics = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("gotk_reconcile_duration_seconds_count")
+                && l.contains("kind=\"Kustomization\"")
+                && l.contains("name=\"app\"")),
+        "reconcile duration recorded per Kustomization"
+    );
+
     // A commit that removes a file and changes another: pruned and updated, and the
     // Kustomization reports the new revision. Latency is measured from the push.
     let pushed = Instant::now();
