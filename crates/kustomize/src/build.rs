@@ -32,7 +32,7 @@ pub struct BuildOptions {
 }
 
 /// Field names of a kustomization file, as kustomize spells them.
-const KUSTOMIZATION_FIELDS: &[&str] = &[
+pub const KUSTOMIZATION_FIELDS: &[&str] = &[
     "apiVersion",
     "kind",
     "metadata",

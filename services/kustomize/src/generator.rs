@@ -15,43 +15,8 @@ pub const KUSTOMIZATION_FILES: [&str; 3] =
     ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Fields of a kustomization file that survive upstream's re-serialisation (unknown fields are
-/// dropped, as Go's struct decoding does).
-const KNOWN_FIELDS: &[&str] = &[
-    "apiVersion",
-    "kind",
-    "metadata",
-    "openapi",
-    "namePrefix",
-    "nameSuffix",
-    "namespace",
-    "commonLabels",
-    "labels",
-    "commonAnnotations",
-    "patchesStrategicMerge",
-    "patchesJson6902",
-    "patches",
-    "images",
-    "imageTags",
-    "replacements",
-    "replicas",
-    "vars",
-    "sortOptions",
-    "resources",
-    "components",
-    "crds",
-    "bases",
-    "configMapGenerator",
-    "secretGenerator",
-    "helmGlobals",
-    "helmCharts",
-    "helmChartInflationGenerator",
-    "generatorOptions",
-    "configurations",
-    "generators",
-    "transformers",
-    "validators",
-    "buildMetadata",
-];
+/// dropped, as Go's struct decoding does): the fields kustomize knows.
+const KNOWN_FIELDS: &[&str] = ferroflux_kustomize::build::KUSTOMIZATION_FIELDS;
 
 /// Largest YAML file read while generating a kustomization.
 const MAX_MANIFEST_SIZE: u64 = 50 << 20;
