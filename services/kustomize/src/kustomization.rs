@@ -286,8 +286,9 @@ where
     match api.get(name).await {
         Ok(src) => Ok(src.artifact().cloned()),
         Err(kube::Error::Api(e)) if e.code == 404 => Err(SourceError::NotFound(format!(
-            "{} \"{name}\" not found",
+            "{}.{} \"{name}\" not found",
             K::plural(&()),
+            K::group(&()),
         ))),
         Err(e) => Err(SourceError::Other(format!(
             "unable to get source '{ns}/{name}': {e}"

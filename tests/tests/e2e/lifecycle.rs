@@ -144,6 +144,27 @@ async fn external_artifact_and_cross_namespace_refusal() {
         artifact.revision
     );
 
+    // A missing source: ArtifactFailed with the API server's not-found text, retried.
+    cluster
+        .apply(kustomization(
+            "orphan-ref",
+            "does-not-exist",
+            "./app",
+            json!({}),
+        ))
+        .await
+        .unwrap();
+    let k = cluster
+        .wait_kustomization("flux-system", "orphan-ref", CONVERGE, |k| {
+            ready(k).is_some_and(|(_, r, _)| r == "ArtifactFailed")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        ready(&k).unwrap().2,
+        "gitrepositories.source.toolkit.fluxcd.io \"does-not-exist\" not found"
+    );
+
     // With --no-cross-namespace-refs a Kustomization in another namespace may not use it.
     let mut cross = kustomization("cross", "ext", "./app", json!({}));
     cross["metadata"]["namespace"] = json!("team");
