@@ -97,18 +97,26 @@ async fn commit_apply_prune_and_drift_correction() {
     // the reconcile metrics on the controller's /metrics.
     let events: Api<k8s_openapi::api::core::v1::Event> =
         Api::namespaced(cluster.client.clone(), "flux-system");
-    let all = events.list(&Default::default()).await.unwrap().items;
-    let finished = all.iter().find(|e| {
-        e.involved_object.kind.as_deref() == Some("Kustomization")
-            && e.reason.as_deref() == Some("ReconciliationSucceeded")
-            && e.message
-                .as_deref()
-                .is_some_and(|m| m.starts_with("Reconciliation finished in "))
-    });
-    assert!(
-        finished.is_some(),
-        "no 'Reconciliation finished' event in {all:?}"
-    );
+    // The event follows the final status write, so it may land a moment after Ready.
+    let deadline = Instant::now() + CONVERGE;
+    let all = loop {
+        let all = events.list(&Default::default()).await.unwrap().items;
+        let finished = all.iter().any(|e| {
+            e.involved_object.kind.as_deref() == Some("Kustomization")
+                && e.reason.as_deref() == Some("ReconciliationSucceeded")
+                && e.message
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("Reconciliation finished in "))
+        });
+        if finished {
+            break all;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 'Reconciliation finished' event in {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let applied = all.iter().any(|e| {
         e.message.as_deref().is_some_and(|m| {
             m.contains("ConfigMap/apps/a created") && m.contains("Deployment/apps/web created")
