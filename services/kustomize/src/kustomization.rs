@@ -94,6 +94,8 @@ pub struct KustomizationReconciler {
     /// API discovery of the local cluster, shared by all reconciles (remote clusters get
     /// their own per reconcile).
     pub discovery: ferroflux_ssa::discovery::DiscoveryCache,
+    /// Source artifacts from the watch (and gRPC) triggers; `None`: read sources from the API.
+    pub source_cache: Option<crate::triggers::Triggers>,
 }
 
 /// How a reconcile ended.
@@ -353,6 +355,14 @@ impl KustomizationReconciler {
                 "can't access '{kind}/{ns}/{}', ExternalArtifact feature gate is disabled",
                 sref.name
             )));
+        }
+        if let Some(cache) = &self.source_cache
+            && let Some(artifact) =
+                cache.artifact(&(kind.to_string(), ns.clone(), sref.name.clone()))
+        {
+            return Ok(SourceArtifact {
+                artifact: Some(artifact),
+            });
         }
         let artifact = match sref.kind {
             KustomizationSourceKind::GitRepository => {

@@ -140,6 +140,13 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         source_localhost: std::env::var("SOURCE_CONTROLLER_LOCALHOST").ok(),
         health_poll_interval: Duration::from_secs(2),
     };
+    let (source_cache, triggers) = triggers::Triggers::start(
+        manager.client.clone(),
+        manager.watch_namespace(),
+        flags.artifact_events_addr.clone(),
+        gate("ExternalArtifact"),
+        manager.shutdown_token(),
+    );
     let reconciler = kustomization::KustomizationReconciler {
         settings,
         recorder: EventRecorder::new(
@@ -157,14 +164,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         )),
         scratch_root: std::env::temp_dir().join(CONTROLLER),
         discovery: ferroflux_ssa::discovery::DiscoveryCache::new(),
+        // Sources are read from the watch cache, unless DirectSourceFetch asks for the API.
+        source_cache: (!gate("DirectSourceFetch")).then_some(source_cache),
     };
-    let triggers = triggers::Triggers::start(
-        manager.client.clone(),
-        manager.watch_namespace(),
-        flags.artifact_events_addr.clone(),
-        gate("ExternalArtifact"),
-        manager.shutdown_token(),
-    );
     tokio::spawn(ferroflux_runtime::memory::trim_after_activity(
         Duration::from_secs(10),
     ));

@@ -6,7 +6,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferroflux_api::{Bucket, ExternalArtifact, GitRepository, Kustomization, OCIRepository};
+use ferroflux_api::{
+    Artifact, Bucket, ExternalArtifact, GitRepository, Kustomization, OCIRepository,
+};
 use ferroflux_proto::SubscribeRequest;
 use ferroflux_proto::artifact_events_client::ArtifactEventsClient;
 use ferroflux_proto::artifact_stream_message::Message;
@@ -28,6 +30,8 @@ struct State {
     users: HashMap<SourceKey, BTreeSet<(String, String)>>,
     by_kustomization: HashMap<(String, String), SourceKey>,
     revisions: HashMap<SourceKey, String>,
+    /// The artifact each source's status carries, as last seen by the watch.
+    artifacts: HashMap<SourceKey, Artifact>,
 }
 
 /// Shared trigger state and the channel into the controller.
@@ -57,7 +61,7 @@ impl Triggers {
         events_addr: String,
         external_artifacts: bool,
         shutdown: CancellationToken,
-    ) -> BoxStream<'static, ObjectRef<Kustomization>> {
+    ) -> (Triggers, BoxStream<'static, ObjectRef<Kustomization>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let triggers = Triggers {
             state: Arc::new(Mutex::new(State::default())),
@@ -92,9 +96,12 @@ impl Triggers {
             );
         }
         if !events_addr.is_empty() {
-            spawn_until(shutdown, triggers.subscribe(events_addr, namespace));
+            spawn_until(shutdown, triggers.clone().subscribe(events_addr, namespace));
         }
-        tokio_stream::wrappers::UnboundedReceiverStream::new(rx).boxed()
+        (
+            triggers,
+            tokio_stream::wrappers::UnboundedReceiverStream::new(rx).boxed(),
+        )
     }
 
     /// Keeps the source → Kustomizations index from a watch on Kustomizations.
@@ -154,8 +161,24 @@ impl Triggers {
                             .artifact()
                             .map(|a| a.revision.clone())
                             .unwrap_or_default();
+                        self.remember(&key, src.artifact());
                         self.announce(key, &revision, initial);
                     }
+                }
+                Ok(Some(Event::Init)) => {
+                    // A relist: forget this kind's artifacts until they are listed again, so a
+                    // source deleted while the watch was down is not served from the cache.
+                    if let Ok(mut st) = self.state.lock() {
+                        st.artifacts.retain(|k, _| k.0 != kind);
+                    }
+                }
+                Ok(Some(Event::Delete(src))) => {
+                    let key = (
+                        kind.clone(),
+                        src.namespace().unwrap_or_default(),
+                        src.name_any(),
+                    );
+                    self.remember(&key, None);
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => return,
@@ -227,6 +250,30 @@ impl Triggers {
             }
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Keeps the artifact a source's status carries (what reconciles read, as upstream reads
+    /// sources through its informer cache).
+    fn remember(&self, key: &SourceKey, artifact: Option<&Artifact>) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        match artifact {
+            Some(a) => {
+                st.artifacts.insert(key.clone(), a.clone());
+            }
+            None => {
+                st.artifacts.remove(key);
+            }
+        }
+    }
+
+    /// The cached artifact of a source, but only when it is the newest revision announced by
+    /// either path (the gRPC stream can be ahead of the watch); `None` means: ask the API server.
+    pub fn artifact(&self, key: &SourceKey) -> Option<Artifact> {
+        let st = self.state.lock().ok()?;
+        let cached = st.artifacts.get(key)?;
+        (st.revisions.get(key) == Some(&cached.revision)).then(|| cached.clone())
     }
 
     /// Records `revision` for the source (empty: no artifact yet) and, when it changed, enqueues
@@ -342,8 +389,25 @@ mod tests {
         assert_eq!(got, vec!["a", "b"], "one trigger per user per revision");
 
         t.state.lock().unwrap().upsert(&ks("b", "other"));
-        t.announce(key, "main@sha1:2", true);
+        t.announce(key.clone(), "main@sha1:2", true);
         let got: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok().map(|r| r.name)).collect();
         assert_eq!(got, vec!["a"], "re-pointed Kustomizations leave the index");
+
+        // The cached artifact is served only while it is the newest announced revision.
+        let artifact = |rev: &str| -> Artifact {
+            serde_json::from_value(serde_json::json!({
+                "path": "p", "url": "http://x/p", "revision": rev, "digest": "sha256:00",
+                "lastUpdateTime": "2026-01-01T00:00:00Z"}))
+            .unwrap()
+        };
+        t.remember(&key, Some(&artifact("main@sha1:2")));
+        assert_eq!(t.artifact(&key).unwrap().revision, "main@sha1:2");
+        t.announce(key.clone(), "main@sha1:3", false);
+        assert!(
+            t.artifact(&key).is_none(),
+            "gRPC ahead of the watch: ask the API server"
+        );
+        t.remember(&key, None);
+        assert!(t.artifact(&key).is_none());
     }
 }
