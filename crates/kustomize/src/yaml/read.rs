@@ -52,7 +52,12 @@ fn parse_with(src: &str, yaml11: bool) -> Result<Vec<Value>, YamlError> {
             format!("YAML input is larger than {MAX_INPUT_BYTES} bytes"),
         ));
     }
-    let mut parser = Parser::new_from_str(src);
+    // Comments between a key and its value are buffered while the parser looks ahead; the
+    // input is bounded in size above, so their number is not bounded (go-yaml has no limit,
+    // granit's default of 96 refused long commented-out blocks in real manifests).
+    let mut options = granit_parser::Options::default();
+    options.max_buffered_comment_events = usize::MAX;
+    let mut parser = Parser::new_from_str_with_options(src, options);
     let mut b = Builder {
         anchors: Vec::new(),
         nodes: 0,
@@ -744,6 +749,18 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn long_comment_blocks_inside_mappings_are_read() {
+        let mut src = String::from("data:\n");
+        for i in 0..300 {
+            src.push_str(&format!("  # commented-out line {i}\n"));
+        }
+        src.push_str("  k: v\n");
+        let docs = parse_documents(&src).unwrap();
+        assert_eq!(docs[0]["data"]["k"], "v");
+    }
+
     use super::*;
     use serde_json::json;
 
