@@ -1,4 +1,6 @@
-//! The parts of the ferroflux CLI other crates reuse: the loopback Git smart-HTTP server (the
-//! embedded demo serves its sample repository with it; the end-to-end tests their fixtures).
+//! The parts of the ferroflux CLI other crates reuse: installing the CRDs and the flux-system
+//! namespace, and the loopback Git smart-HTTP server (the embedded demo serves its sample
+//! repository with them; the end-to-end tests their fixtures).
 
+pub mod bootstrap;
 pub mod gitserver;

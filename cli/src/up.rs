@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ferroflux_api::{GitRepository, Kustomization};
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 
+use ferroflux_cli::bootstrap::install_crds;
 use ferroflux_cli::gitserver;
 
 /// The sample application, embedded so that `up` works from any directory.
@@ -134,25 +133,6 @@ fn terminate(child: &Child) {
             libc::kill(pid as libc::pid_t, libc::SIGTERM);
         }
     }
-}
-
-async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let pp = PatchParams::apply("ferroflux").force();
-    for crd in ferroflux_api::crdgen::crd_objects().context("generating the CRDs")? {
-        crds.patch(&crd.name_any(), &pp, &Patch::Apply(&crd))
-            .await
-            .with_context(|| format!("installing CRD {}", crd.name_any()))?;
-    }
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}
-    }))?;
-    namespaces
-        .patch("flux-system", &pp, &Patch::Apply(&ns))
-        .await
-        .context("creating flux-system")?;
-    Ok(())
 }
 
 async fn create_sync_objects(client: &Client, url: &str) -> anyhow::Result<()> {

@@ -14,10 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use ferroflux_api::{GitRepository, Kustomization};
 use ferroflux_testenv::{Options, TestEnv};
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, ResourceExt};
 
 /// The controllers the harness can run.
 pub const SOURCE: &str = "source-controller";
@@ -142,7 +140,7 @@ impl Cluster {
         let kubeconfig = dir.path().join("kubeconfig");
         env.write_kubeconfig(&kubeconfig)?;
         let client = env.client().await?;
-        install_crds(&client).await?;
+        ferroflux_cli::bootstrap::install_crds(&client).await?;
         let git_root = dir.path().join("git");
         std::fs::create_dir_all(&git_root)?;
         let mut cluster = Cluster {
@@ -457,22 +455,4 @@ pub fn ready_at(k: &Kustomization, commit: &str) -> bool {
 /// Ready=False with `reason`.
 pub fn failed_with(k: &Kustomization, reason: &str) -> bool {
     ready(k).is_some_and(|(s, r, _)| s == "False" && r == reason)
-}
-
-async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let pp = PatchParams::apply("e2e").force();
-    for crd in ferroflux_api::crdgen::crd_objects()? {
-        crds.patch(&crd.name_any(), &pp, &Patch::Apply(&crd))
-            .await
-            .with_context(|| format!("installing CRD {}", crd.name_any()))?;
-    }
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}
-    }))?;
-    namespaces
-        .patch("flux-system", &pp, &Patch::Apply(&ns))
-        .await?;
-    Ok(())
 }

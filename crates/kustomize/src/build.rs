@@ -69,7 +69,8 @@ pub const KUSTOMIZATION_FIELDS: &[&str] = &[
     "buildMetadata",
 ];
 
-const KUSTFILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+/// File names kustomize recognises as a kustomization, in its order of preference.
+pub const KUSTFILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Builds kustomizations from any [`Filesystem`].
 pub struct Kustomizer<'a> {

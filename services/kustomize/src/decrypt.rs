@@ -16,7 +16,8 @@ use crate::generator::KUSTOMIZATION_FILES;
 
 /// Largest encrypted file decrypted (upstream's limit).
 const MAX_ENCRYPTED_FILE_SIZE: u64 = 5 << 20;
-const DECRYPT_KEY: &str = "kustomize.toolkit.fluxcd.io/decrypt";
+/// Annotation that turns decryption off for one object.
+pub const DECRYPT_KEY: &str = "kustomize.toolkit.fluxcd.io/decrypt";
 
 /// The keys of one Kustomization.
 pub struct Decryptor {
@@ -262,7 +263,8 @@ impl Decryptor {
     }
 }
 
-fn decryption_disabled(obj: &Value) -> bool {
+/// `kustomize.toolkit.fluxcd.io/decrypt: disabled` (any case), as upstream's IsDecryptionDisabled.
+pub fn decryption_disabled(obj: &Value) -> bool {
     obj.pointer("/metadata/annotations")
         .and_then(|m| m.get(DECRYPT_KEY))
         .and_then(Value::as_str)

@@ -10,9 +10,8 @@ use ferroflux_api::kustomization::KustomizationSpec;
 use ferroflux_kustomize::{DiskFs, Filesystem};
 use serde_json::{Map, Value, json};
 
-/// File names kustomize recognises, in its order of preference.
-pub const KUSTOMIZATION_FILES: [&str; 3] =
-    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+/// File names kustomize recognises, in its order of preference (the engine's list).
+pub const KUSTOMIZATION_FILES: [&str; 3] = ferroflux_kustomize::build::KUSTFILE_NAMES;
 
 /// Fields of a kustomization file that survive upstream's re-serialisation (unknown fields are
 /// dropped, as Go's struct decoding does): the fields kustomize knows.

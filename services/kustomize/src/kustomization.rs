@@ -33,6 +33,7 @@ use sha2::Digest;
 
 use crate::cel::{Expression, HealthExprs};
 use crate::clients::Clients;
+use crate::decrypt::decryption_disabled;
 use crate::{generator, substitute};
 
 /// Field manager of applied objects.
@@ -43,7 +44,6 @@ pub const STATUS_MANAGER: &str = "gotk-kustomize-controller";
 pub const GROUP: &str = "kustomize.toolkit.fluxcd.io";
 const NAME_LABEL: &str = "kustomize.toolkit.fluxcd.io/name";
 const NAMESPACE_LABEL: &str = "kustomize.toolkit.fluxcd.io/namespace";
-const DECRYPT_KEY: &str = "kustomize.toolkit.fluxcd.io/decrypt";
 const ORIGIN_REVISION_KEY: &str = "org.opencontainers.image.revision";
 const TERMINAL_ERROR: &str = "Reconciliation failed terminally due to configuration error";
 const HISTORY_MAX: usize = 5;
@@ -251,11 +251,6 @@ fn upsert_history(
     history.truncate(HISTORY_MAX);
 }
 
-/// The source's artifact and how to name the source in messages.
-struct SourceArtifact {
-    artifact: Option<Artifact>,
-}
-
 /// A failure while getting the source.
 enum SourceError {
     NotFound(String),
@@ -298,10 +293,6 @@ where
     }
 }
 
-fn kind_name(kind: &KustomizationSourceKind) -> &str {
-    kind.as_str()
-}
-
 impl KustomizationReconciler {
     async fn event(
         &self,
@@ -335,12 +326,12 @@ impl KustomizationReconciler {
         &self,
         obj: &Kustomization,
         client: Client,
-    ) -> Result<SourceArtifact, SourceError> {
+    ) -> Result<Option<Artifact>, SourceError> {
         let Some(sref) = &obj.spec.source_ref else {
             return Err(SourceError::Other("spec.sourceRef is required".into()));
         };
         let ns = source_namespace(obj);
-        let kind = kind_name(&sref.kind);
+        let kind = sref.kind.as_str();
         let own_ns = obj.namespace().unwrap_or_default();
         if self.settings.no_cross_namespace_refs && ns != own_ns {
             return Err(SourceError::AccessDenied(format!(
@@ -360,9 +351,7 @@ impl KustomizationReconciler {
             && let Some(artifact) =
                 cache.artifact(&(kind.to_string(), ns.clone(), sref.name.clone()))
         {
-            return Ok(SourceArtifact {
-                artifact: Some(artifact),
-            });
+            return Ok(Some(artifact));
         }
         let artifact = match sref.kind {
             KustomizationSourceKind::GitRepository => {
@@ -384,7 +373,7 @@ impl KustomizationReconciler {
                 )));
             }
         };
-        Ok(SourceArtifact { artifact })
+        Ok(artifact)
     }
 
     /// Upstream's dependency rules; `Err((message, terminal))`.
@@ -469,7 +458,7 @@ impl KustomizationReconciler {
                     .unwrap_or_default();
                 if a.name == b.name
                     && a_ns == b_ns
-                    && kind_name(&a.kind) == kind_name(&b.kind)
+                    && a.kind.as_str() == b.kind.as_str()
                     && dep_rev != revision
                 {
                     return Err((
@@ -683,7 +672,7 @@ impl KustomizationReconciler {
             }
         };
         let requeue_dep = self.settings.requeue_dependency;
-        let Some(artifact) = source.artifact else {
+        let Some(artifact) = source else {
             let msg = format!(
                 "Source artifact not found, retrying in {}",
                 format_go(requeue_dep)
@@ -1334,15 +1323,6 @@ pub fn is_encrypted_secret(obj: &Value) -> bool {
         && obj.get("sops").is_some_and(Value::is_object)
 }
 
-fn decryption_disabled(obj: &Value) -> bool {
-    ["labels", "annotations"].iter().any(|f| {
-        obj.pointer(&format!("/metadata/{f}"))
-            .and_then(|m| m.get(DECRYPT_KEY))
-            .and_then(Value::as_str)
-            .is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
-    })
-}
-
 /// Objects in `old` and not in `new`, keeping `old`'s versions.
 fn inventory_diff(old: &ResourceInventory, new: &ResourceInventory) -> Vec<ObjMetadata> {
     let mut out = Vec::new();
@@ -1588,7 +1568,7 @@ mod tests {
         assert!(is_encrypted_secret(&s));
         assert!(!decryption_disabled(&s));
         let mut off = s.clone();
-        off["metadata"]["annotations"] = json!({DECRYPT_KEY: "Disabled"});
+        off["metadata"]["annotations"] = json!({crate::decrypt::DECRYPT_KEY: "Disabled"});
         assert!(decryption_disabled(&off));
         assert!(!is_encrypted_secret(
             &json!({"apiVersion": "v1", "kind": "ConfigMap", "sops": {}})
