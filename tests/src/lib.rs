@@ -104,6 +104,18 @@ pub struct Cluster {
     pub extra_flags: BTreeMap<&'static str, Vec<String>>,
 }
 
+/// The program and leading arguments that start controller `name`: the service binaries
+/// themselves from `FERROFLUX_E2E_BIN_DIR` (e.g. a `release-small` build, as shipped), else the
+/// launcher (`FERROFLUX_E2E_CONTROLLER` or the one Cargo built) with `name` as first argument.
+fn controller_command(name: &str) -> tokio::process::Command {
+    if let Ok(dir) = std::env::var("FERROFLUX_E2E_BIN_DIR") {
+        return tokio::process::Command::new(Path::new(&dir).join(name));
+    }
+    let mut cmd = tokio::process::Command::new(launcher());
+    cmd.arg(name);
+    cmd
+}
+
 fn launcher() -> PathBuf {
     if let Ok(p) = std::env::var("FERROFLUX_E2E_CONTROLLER") {
         return PathBuf::from(p);
@@ -265,8 +277,7 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(logs.join(format!("{name}.log")))?;
-        let process = tokio::process::Command::new(launcher())
-            .arg(name)
+        let process = controller_command(name)
             .arg(format!("--metrics-addr={metrics}"))
             .arg(format!("--health-addr={health}"))
             .args(self.flags(name))
@@ -278,7 +289,7 @@ impl Cluster {
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {name} via {}", launcher().display()))?;
+            .with_context(|| format!("starting {name} via {:?}", controller_command(name)))?;
         let mut c = Controller { process, metrics };
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);

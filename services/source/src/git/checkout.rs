@@ -1,5 +1,5 @@
 //! Writing a fetched tree into a directory (no index, no worktree metadata): regular and
-//! executable files, symlinks that stay inside the repository (escaping ones are left out),
+//! executable files, symlinks that stay inside the repository (an escaping one fails the checkout),
 //! empty directories for submodules
 //! (filled by [`checkout_submodules`] when `recurseSubmodules` is set), and cone-less sparse
 //! checkout that keeps only the listed directories (upstream go-git semantics).
@@ -162,13 +162,16 @@ fn write_rec(
                     .find_object(oid)
                     .map_err(|e| format!("unable to read '{rel}': {e}"))?;
                 let target = blob.data.to_str_lossy().into_owned();
-                // Upstream keeps such a link in its checkout but never follows it, and
-                // leaves every symlink out of the artifact. We do not create the escaping
-                // ones at all, so nothing later (includes, ignore rules) can write or read
-                // through them; the artifact is the same as upstream's.
+                // Upstream keeps such a link unfollowed and leaves it out of the artifact; we
+                // refuse the revision instead (a deliberate difference, asked for by the
+                // source-controller issue): a link out of the tree is either a mistake or an
+                // attempt to make a later step (includes, a consumer's build) read or write
+                // outside it. The checkout fails and the last good artifact stays served.
                 if !stays_inside(&rel, &target) {
-                    tracing::debug!(path = %rel, "symlink pointing outside the repository left out");
-                    continue;
+                    return Err(format!(
+                        "symlink '{rel}' points outside the repository (target '{}')",
+                        target.escape_debug()
+                    ));
                 }
                 #[cfg(unix)]
                 std::os::unix::fs::symlink(&target, &path)
