@@ -215,6 +215,9 @@ fn new_reconcile_id() -> String {
     )
 }
 
+/// The annotation in which client-side `kubectl apply` keeps the whole applied object.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 struct DriverState<R> {
     reconciler: R,
     ctx: ReconcileContext,
@@ -357,8 +360,13 @@ pub async fn run<K, R>(
     let trigger_state = state.clone();
     let triggers = watcher(api, wc)
         .default_backoff()
-        // No reconciler reads managedFields: not keeping them makes the cached objects smaller.
-        .modify(|obj: &mut K| obj.managed_fields_mut().clear())
+        // No reconciler reads managedFields or `kubectl apply`'s copy of the whole object (and
+        // objects are only ever patched, never replaced): not keeping them makes the cached
+        // objects smaller, about half for objects created with client-side `kubectl apply`.
+        .modify(|obj: &mut K| {
+            obj.managed_fields_mut().clear();
+            obj.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default())

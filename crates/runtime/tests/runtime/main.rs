@@ -22,6 +22,8 @@ use kube::{Client, ResourceExt};
 struct Recorder {
     calls: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
     cleanups: Arc<Mutex<Vec<String>>>,
+    /// Per reconcile: did the object carry managedFields or `kubectl apply`'s annotation?
+    bulky: Arc<Mutex<Vec<(bool, bool)>>>,
 }
 
 impl Recorder {
@@ -42,6 +44,10 @@ impl Reconciler<GitRepository> for Recorder {
         _ctx: ReconcileContext,
     ) -> Result<Outcome, ReconcileError> {
         let name = obj.name_any();
+        self.bulky.lock().unwrap().push((
+            !obj.managed_fields().is_empty(),
+            obj.annotations().contains_key(LAST_APPLIED),
+        ));
         let n = {
             let mut calls = self.calls.lock().unwrap();
             let entry = calls.entry(name.clone()).or_default();
@@ -84,11 +90,14 @@ async fn install_crds(client: &Client) {
     panic!("GitRepository kind never became available");
 }
 
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 fn repo(name: &str, interval: &str) -> GitRepository {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "source.toolkit.fluxcd.io/v1",
         "kind": "GitRepository",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": "default",
+                     "annotations": {LAST_APPLIED: "{\"kind\":\"GitRepository\"}"}},
         "spec": {"url": "https://example.invalid/repo.git", "interval": interval}
     }))
     .expect("valid GitRepository")
@@ -212,6 +221,19 @@ async fn driver_against_a_real_api_server() {
     assert!(
         manual.finalizers().iter().any(|f| f == FINALIZER),
         "finalizer added"
+    );
+    // The cache the reconciler reads from leaves out what no reconciler needs.
+    assert!(
+        !manual.managed_fields().is_empty() && manual.annotations().contains_key(LAST_APPLIED),
+        "the server keeps managedFields and the annotation"
+    );
+    let bulky = recorder.bulky.lock().unwrap().clone();
+    assert!(!bulky.is_empty());
+    assert!(
+        bulky
+            .iter()
+            .all(|&(fields, annotation)| !fields && !annotation),
+        "reconcilers saw managedFields or last-applied-configuration: {bulky:?}"
     );
 
     // requestedAt triggers an immediate reconcile, a metadata-only change does not.
