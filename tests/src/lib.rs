@@ -81,6 +81,25 @@ impl Repo {
     }
 }
 
+/// Why a controller did not start.
+enum StartError {
+    /// One of its ports was taken meanwhile: worth another try.
+    PortTaken(anyhow::Error),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for StartError {
+    fn from(e: anyhow::Error) -> Self {
+        StartError::Other(e)
+    }
+}
+
+impl From<std::io::Error> for StartError {
+    fn from(e: std::io::Error) -> Self {
+        StartError::Other(e.into())
+    }
+}
+
 struct Controller {
     process: tokio::process::Child,
     metrics: SocketAddr,
@@ -100,6 +119,8 @@ pub struct Cluster {
     controllers: BTreeMap<&'static str, Controller>,
     pub source_grpc: SocketAddr,
     source_storage: SocketAddr,
+    /// Whether source-controller has started once (its addresses are fixed from then on).
+    source_started: bool,
     /// Extra flags per controller.
     pub extra_flags: BTreeMap<&'static str, Vec<String>>,
 }
@@ -167,6 +188,7 @@ impl Cluster {
             controllers: BTreeMap::new(),
             source_grpc: free_port(),
             source_storage: free_port(),
+            source_started: false,
             extra_flags,
             dir,
         };
@@ -267,8 +289,35 @@ impl Cluster {
         flags
     }
 
-    /// Starts (or restarts) a controller process and waits until it is ready.
+    /// Starts (or restarts) a controller process and waits until it is ready. A port handed
+    /// out by [`free_port`] can be taken by a parallel test before the controller binds it; such
+    /// a start is retried with fresh ports.
     pub async fn start_controller(&mut self, name: &'static str) -> anyhow::Result<()> {
+        let mut attempt = 1;
+        loop {
+            match self.start_controller_once(name).await {
+                Err(StartError::PortTaken(e)) if attempt < 3 => {
+                    attempt += 1;
+                    eprintln!("{name}: {e:#}; retrying with other ports");
+                    // The source addresses are fixed for the cluster's life (artifact URLs and
+                    // the events address point at them); only a first start may move them.
+                    if name == SOURCE && !self.source_started {
+                        self.source_storage = free_port();
+                        self.source_grpc = free_port();
+                    }
+                }
+                Err(StartError::PortTaken(e) | StartError::Other(e)) => return Err(e),
+                Ok(()) => {
+                    if name == SOURCE {
+                        self.source_started = true;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn start_controller_once(&mut self, name: &'static str) -> Result<(), StartError> {
         let metrics = free_port();
         let health = free_port();
         let logs = self.dir.path().join("logs");
@@ -294,11 +343,15 @@ impl Cluster {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = c.process.try_wait()? {
-                bail!(
-                    "{name} exited during start-up ({status}):\n{}",
-                    self.log(name)
-                );
+            if let Some(status) = c.process.try_wait().map_err(anyhow::Error::from)? {
+                let log = self.log(name);
+                let e = anyhow::anyhow!("{name} exited during start-up ({status}):\n{log}");
+                // EADDRINUSE, in the words of std::io::Error.
+                return Err(if log.contains("(os error 98)") {
+                    StartError::PortTaken(e)
+                } else {
+                    StartError::Other(e)
+                });
             }
             if let Ok(r) = http.get(format!("http://{health}/readyz")).send().await
                 && r.status().is_success()
@@ -306,7 +359,10 @@ impl Cluster {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("{name} did not become ready:\n{}", self.log(name));
+                return Err(StartError::Other(anyhow::anyhow!(
+                    "{name} did not become ready:\n{}",
+                    self.log(name)
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -219,7 +219,7 @@ impl Decryptor {
             .and_then(Value::as_str)
             .unwrap_or("");
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-        if obj.get("sops").is_some_and(Value::is_object) {
+        if is_sops_encrypted_resource(obj) {
             let json = serde_json::to_vec(obj).map_err(|e| e.to_string())?;
             let plain = self.decrypt(&json, Format::Json).map_err(|e| {
                 format!("failed to decrypt and format '{ns}/{name}' {kind} data: {e}")
@@ -269,4 +269,20 @@ pub fn decryption_disabled(obj: &Value) -> bool {
         .and_then(|m| m.get(DECRYPT_KEY))
         .and_then(Value::as_str)
         .is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
+}
+
+/// True if `obj` is a whole resource encrypted by sops, as upstream decides it: a non-empty
+/// `sops` mapping with a non-empty `mac` (a resource with some other `sops` field is left alone
+/// here, and a Secret among those is then refused before apply).
+pub fn is_sops_encrypted_resource(obj: &Value) -> bool {
+    let non_empty = |v: &Value| match v {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::Bool(_) | Value::Number(_) => true,
+    };
+    obj.get("sops")
+        .and_then(|sops| sops.get("mac"))
+        .is_some_and(non_empty)
 }

@@ -1320,7 +1320,7 @@ fn set_common_metadata(
 pub fn is_encrypted_secret(obj: &Value) -> bool {
     obj.get("kind").and_then(Value::as_str) == Some("Secret")
         && obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
-        && obj.get("sops").is_some_and(Value::is_object)
+        && obj.get("sops").is_some()
 }
 
 /// Objects in `old` and not in `new`, keeping `old`'s versions.
@@ -1573,6 +1573,21 @@ mod tests {
         assert!(!is_encrypted_secret(
             &json!({"apiVersion": "v1", "kind": "ConfigMap", "sops": {}})
         ));
+        // As upstream: any `sops` field marks a Secret (it is refused unless decrypted), but
+        // only a non-empty `sops.mac` makes a resource one to decrypt as a whole.
+        let odd = json!({"apiVersion": "v1", "kind": "Secret", "sops": "x"});
+        assert!(is_encrypted_secret(&odd));
+        assert!(!crate::decrypt::is_sops_encrypted_resource(&odd));
+        assert!(crate::decrypt::is_sops_encrypted_resource(&s));
+        for sops in [
+            json!({}),
+            json!({"mac": ""}),
+            json!({"mac": null}),
+            json!({"age": []}),
+        ] {
+            let r = json!({"kind": "ConfigMap", "sops": sops});
+            assert!(!crate::decrypt::is_sops_encrypted_resource(&r), "{r}");
+        }
     }
 
     #[test]
