@@ -3,6 +3,7 @@
 //! metrics scraped over HTTP; OTLP export; the artifact client over HTTP.
 
 mod artifact_fetch;
+mod serve;
 mod telemetry;
 
 use std::collections::HashMap;
