@@ -118,6 +118,8 @@ pub struct Cluster {
     git_stop: Option<tokio::sync::oneshot::Sender<()>>,
     controllers: BTreeMap<&'static str, Controller>,
     pub source_grpc: SocketAddr,
+    /// kustomize-controller's gRPC address (the Readiness stream).
+    pub kustomize_grpc: SocketAddr,
     source_storage: SocketAddr,
     /// Whether source-controller has started once (its addresses are fixed from then on).
     source_started: bool,
@@ -187,6 +189,7 @@ impl Cluster {
             git_stop: None,
             controllers: BTreeMap::new(),
             source_grpc: free_port(),
+            kustomize_grpc: free_port(),
             source_storage: free_port(),
             source_started: false,
             extra_flags,
@@ -282,7 +285,7 @@ impl Cluster {
                         self.source_grpc
                     ));
                 }
-                flags.push(format!("--grpc-addr={}", free_port()));
+                flags.push(format!("--grpc-addr={}", self.kustomize_grpc));
             }
         }
         flags.extend(self.extra_flags.get(name).cloned().unwrap_or_default());
@@ -304,6 +307,9 @@ impl Cluster {
                     if name == SOURCE && !self.source_started {
                         self.source_storage = free_port();
                         self.source_grpc = free_port();
+                    }
+                    if name == KUSTOMIZE {
+                        self.kustomize_grpc = free_port();
                     }
                 }
                 Err(StartError::PortTaken(e) | StartError::Other(e)) => return Err(e),
