@@ -319,15 +319,22 @@ where
     })
 }
 
+/// Sees every event of the driver's watch, after the cache has taken it in: one watch per kind
+/// feeds the reconcile loop and whatever else follows those objects (the Readiness stream, an
+/// index of sources), instead of one watch each.
+pub type WatchTap<K> = Arc<dyn Fn(&watcher::Event<K>) + Send + Sync>;
+
 /// Runs one controller loop until `shutdown` resolves.
 ///
-/// `customize` may add watches or trigger streams to the `Controller` (e.g. artifact events).
+/// `extra_triggers` enqueues objects for reasons other than their own changes (e.g. artifact
+/// events); `taps` see every event of the driver's watch.
 pub async fn run<K, R>(
     client: Client,
     config: DriverConfig,
     reconciler: R,
     metrics: Metrics,
     extra_triggers: Option<BoxStream<'static, ObjectRef<K>>>,
+    taps: Vec<WatchTap<K>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) where
     K: Reconcilable<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -368,6 +375,13 @@ pub async fn run<K, R>(
             obj.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
         })
         .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                for tap in &taps {
+                    tap(event);
+                }
+            }
+        })
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default())
         .inspect(move |res| {

@@ -200,6 +200,31 @@ impl Manager {
         K: driver::Reconcilable<Scope = k8s_openapi::NamespaceResourceScope>,
         R: Reconciler<K>,
     {
+        self.controller_with_taps(
+            group,
+            default_concurrency,
+            reconciler,
+            extra_triggers,
+            Vec::new(),
+        )
+    }
+
+    /// [`Manager::controller`] whose watch also feeds `taps` (the Readiness stream from
+    /// [`Manager::serve_readiness`], indexes).
+    pub fn controller_with_taps<K, R>(
+        &self,
+        group: &str,
+        default_concurrency: u16,
+        reconciler: R,
+        extra_triggers: Option<
+            futures::stream::BoxStream<'static, kube::runtime::reflector::ObjectRef<K>>,
+        >,
+        taps: Vec<driver::WatchTap<K>>,
+    ) -> impl Future<Output = ()> + Send + use<K, R>
+    where
+        K: driver::Reconcilable<Scope = k8s_openapi::NamespaceResourceScope>,
+        R: Reconciler<K>,
+    {
         let kind = K::kind(&()).to_string();
         driver::run::<K, R>(
             self.client.clone(),
@@ -207,33 +232,30 @@ impl Manager {
             reconciler,
             self.metrics.clone(),
             extra_triggers,
+            taps,
             self.shutdown_signal(),
         )
     }
 
     /// Serves the Readiness gRPC stream of kind `K` on `addr` (Go `host:port` form) until
-    /// shutdown; `revision` picks the revision to report.
+    /// shutdown; `revision` picks the revision to report. Returns the bound address and the tap
+    /// that feeds the stream: pass it to [`Manager::controller_with_taps`] for `K`.
     pub async fn serve_readiness<K, R>(
         &self,
         addr: &str,
         revision: R,
-    ) -> Result<SocketAddr, StartError>
+    ) -> Result<(SocketAddr, driver::WatchTap<K>), StartError>
     where
         K: ferroflux_api::FluxObject,
-        R: Fn(&K) -> String + Send + 'static,
+        R: Fn(&K) -> String + Send + Sync + 'static,
     {
         let listen = flags::parse_listen_addr(addr).map_err(StartError)?;
-        let bound = readiness::serve::<K, R>(
-            self.client.clone(),
-            self.watch_namespace(),
-            listen,
-            revision,
-            self.shutdown_signal(),
-        )
-        .await
-        .map_err(|e| StartError(format!("unable to serve readiness on {addr}: {e}")))?;
+        let hub = readiness::ReadinessHub::new();
+        let bound = readiness::serve(hub.clone(), listen, self.shutdown_signal())
+            .await
+            .map_err(|e| StartError(format!("unable to serve readiness on {addr}: {e}")))?;
         tracing::info!(addr = %bound, "readiness gRPC server listening");
-        Ok(bound)
+        Ok((bound, hub.tap(revision)))
     }
 
     /// Resolves when the process should stop (signal or lost leadership).

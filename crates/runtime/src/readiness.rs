@@ -2,16 +2,16 @@
 //! own objects: a snapshot of every matching object, then each change of its Ready state,
 //! observed generation, revision or last handled reconcile request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use ferroflux_api::FluxObject;
 use ferroflux_proto::readiness_server::Readiness;
 use ferroflux_proto::{ReadinessRequest, ReadinessUpdate};
 use futures::{Stream, StreamExt};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::ResourceExt;
+use kube::runtime::watcher;
 use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 
@@ -22,6 +22,9 @@ type Key = (String, String, String);
 pub struct ReadinessHub {
     current: Arc<RwLock<BTreeMap<Key, ReadinessUpdate>>>,
     changes: broadcast::Sender<ReadinessUpdate>,
+    /// Objects listed so far during a relist of the watch (kind → keys), to forget the objects
+    /// deleted while the watch was down once the relist is complete.
+    relisted: Arc<Mutex<BTreeMap<String, BTreeSet<Key>>>>,
 }
 
 impl Default for ReadinessHub {
@@ -46,6 +49,7 @@ impl ReadinessHub {
         Self {
             current: Arc::new(RwLock::new(BTreeMap::new())),
             changes,
+            relisted: Arc::new(Mutex::new(BTreeMap::new())),
         }
     }
 
@@ -66,6 +70,61 @@ impl ReadinessHub {
         if let Ok(mut current) = self.current.write() {
             current.remove(&(kind.to_string(), namespace.to_string(), name.to_string()));
         }
+    }
+
+    /// Follows one watch event of kind `K`: objects listed or changed are recorded, deleted
+    /// ones forgotten, and at the end of a relist the objects it did not list (deleted while
+    /// the watch was down) are forgotten too.
+    pub fn observe<K: FluxObject>(&self, event: &watcher::Event<K>, revision: &str) {
+        let kind = K::kind(&()).to_string();
+        match event {
+            watcher::Event::Init => {
+                if let Ok(mut r) = self.relisted.lock() {
+                    r.insert(kind, BTreeSet::new());
+                }
+            }
+            watcher::Event::InitApply(obj) => {
+                let u = readiness_of(obj, revision);
+                if let Ok(mut r) = self.relisted.lock()
+                    && let Some(seen) = r.get_mut(&kind)
+                {
+                    seen.insert(key(&u));
+                }
+                self.update(u);
+            }
+            watcher::Event::InitDone => {
+                let seen = self
+                    .relisted
+                    .lock()
+                    .ok()
+                    .and_then(|mut r| r.remove(&kind))
+                    .unwrap_or_default();
+                if let Ok(mut current) = self.current.write() {
+                    current.retain(|k, _| k.0 != kind || seen.contains(k));
+                }
+            }
+            watcher::Event::Apply(obj) => self.update(readiness_of(obj, revision)),
+            watcher::Event::Delete(obj) => {
+                self.remove(&kind, &obj.namespace().unwrap_or_default(), &obj.name_any());
+            }
+        }
+    }
+
+    /// A tap for the driver's watch of `K` that keeps this hub current; `revision` picks the
+    /// revision to report.
+    pub fn tap<K, F>(&self, revision: F) -> crate::driver::WatchTap<K>
+    where
+        K: FluxObject,
+        F: Fn(&K) -> String + Send + Sync + 'static,
+    {
+        let hub = self.clone();
+        Arc::new(move |event: &watcher::Event<K>| {
+            let rev = match event {
+                watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => revision(obj),
+                _ => String::new(),
+            };
+            hub.observe(event, &rev);
+        })
     }
 
     fn snapshot(
@@ -104,38 +163,6 @@ pub fn readiness_of<K: FluxObject>(obj: &K, revision: &str) -> ReadinessUpdate {
     }
 }
 
-/// Feeds the hub from a watch of `K` until the watch stream ends; `revision` extracts the
-/// revision to report (lastAppliedRevision, lastAttemptedRevision, ...).
-pub async fn feed<K, F>(client: Client, namespace: Option<String>, hub: ReadinessHub, revision: F)
-where
-    K: FluxObject,
-    F: Fn(&K) -> String + Send + 'static,
-{
-    let api: Api<K> = match &namespace {
-        Some(ns) => Api::namespaced(client, ns),
-        None => Api::all(client),
-    };
-    let mut events = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .boxed();
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(watcher::Event::Apply(obj)) | Ok(watcher::Event::InitApply(obj)) => {
-                hub.update(readiness_of(&obj, &revision(&obj)));
-            }
-            Ok(watcher::Event::Delete(obj)) => {
-                hub.remove(
-                    &K::kind(&()),
-                    &obj.namespace().unwrap_or_default(),
-                    &obj.name_any(),
-                );
-            }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "readiness watch error"),
-        }
-    }
-}
-
 type UpdateStream = Pin<Box<dyn Stream<Item = Result<ReadinessUpdate, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -163,26 +190,19 @@ impl Readiness for ReadinessHub {
     }
 }
 
-/// Serves the Readiness gRPC stream (plus the gRPC health service) for kind `K` on `addr`
-/// until `shutdown`, fed by a watch of `K`. Returns the bound address.
-pub async fn serve<K, F>(
-    client: Client,
-    namespace: Option<String>,
+/// Serves the Readiness gRPC stream (plus the gRPC health service) of `hub` on `addr` until
+/// `shutdown`; the hub is fed by the controller's watch through [`ReadinessHub::tap`]. Returns
+/// the bound address.
+pub async fn serve(
+    hub: ReadinessHub,
     addr: std::net::SocketAddr,
-    revision: F,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<std::net::SocketAddr>
-where
-    K: FluxObject,
-    F: Fn(&K) -> String + Send + 'static,
-{
+) -> std::io::Result<std::net::SocketAddr> {
     use ferroflux_proto::readiness_server::ReadinessServer;
-    let hub = ReadinessHub::new();
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ReadinessServer<ReadinessHub>>().await;
-    let feeder = tokio::spawn(feed::<K, F>(client, namespace, hub.clone(), revision));
     let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(ReadinessServer::new(hub))
@@ -194,7 +214,6 @@ where
         if let Err(e) = server.await {
             tracing::error!(error = %e, "readiness gRPC server failed");
         }
-        feeder.abort();
     });
     Ok(local)
 }
@@ -213,6 +232,68 @@ mod tests {
             ready: ready.into(),
             ..Default::default()
         }
+    }
+
+    fn kustomization(name: &str, ready: &str, revision: &str) -> ferroflux_api::Kustomization {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": name, "namespace": "apps", "generation": 2},
+            "spec": {"interval": "1m", "prune": true,
+                     "sourceRef": {"kind": "GitRepository", "name": "repo"}},
+            "status": {"observedGeneration": 2, "lastAppliedRevision": revision,
+                       "conditions": [{"type": "Ready", "status": ready, "reason": "R",
+                                       "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_tap_follows_the_watch_and_relists() {
+        use ferroflux_api::Kustomization;
+        let hub = ReadinessHub::new();
+        let tap = hub.tap(|k: &Kustomization| {
+            k.status
+                .as_ref()
+                .and_then(|s| s.last_applied_revision.clone())
+                .unwrap_or_default()
+        });
+        let names = |hub: &ReadinessHub| -> Vec<(String, String, String)> {
+            hub.snapshot(&ReadinessRequest::default())
+                .0
+                .into_iter()
+                .map(|u| (u.name, u.ready, u.revision))
+                .collect()
+        };
+        tap(&watcher::Event::Init);
+        tap(&watcher::Event::InitApply(kustomization("a", "True", "r1")));
+        tap(&watcher::Event::InitApply(kustomization(
+            "b", "False", "r1",
+        )));
+        tap(&watcher::Event::InitDone);
+        tap(&watcher::Event::Apply(kustomization("a", "True", "r2")));
+        assert_eq!(
+            names(&hub),
+            [
+                ("a".to_string(), "True".to_string(), "r2".to_string()),
+                ("b".to_string(), "False".to_string(), "r1".to_string())
+            ]
+        );
+        let u = &hub.snapshot(&ReadinessRequest::default()).0[0];
+        assert_eq!(
+            (u.kind.as_str(), u.namespace.as_str()),
+            ("Kustomization", "apps")
+        );
+        assert_eq!((u.generation, u.observed_generation), (2, 2));
+        tap(&watcher::Event::Delete(kustomization("b", "False", "r1")));
+        assert_eq!(names(&hub).len(), 1);
+        // A relist that does not list "a" (deleted while the watch was down) forgets it.
+        tap(&watcher::Event::Init);
+        tap(&watcher::Event::InitApply(kustomization("c", "True", "r3")));
+        tap(&watcher::Event::InitDone);
+        assert_eq!(
+            names(&hub),
+            [("c".to_string(), "True".to_string(), "r3".to_string())]
+        );
     }
 
     #[tokio::test]

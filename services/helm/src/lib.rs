@@ -90,7 +90,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         .feature_gates(FEATURE_GATES)
         .map_err(anyhow::Error::msg)?;
     let manager = Manager::start(CONTROLLER, flags.runtime.clone()).await?;
-    manager
+    let (_, readiness) = manager
         .serve_readiness::<HelmRelease, _>(&flags.grpc_addr, |obj| {
             obj.status
                 .as_ref()
@@ -98,7 +98,13 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                 .unwrap_or_default()
         })
         .await?;
-    let controllers = manager.controller::<HelmRelease, _>(GROUP, 4, NotYetImplemented, None);
+    let controllers = manager.controller_with_taps::<HelmRelease, _>(
+        GROUP,
+        4,
+        NotYetImplemented,
+        None,
+        vec![readiness],
+    );
     manager.run(controllers).await?;
     Ok(())
 }

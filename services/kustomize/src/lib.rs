@@ -116,7 +116,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         custom_stage_kinds.push((group, kind));
     }
     let manager = Manager::start(CONTROLLER, flags.runtime.clone()).await?;
-    manager
+    let (_, readiness) = manager
         .serve_readiness::<Kustomization, _>(&flags.grpc_addr, |obj| {
             obj.status
                 .as_ref()
@@ -147,6 +147,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         gate("ExternalArtifact"),
         manager.shutdown_token(),
     );
+    let triggers_index = source_cache.index_tap();
     let reconciler = kustomization::KustomizationReconciler {
         settings,
         recorder: EventRecorder::new(
@@ -170,7 +171,16 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     tokio::spawn(ferroflux_runtime::memory::trim_after_activity(
         Duration::from_secs(10),
     ));
-    let controllers = manager.controller::<Kustomization, _>(GROUP, 4, reconciler, Some(triggers));
+    // One watch of Kustomizations feeds the reconcile loop, the Readiness stream and the
+    // source → Kustomizations index of the triggers.
+    let taps = vec![readiness, triggers_index];
+    let controllers = manager.controller_with_taps::<Kustomization, _>(
+        GROUP,
+        4,
+        reconciler,
+        Some(triggers),
+        taps,
+    );
     manager.run(controllers).await?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use ferroflux_api::{
 use ferroflux_proto::SubscribeRequest;
 use ferroflux_proto::artifact_events_client::ArtifactEventsClient;
 use ferroflux_proto::artifact_stream_message::Message;
+use ferroflux_runtime::driver::WatchTap;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use kube::runtime::WatchStreamExt;
@@ -32,6 +33,8 @@ struct State {
     revisions: HashMap<SourceKey, String>,
     /// The artifact each source's status carries, as last seen by the watch.
     artifacts: HashMap<SourceKey, Artifact>,
+    /// Kustomizations listed so far during a relist of the controller's watch.
+    relisted: Option<BTreeSet<(String, String)>>,
 }
 
 /// Shared trigger state and the channel into the controller.
@@ -53,8 +56,9 @@ fn source_key_of(ks: &Kustomization) -> Option<SourceKey> {
 }
 
 impl Triggers {
-    /// Starts the index, the source watches and (when `events_addr` is set) the gRPC
-    /// subscription; returns the stream of Kustomizations to reconcile.
+    /// Starts the source watches and (when `events_addr` is set) the gRPC subscription;
+    /// returns the stream of Kustomizations to reconcile. The source → Kustomizations index is
+    /// fed by the controller's own watch through [`Triggers::index_tap`].
     pub fn start(
         client: Client,
         namespace: Option<String>,
@@ -67,8 +71,6 @@ impl Triggers {
             state: Arc::new(Mutex::new(State::default())),
             tx,
         };
-        let index = triggers.clone().index(client.clone(), namespace.clone());
-        spawn_until(shutdown.clone(), index);
         spawn_until(
             shutdown.clone(),
             triggers
@@ -104,26 +106,39 @@ impl Triggers {
         )
     }
 
-    /// Keeps the source → Kustomizations index from a watch on Kustomizations.
-    async fn index(self, client: Client, namespace: Option<String>) {
-        let api: Api<Kustomization> = match &namespace {
-            Some(ns) => Api::namespaced(client, ns),
-            None => Api::all(client),
-        };
-        let mut stream = watcher::watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        while let Some(ev) = stream.next().await {
-            let Ok(ev) = ev else { continue };
-            let Ok(mut st) = self.state.lock() else {
+    /// A tap for the controller's watch of Kustomizations that keeps the source →
+    /// Kustomizations index: listed or changed Kustomizations are (re-)indexed, deleted ones
+    /// dropped, and at the end of a relist those it did not list are dropped too.
+    pub fn index_tap(&self) -> WatchTap<Kustomization> {
+        let state = self.state.clone();
+        Arc::new(move |event: &Event<Kustomization>| {
+            let Ok(mut st) = state.lock() else {
                 return;
             };
-            match ev {
-                Event::Apply(ks) | Event::InitApply(ks) => st.upsert(&ks),
-                Event::Delete(ks) => st.remove(&ks),
-                Event::Init | Event::InitDone => {}
+            match event {
+                Event::Init => st.relisted = Some(BTreeSet::new()),
+                Event::InitApply(ks) => {
+                    if let Some(seen) = st.relisted.as_mut() {
+                        seen.insert((ks.namespace().unwrap_or_default(), ks.name_any()));
+                    }
+                    st.upsert(ks);
+                }
+                Event::InitDone => {
+                    let seen = st.relisted.take().unwrap_or_default();
+                    let gone: Vec<(String, String)> = st
+                        .by_kustomization
+                        .keys()
+                        .filter(|id| !seen.contains(*id))
+                        .cloned()
+                        .collect();
+                    for id in gone {
+                        st.remove_id(&id);
+                    }
+                }
+                Event::Apply(ks) => st.upsert(ks),
+                Event::Delete(ks) => st.remove(ks),
             }
-        }
+        })
     }
 
     /// Watches one source kind and triggers users when an artifact appears or its revision
@@ -364,12 +379,19 @@ mod tests {
             state: Arc::new(Mutex::new(State::default())),
             tx,
         };
-        {
-            let mut st = t.state.lock().unwrap();
-            st.upsert(&ks("a", "repo"));
-            st.upsert(&ks("b", "repo"));
-            st.upsert(&ks("c", "other"));
+        // The index follows the controller's watch (initial list).
+        let index = t.index_tap();
+        index(&Event::Init);
+        for k in [
+            ks("a", "repo"),
+            ks("b", "repo"),
+            ks("c", "other"),
+            ks("gone", "repo"),
+        ] {
+            index(&Event::InitApply(k));
         }
+        index(&Event::InitDone);
+        index(&Event::Delete(ks("gone", "repo")));
         let key = (
             "GitRepository".to_string(),
             "flux-system".to_string(),
@@ -388,10 +410,22 @@ mod tests {
         }
         assert_eq!(got, vec!["a", "b"], "one trigger per user per revision");
 
-        t.state.lock().unwrap().upsert(&ks("b", "other"));
+        index(&Event::Apply(ks("b", "other")));
         t.announce(key.clone(), "main@sha1:2", true);
         let got: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok().map(|r| r.name)).collect();
         assert_eq!(got, vec!["a"], "re-pointed Kustomizations leave the index");
+
+        // A relist (the watch reconnected) that no longer lists "a": it was deleted meanwhile.
+        index(&Event::Init);
+        index(&Event::InitApply(ks("b", "repo")));
+        index(&Event::InitDone);
+        t.announce(key.clone(), "main@sha1:2b", false);
+        let got: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok().map(|r| r.name)).collect();
+        assert_eq!(
+            got,
+            vec!["b"],
+            "Kustomizations missing from a relist leave the index"
+        );
 
         // The cached artifact is served only while it is the newest announced revision.
         let artifact = |rev: &str| -> Artifact {
@@ -400,8 +434,8 @@ mod tests {
                 "lastUpdateTime": "2026-01-01T00:00:00Z"}))
             .unwrap()
         };
-        t.remember(&key, Some(&artifact("main@sha1:2")));
-        assert_eq!(t.artifact(&key).unwrap().revision, "main@sha1:2");
+        t.remember(&key, Some(&artifact("main@sha1:2b")));
+        assert_eq!(t.artifact(&key).unwrap().revision, "main@sha1:2b");
         t.announce(key.clone(), "main@sha1:3", false);
         assert!(
             t.artifact(&key).is_none(),

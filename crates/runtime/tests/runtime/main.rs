@@ -162,12 +162,25 @@ async fn driver_against_a_real_api_server() {
         label_selector: String::new(),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // A tap sees the driver's watch events (what feeds the Readiness stream and indexes).
+    let tapped: Arc<Mutex<Vec<String>>> = Arc::default();
+    let tap: driver::WatchTap<GitRepository> = {
+        let tapped = tapped.clone();
+        Arc::new(
+            move |event: &kube::runtime::watcher::Event<GitRepository>| {
+                if let kube::runtime::watcher::Event::Apply(obj) = event {
+                    tapped.lock().unwrap().push(obj.name_any());
+                }
+            },
+        )
+    };
     let driver = tokio::spawn(driver::run::<GitRepository, _>(
         client.clone(),
         config,
         recorder.clone(),
         metrics.clone(),
         None,
+        vec![tap],
         async move {
             let _ = stop_rx.await;
         },
@@ -223,6 +236,10 @@ async fn driver_against_a_real_api_server() {
         manual.finalizers().iter().any(|f| f == FINALIZER),
         "finalizer added"
     );
+    let tapped = tapped.lock().unwrap().clone();
+    for name in ["periodic", "flaky", "manual"] {
+        assert!(tapped.iter().any(|n| n == name), "tap saw {tapped:?}");
+    }
     // The cache the reconciler reads from leaves out what no reconciler needs.
     assert!(
         !manual.managed_fields().is_empty() && manual.annotations().contains_key(LAST_APPLIED),
@@ -409,6 +426,7 @@ async fn not_yet_implemented_leaves_objects_untouched() {
         driver::NotYetImplemented,
         metrics.clone(),
         None,
+        Vec::new(),
         futures::future::pending(),
     ));
     let start = Instant::now();

@@ -110,6 +110,7 @@ async fn reconciler_against_the_api_server() {
         reconciler,
         Metrics::new(),
         None,
+        Vec::new(),
         async move {
             let _ = stop_rx.await;
         },
