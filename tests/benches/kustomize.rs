@@ -94,26 +94,9 @@ async fn wait_all(
 ) {
     use futures::StreamExt;
     use kube::runtime::watcher::{self, Event};
-    let mut done = std::collections::BTreeSet::new();
-    let mut events = std::pin::pin!(watcher::watcher(api.clone(), watcher::Config::default()));
-    // The watch is established (initial list seen) before the caller's action starts.
-    while let Some(ev) = events.next().await {
-        match ev.expect("watch") {
-            Event::InitDone => break,
-            Event::InitApply(k) | Event::Apply(k) if pred(&k) => {
-                done.insert(k.metadata.name.clone().unwrap_or_default());
-            }
-            _ => {}
-        }
-    }
-    started.await;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while done.len() < n {
-        let next = tokio::time::timeout_at(deadline.into(), events.next()).await;
-        let Ok(Some(ev)) = next else {
-            panic!("only {}/{n} done", done.len());
-        };
-        match ev.expect("watch") {
+    // Keeps `done` current from one event; true once the initial list is complete.
+    let follow = |done: &mut std::collections::BTreeSet<String>, ev: Event<Kustomization>| {
+        match ev {
             Event::Apply(k) | Event::InitApply(k) => {
                 let name = k.metadata.name.clone().unwrap_or_default();
                 if name.starts_with("ks-") && pred(&k) {
@@ -125,8 +108,27 @@ async fn wait_all(
             Event::Delete(k) => {
                 done.remove(&k.metadata.name.clone().unwrap_or_default());
             }
-            _ => {}
+            Event::InitDone => return true,
+            Event::Init => {}
         }
+        false
+    };
+    let mut done = std::collections::BTreeSet::new();
+    let mut events = std::pin::pin!(watcher::watcher(api.clone(), watcher::Config::default()));
+    // The watch is established (initial list seen) before the caller's action starts.
+    while let Some(ev) = events.next().await {
+        if follow(&mut done, ev.expect("watch")) {
+            break;
+        }
+    }
+    started.await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while done.len() < n {
+        let next = tokio::time::timeout_at(deadline.into(), events.next()).await;
+        let Ok(Some(ev)) = next else {
+            panic!("only {}/{n} done", done.len());
+        };
+        follow(&mut done, ev.expect("watch"));
     }
 }
 

@@ -332,6 +332,8 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(logs.join(format!("{name}.log")))?;
+        // Where this start's output begins in the (appended) log.
+        let log_start = log.metadata()?.len() as usize;
         let process = controller_command(name)
             .arg(format!("--metrics-addr={metrics}"))
             .arg(format!("--health-addr={health}"))
@@ -349,11 +351,15 @@ impl Cluster {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = c.process.try_wait().map_err(anyhow::Error::from)? {
-                let log = self.log(name);
-                let e = anyhow::anyhow!("{name} exited during start-up ({status}):\n{log}");
+            if let Some(status) = c.process.try_wait()? {
+                let whole = std::fs::read(logs.join(format!("{name}.log"))).unwrap_or_default();
+                let this_start = String::from_utf8_lossy(whole.get(log_start..).unwrap_or(&[]));
+                let e = anyhow::anyhow!(
+                    "{name} exited during start-up ({status}):\n{}",
+                    self.log(name)
+                );
                 // EADDRINUSE, in the words of std::io::Error.
-                return Err(if log.contains("(os error 98)") {
+                return Err(if this_start.contains("(os error 98)") {
                     StartError::PortTaken(e)
                 } else {
                     StartError::Other(e)
