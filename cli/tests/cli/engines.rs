@@ -5,24 +5,9 @@ use std::process::Command;
 
 use crate::FERROFLUX;
 
-/// Finds an oracle binary on PATH or where `../shared/tools/get-oracles` installs it.
+/// An oracle binary (kubectl, helm); a missing one fails the test with an install hint.
 fn oracle(name: &str) -> PathBuf {
-    if let Some(found) = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-    {
-        return found;
-    }
-    let cached = PathBuf::from(std::env::var("HOME").unwrap_or_default())
-        .join(".cache/ferroflux-oracles/bin")
-        .join(name);
-    assert!(
-        cached.is_file(),
-        "oracle `{name}` not found: run ../shared/tools/get-oracles and put its directory on PATH"
-    );
-    cached
+    ferroflux_testsupport::tool(name, ferroflux_testsupport::ORACLES_HINT)
 }
 
 fn run(cmd: &mut Command) -> String {

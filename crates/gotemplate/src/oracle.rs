@@ -27,8 +27,7 @@ pub fn oracle(name: &str) -> PathBuf {
     }
     panic!(
         "oracle `{name}` not found on PATH or in $HOME/.cache/ferroflux-oracles/bin; \
-         install it with ../shared/tools/get-oracles (from the repository root's parent: \
-         shared/tools/get-oracles)"
+         install it with scripts/get-oracles (scripts/test installs every tool the tests need)"
     );
 }
 

@@ -13,23 +13,10 @@ use crate::{CONVERGE, kustomization, namespace};
 
 /// A tool on PATH or in the oracle cache; a missing tool fails the test with an install hint.
 fn tool(name: &str) -> PathBuf {
-    if let Ok(path) = std::env::var("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return p;
-            }
-        }
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let cached = Path::new(&home)
-        .join(".cache/ferroflux-oracles/bin")
-        .join(name);
-    assert!(
-        cached.is_file(),
-        "`{name}` not found: run ../shared/tools/get-oracles (sops) or `apt-get install age` (age-keygen)"
-    );
-    cached
+    ferroflux_testsupport::tool(
+        name,
+        "scripts/get-oracles installs sops; `apt-get install -y age` gives age-keygen",
+    )
 }
 
 fn age_key(dir: &Path, name: &str) -> (String, String) {

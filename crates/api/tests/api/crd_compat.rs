@@ -227,7 +227,7 @@ impl Ctx<'_> {
 }
 
 #[test]
-fn generated_crds_match_upstream() {
+fn generated_crds_match_the_corpus_upstream_crds() {
     let ours: BTreeMap<String, Value> = ferroflux_api::crdgen::crds()
         .into_iter()
         .map(|c| (c.file_name, c.value))
@@ -319,7 +319,7 @@ fn generated_crds_match_upstream() {
 
 /// The comparator itself must see every kind of difference, or the test above proves nothing.
 #[test]
-fn comparator_reports_every_difference() {
+fn comparator_reports_every_difference_on_a_corpus_crd() {
     let upstream =
         read_yaml(&corpus().join("upstream-crds/source.toolkit.fluxcd.io_gitrepositories.yaml"));
     let mut changed = upstream.clone();

@@ -10,17 +10,7 @@ use std::process::Command;
 use serde_json::Value;
 
 fn kubectl() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("kubectl"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "kubectl is not on PATH; this oracle test needs it (kubectl with kustomize v5.5, e.g. \
-             `apt-get install kubectl` or the google-cloud-cli kubectl package)"
-        )
-    })
+    ferroflux_testsupport::tool("kubectl", ferroflux_testsupport::ORACLES_HINT)
 }
 
 #[test]

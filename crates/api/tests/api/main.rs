@@ -1,5 +1,5 @@
 //! Integration tests of `ferroflux-api` against the upstream Flux 2.9 CRDs and real-world Flux
-//! objects in `../shared/corpus`, plus the freshness check of `deploy/crds`.
+//! objects in the real-world corpus (`FERROFLUX_CORPUS`), plus the freshness check of `deploy/crds`.
 
 mod crd_compat;
 mod crds_current;
@@ -8,12 +8,10 @@ mod roundtrip;
 
 use std::path::PathBuf;
 
-/// The shared corpus, beside the checkout.
+/// The real-world corpus (`FERROFLUX_CORPUS`, or ../shared/corpus beside the checkout); only
+/// tests with `corpus` in their name read it.
 pub fn corpus() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus"
-    ))
+    ferroflux_testsupport::corpus()
 }
 
 /// Reads a YAML file into JSON, panicking with the file name on error.

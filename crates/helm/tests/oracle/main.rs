@@ -552,7 +552,7 @@ fn error_cases_match_helm() {
 /// Every chart in the shared real-world corpus renders (or fails) exactly as with helm.
 #[test]
 fn corpus_charts_match() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    let corpus = ferroflux_testsupport::corpus();
     let mut charts = Vec::new();
     let mut stack = vec![corpus.clone()];
     while let Some(d) = stack.pop() {

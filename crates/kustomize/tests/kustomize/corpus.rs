@@ -14,11 +14,7 @@ use ferroflux_kustomize::{BuildOptions, build_dir};
 const EXCEPTIONS: &[(&str, &str)] = &[];
 
 fn corpus_root() -> PathBuf {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus/kustomize"
-    ))
-    .to_path_buf()
+    ferroflux_testsupport::corpus().join("kustomize")
 }
 
 #[derive(Debug)]

@@ -1,4 +1,4 @@
-//! Real-world YAML from ../shared/corpus: encrypted by sops, decrypted by sops and by us, byte
+//! Real-world YAML from the corpus (`FERROFLUX_CORPUS`): encrypted by sops, decrypted by sops and by us, byte
 //! for byte.
 
 use std::path::{Path, PathBuf};
@@ -7,13 +7,7 @@ use ferroflux_sops::{Format, decrypt};
 
 use crate::support::{Env, keyring};
 
-fn corpus() -> PathBuf {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus"
-    ))
-    .to_path_buf()
-}
+use ferroflux_testsupport::corpus;
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {

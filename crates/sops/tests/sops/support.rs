@@ -7,31 +7,10 @@ use std::process::{Command, Output};
 use ferroflux_sops::Keyring;
 
 /// Find a tool on PATH, then in the oracle cache; fail with an install hint otherwise.
-pub fn tool(name: &str, hint: &str) -> PathBuf {
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return p;
-            }
-        }
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        let p = Path::new(&home)
-            .join(".cache/ferroflux-oracles/bin")
-            .join(name);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("oracle `{name}` not found on PATH or in $HOME/.cache/ferroflux-oracles/bin: {hint}");
-}
+pub use ferroflux_testsupport::tool;
 
 pub fn sops_bin() -> PathBuf {
-    tool(
-        "sops",
-        "run ../shared/tools/get-oracles (installs sops into $HOME/.cache/ferroflux-oracles/bin)",
-    )
+    tool("sops", ferroflux_testsupport::ORACLES_HINT)
 }
 
 fn age_keygen_bin() -> PathBuf {

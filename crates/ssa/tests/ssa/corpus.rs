@@ -1,4 +1,4 @@
-//! Real-world overlays (../shared/corpus/kustomize), built with `kubectl kustomize`, applied to
+//! Real-world overlays (the corpus's kustomize/), built with `kubectl kustomize`, applied to
 //! testenv with the upstream Flux CRDs installed: the first apply creates everything, the second
 //! finds nothing to do and writes nothing (no false drift from normalisation or server defaults).
 
@@ -10,24 +10,10 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn corpus() -> PathBuf {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus"
-    ))
-    .to_path_buf()
-}
+use ferroflux_testsupport::corpus;
 
 fn kubectl() -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("kubectl"))
-                .find(|c| c.is_file())
-        })
-        .unwrap_or_else(|| {
-            panic!("kubectl (with kustomize) is required: install it and put it on PATH")
-        })
+    ferroflux_testsupport::tool("kubectl", ferroflux_testsupport::ORACLES_HINT)
 }
 
 pub fn build(dir: &Path) -> Result<Vec<Value>, String> {

@@ -45,14 +45,7 @@ pub fn to_value<T: serde::Serialize>(t: &T) -> Value {
 
 /// kubectl on PATH; the test fails (never skips) when it is missing.
 pub fn kubectl_bin() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("kubectl"))
-            .find(|c| c.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!("kubectl is required for the conformance suite: install it (e.g. `apt-get install kubernetes-client` or the upstream binary) and put it on PATH")
-    })
+    ferroflux_testsupport::tool("kubectl", ferroflux_testsupport::ORACLES_HINT)
 }
 
 #[derive(Clone)]

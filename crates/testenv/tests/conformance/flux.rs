@@ -10,12 +10,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
-fn corpus() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus"
-    ))
-}
+use ferroflux_testsupport::corpus;
 
 #[tokio::test]
 async fn upstream_flux_crds_and_corpus_objects() {
