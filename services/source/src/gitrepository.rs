@@ -25,13 +25,15 @@ use ferroflux_api::{Artifact, FluxObject};
 use ferroflux_runtime::events::{EventRecorder, Severity};
 use ferroflux_runtime::{Outcome, ReconcileContext, ReconcileError, Reconciler};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
 use crate::artifact_events::ArtifactEventLog;
 use crate::git::{self, AuthOptions, CloneConfig, CloneOutcome, Commit, Reference};
 use crate::ignore::{self, Matcher};
+use crate::pipeline::{Conds, ErrorKind, StepError, one_line, summarize, tempdir_in};
+pub use crate::pipeline::{PendingEvent, PipelineResult};
 use crate::storage::{ArchiveLimits, Storage};
 
 /// Kind name used in storage paths and events.
@@ -81,32 +83,6 @@ impl Default for Settings {
     }
 }
 
-/// An event the pipeline wants published.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PendingEvent {
-    pub severity: Severity,
-    pub reason: String,
-    pub message: String,
-    pub metadata: BTreeMap<String, String>,
-}
-
-/// How a reconcile ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PipelineResult {
-    /// Success: requeue at the interval.
-    Success,
-    /// A failure that a retry may fix (backoff).
-    Failed { reason: String, message: String },
-    /// Waiting for a dependency (requeue after the delay).
-    Waiting {
-        reason: String,
-        message: String,
-        after: Duration,
-    },
-    /// A failure only a spec change can fix (no requeue).
-    Stalled { reason: String, message: String },
-}
-
 /// Everything a reconcile produced.
 #[derive(Clone, Debug)]
 pub struct PipelineOutput {
@@ -115,96 +91,6 @@ pub struct PipelineOutput {
     pub events: Vec<PendingEvent>,
     /// Set when a new artifact was written.
     pub new_artifact: Option<Artifact>,
-}
-
-/// A failed step: the upstream reason, a one-line message, and how to retry.
-#[derive(Debug)]
-struct StepError {
-    reason: String,
-    message: String,
-    kind: ErrorKind,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ErrorKind {
-    Generic,
-    Stalling,
-    Waiting,
-    /// Not an error: stop the pipeline and report success.
-    Done,
-}
-
-impl StepError {
-    fn generic(reason: &str, message: impl Into<String>) -> Self {
-        Self {
-            reason: reason.to_string(),
-            message: one_line(&message.into()),
-            kind: ErrorKind::Generic,
-        }
-    }
-    fn stalling(reason: &str, message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Stalling,
-            ..Self::generic(reason, message)
-        }
-    }
-    fn waiting(reason: &str, message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Waiting,
-            ..Self::generic(reason, message)
-        }
-    }
-}
-
-fn one_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
-/// Conditions being edited for one object generation.
-struct Conds<'a> {
-    list: &'a mut Vec<Condition>,
-    generation: Option<i64>,
-}
-
-impl Conds<'_> {
-    fn mark(&mut self, type_: &str, status: &str, reason: &str, message: &str) {
-        cond::set(
-            self.list,
-            cond::new_condition(type_, status, reason, message, self.generation, now()),
-        );
-    }
-    fn mark_true(&mut self, type_: &str, reason: &str, message: &str) {
-        self.mark(type_, cond::TRUE, reason, message);
-    }
-    fn mark_false(&mut self, type_: &str, reason: &str, message: &str) {
-        self.mark(type_, cond::FALSE, reason, message);
-    }
-    fn delete(&mut self, type_: &str) {
-        cond::remove(self.list, type_);
-    }
-    fn is_true(&self, type_: &str) -> bool {
-        cond::is_true(self.list, type_)
-    }
-    fn is_false(&self, type_: &str) -> bool {
-        cond::is_false(self.list, type_)
-    }
-    /// Upstream's ProgressiveStatus: Reconciling (optionally) and Ready=Unknown, same words.
-    fn progressive(&mut self, reconciling: bool, reason: &str, message: &str) {
-        if reconciling {
-            self.mark_true(cond::RECONCILING, reason, message);
-        }
-        if !self.is_false(cond::READY) {
-            self.mark(cond::READY, cond::UNKNOWN, reason, message);
-        }
-    }
-}
-
-fn now() -> Time {
-    Time(jiff::Timestamp::now())
 }
 
 /// The revision that should be recorded for a commit, given the spec's reference.
@@ -1055,94 +941,6 @@ fn secure_join(root: &Path, rel: &str) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Negative-polarity conditions in summary priority order.
-const NEGATIVE: [&str; 4] = [
-    cond::STORAGE_OPERATION_FAILED,
-    cond::FETCH_FAILED,
-    cond::INCLUDE_UNAVAILABLE,
-    cond::ARTIFACT_OUTDATED,
-];
-
-/// Derives Ready, Reconciling and Stalled from the step conditions and the result, as upstream's
-/// summarize helper does, and sets observedGeneration when the object settled.
-fn summarize(
-    conds: &mut Vec<Condition>,
-    status: &mut GitRepositoryStatus,
-    generation: Option<i64>,
-    result: &PipelineResult,
-) {
-    let mut c = Conds {
-        list: conds,
-        generation,
-    };
-    match result {
-        PipelineResult::Success => {
-            c.delete(cond::RECONCILING);
-            c.delete(cond::STALLED);
-        }
-        PipelineResult::Stalled { reason: r, message } => {
-            c.delete(cond::RECONCILING);
-            c.mark_true(cond::STALLED, r, message);
-        }
-        PipelineResult::Failed { .. } | PipelineResult::Waiting { .. } => {
-            c.delete(cond::STALLED);
-            if let Some(rc) = cond::get(c.list, cond::RECONCILING).cloned() {
-                c.mark_true(
-                    cond::RECONCILING,
-                    reason::PROGRESSING_WITH_RETRY,
-                    &rc.message,
-                );
-            }
-        }
-    }
-
-    let mut ready: Option<(String, String, String)> = None;
-    for t in NEGATIVE {
-        if let Some(x) = cond::get(c.list, t).filter(|x| x.status == cond::TRUE) {
-            ready = Some((cond::FALSE.into(), x.reason.clone(), x.message.clone()));
-            break;
-        }
-    }
-    if ready.is_none()
-        && let Some(x) =
-            cond::get(c.list, cond::SOURCE_VERIFIED).filter(|x| x.status == cond::FALSE)
-    {
-        ready = Some((cond::FALSE.into(), x.reason.clone(), x.message.clone()));
-    }
-    if ready.is_none() {
-        ready = match result {
-            PipelineResult::Success => match cond::get(c.list, cond::ARTIFACT_IN_STORAGE)
-                .filter(|x| x.status == cond::TRUE)
-            {
-                Some(x) => Some((
-                    cond::TRUE.into(),
-                    reason::SUCCEEDED.into(),
-                    x.message.clone(),
-                )),
-                None => Some((
-                    cond::UNKNOWN.into(),
-                    reason::PROGRESSING.into(),
-                    "reconciliation in progress".into(),
-                )),
-            },
-            PipelineResult::Failed { reason: r, message }
-            | PipelineResult::Waiting {
-                reason: r, message, ..
-            }
-            | PipelineResult::Stalled { reason: r, message } => {
-                Some((cond::FALSE.into(), r.clone(), message.clone()))
-            }
-        };
-    }
-    if let Some((s, r, m)) = ready {
-        c.mark(cond::READY, &s, &r, &m);
-    }
-    let settled = cond::is_true(c.list, cond::READY) || cond::is_true(c.list, cond::STALLED);
-    if settled {
-        status.observed_generation = generation;
-    }
-}
-
 /// Runs one reconcile of `obj` (not being deleted, not suspended): returns the new status, the
 /// result and the events to publish.
 pub async fn run_pipeline<L: Lookup>(
@@ -1176,7 +974,7 @@ pub async fn run_pipeline<L: Lookup>(
         run.c().progressive(true, reason::PROGRESSING, &msg);
     }
 
-    let scratch = tempdir_in(scratch_root);
+    let scratch = tempdir_in(scratch_root, "gitrepository");
     let result = match &scratch {
         Err(e) => Err(StepError::generic(
             source_reason::DIRECTORY_CREATION_FAILED,
@@ -1232,7 +1030,12 @@ pub async fn run_pipeline<L: Lookup>(
         new_artifact,
         ..
     } = run;
-    summarize(&mut conds, &mut status, generation, &result);
+    summarize(
+        &mut conds,
+        &mut status.observed_generation,
+        generation,
+        &result,
+    );
     status.conditions = Some(conds);
     if let Some(token) = obj.reconcile_requested_at() {
         status.last_handled_reconcile_at = Some(token.to_string());
@@ -1243,22 +1046,6 @@ pub async fn run_pipeline<L: Lookup>(
         events,
         new_artifact,
     }
-}
-
-fn tempdir_in(root: &Path) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(root)?;
-    for _ in 0..16 {
-        let suffix: u64 = rand::random();
-        let dir = root.join(format!("gitrepository-{suffix:016x}"));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::other(
-        "unable to create a temporary directory",
-    ))
 }
 
 /// Secrets and GitRepositories from the API server.
@@ -1450,7 +1237,12 @@ mod tests {
             reason: source_reason::GIT_OPERATION_FAILED.into(),
             message: "failed to checkout".into(),
         };
-        summarize(&mut conds, &mut status, Some(2), &failed);
+        summarize(
+            &mut conds,
+            &mut status.observed_generation,
+            Some(2),
+            &failed,
+        );
         let ready = cond::get(&conds, cond::READY).unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
@@ -1472,7 +1264,12 @@ mod tests {
             reason::SUCCEEDED,
             "stored artifact for revision 'main@sha1:x'",
         );
-        summarize(&mut conds, &mut status, Some(2), &PipelineResult::Success);
+        summarize(
+            &mut conds,
+            &mut status.observed_generation,
+            Some(2),
+            &PipelineResult::Success,
+        );
         let ready = cond::get(&conds, cond::READY).unwrap();
         assert_eq!(ready.status, "True");
         assert_eq!(ready.message, "stored artifact for revision 'main@sha1:x'");

@@ -6,6 +6,9 @@ pub mod artifact_events;
 pub mod git;
 pub mod gitrepository;
 pub mod ignore;
+pub mod oci;
+pub mod ocirepository;
+pub mod pipeline;
 pub mod semver;
 pub mod server;
 pub mod storage;
@@ -109,6 +112,11 @@ pub struct Flags {
     #[arg(long = "artifact-max-file-size", default_value_t = 0)]
     artifact_max_file_size: u64,
 
+    /// (ferroflux) The largest OCI layer an OCIRepository pulls, in bytes, and the most it may
+    /// unpack to; 0 (the default) means no limit, as upstream has none.
+    #[arg(long = "oci-max-layer-size", default_value_t = 0)]
+    oci_max_layer_size: u64,
+
     /// (ferroflux) The address of the gRPC server streaming artifact events.
     #[arg(long = "grpc-addr", default_value = ":9091")]
     grpc_addr: String,
@@ -181,6 +189,27 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         .runtime
         .feature_gates(FEATURE_GATES)
         .map_err(anyhow::Error::msg)?;
+    let limits = storage::ArchiveLimits {
+        max_file_size: (flags.artifact_max_file_size > 0).then_some(flags.artifact_max_file_size),
+    };
+    let oci_reconciler = ocirepository::OCIRepositoryReconciler {
+        storage: storage.clone(),
+        events: events.clone(),
+        recorder: ferroflux_runtime::events::EventRecorder::new(
+            manager.client.clone(),
+            CONTROLLER,
+            &flags.runtime.events_addr,
+        ),
+        settings: ocirepository::Settings {
+            limits,
+            max_layer_size: (flags.oci_max_layer_size > 0).then_some(flags.oci_max_layer_size),
+            object_level_workload_identity: gates
+                .get(ocirepository::OBJECT_LEVEL_WORKLOAD_IDENTITY)
+                .copied()
+                .unwrap_or(false),
+        },
+        scratch_root: std::env::temp_dir().join("source-controller"),
+    };
     let reconciler = gitrepository::GitRepositoryReconciler {
         storage: storage.clone(),
         events: events.clone(),
@@ -190,10 +219,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             &flags.runtime.events_addr,
         ),
         settings: gitrepository::Settings {
-            limits: storage::ArchiveLimits {
-                max_file_size: (flags.artifact_max_file_size > 0)
-                    .then_some(flags.artifact_max_file_size),
-            },
+            limits,
             optimized_git_clones: gates.get("OptimizedGitClones").copied().unwrap_or(true),
             ssh_kex_algos: flags.ssh_kex_algos.clone(),
             ssh_hostkey_algos: flags.ssh_hostkey_algos.clone(),
@@ -207,7 +233,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     ));
 
     let git = manager.controller::<GitRepository, _>(GROUP, 2, reconciler, None);
-    let oci = manager.controller::<OCIRepository, _>(GROUP, 2, NotYetImplemented, None);
+    let oci = manager.controller::<OCIRepository, _>(GROUP, 2, oci_reconciler, None);
     let helmrepo = manager.controller::<HelmRepository, _>(GROUP, 2, NotYetImplemented, None);
     let chart = manager.controller::<HelmChart, _>(GROUP, 2, NotYetImplemented, None);
     let bucket = manager.controller::<Bucket, _>(GROUP, 2, NotYetImplemented, None);

@@ -61,6 +61,9 @@ impl Ord for Version {
 struct Alternative {
     range: Option<nodejs_semver::Range>,
     excluded: Vec<Version>,
+    /// Every term names a pre-release: only then may a pre-release version match
+    /// (Masterminds checks each term: a pre-release never satisfies a term without one).
+    prerelease_terms: bool,
 }
 
 /// A version constraint.
@@ -104,7 +107,16 @@ impl Constraint {
                         .map_err(|_| format!("improper constraint: {s}"))?,
                 )
             };
-            alternatives.push(Alternative { range, excluded });
+            let prerelease_terms = !kept.is_empty()
+                && kept.iter().filter(|t| t.as_str() != "-").all(|t| {
+                    t.trim_start_matches(['<', '>', '=', '~', '^', 'v', 'V'])
+                        .contains('-')
+                });
+            alternatives.push(Alternative {
+                range,
+                excluded,
+                prerelease_terms,
+            });
         }
         Ok(Self { alternatives })
     }
@@ -113,6 +125,9 @@ impl Constraint {
     pub fn matches(&self, v: &Version) -> bool {
         self.alternatives.iter().any(|a| {
             let in_range = match &a.range {
+                Some(r) if v.0.is_prerelease() => {
+                    a.prerelease_terms && r.satisfies_with_prerelease(&v.0, true)
+                }
                 Some(r) => r.satisfies(&v.0),
                 None => !v.0.is_prerelease(),
             };
@@ -161,6 +176,11 @@ mod tests {
         );
         assert_eq!(pick("1.x != 1.2.5", &tags), vec!["v1.2.3", "v1.3.0", "1.2"]);
         assert!(Constraint::parse("not a range").is_err());
+        // Pre-releases: only when every term of the alternative names one (Masterminds).
+        let pre = ["1.0.0-rc.1", "2.0.0-rc.1", "2.0.0"];
+        assert_eq!(pick(">=1.0.0-0", &pre), pre.to_vec());
+        assert_eq!(pick(">=1.0.0-0 <3.0.0", &pre), vec!["2.0.0"]);
+        assert_eq!(pick(">=1.0.0", &pre), vec!["2.0.0"]);
         assert!(Version::parse("v1.2.3").unwrap() < Version::parse("1.10.0").unwrap());
         assert!(Version::parse("1.0.0-rc.1").unwrap() < Version::parse("1.0.0").unwrap());
     }

@@ -403,6 +403,68 @@ impl Storage {
         Ok(())
     }
 
+    /// Copies the file at `src` to the artifact's path atomically (streaming, digest computed
+    /// on the way) and fills in digest, size and time: upstream's CopyFromPath.
+    pub fn copy_from_path(&self, artifact: &mut Artifact, src: &Path) -> Result<(), StorageError> {
+        use std::io::Write as _;
+        let target = self.local_path(&artifact.path)?;
+        let parent = target
+            .parent()
+            .ok_or_else(|| StorageError::InvalidPath(artifact.path.clone()))?;
+        let mut input = fs::File::open(src).map_err(StorageError::Read)?;
+        let mut tmp = tempfile_in(parent).map_err(|e| StorageError::Archive(e.to_string()))?;
+        let mut h = self.digest.hasher();
+        let mut size: u64 = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = input.read(&mut buf).map_err(StorageError::Read)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            size += n as u64;
+            tmp.file
+                .write_all(&buf[..n])
+                .map_err(|e| StorageError::Archive(e.to_string()))?;
+        }
+        tmp.file
+            .sync_all()
+            .and_then(|_| set_mode(&tmp.path, 0o600))
+            .and_then(|_| fs::rename(&tmp.path, &target))
+            .map_err(|e| StorageError::Archive(e.to_string()))?;
+        tmp.persisted = true;
+        sync_dir(parent);
+        artifact.digest = h.finish();
+        artifact.size = Some(size as i64);
+        artifact.last_update_time = Time(jiff::Timestamp::now());
+        Ok(())
+    }
+
+    /// Points the symlink `name` next to the artifact at it (replacing it atomically) and
+    /// returns the link's URL, as upstream's Symlink (`latest.tar.gz`, status.url).
+    pub fn symlink(&self, artifact: &Artifact, name: &str) -> Result<String, StorageError> {
+        let target = self.local_path(&artifact.path)?;
+        let parent = target
+            .parent()
+            .ok_or_else(|| StorageError::InvalidPath(artifact.path.clone()))?;
+        let file = target
+            .file_name()
+            .ok_or_else(|| StorageError::InvalidPath(artifact.path.clone()))?;
+        let link = parent.join(name);
+        let tmp = parent.join(format!(".tmp-link-{:016x}", rand::random::<u64>()));
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(file, &tmp).map_err(|e| StorageError::Archive(e.to_string()))?;
+        fs::rename(&tmp, &link).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            StorageError::Archive(e.to_string())
+        })?;
+        let rel = match artifact.path.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/{name}"),
+            None => name.to_string(),
+        };
+        Ok(self.url_for(&rel))
+    }
+
     /// Removes the artifact's file.
     pub fn remove(&self, artifact: &Artifact) -> Result<(), StorageError> {
         let path = self.local_path(&artifact.path)?;

@@ -2,7 +2,9 @@
 
 mod controller;
 mod gitrepository;
+mod ocirepository;
 mod provider;
+mod registry;
 mod shared_storage;
 mod support;
 mod verify;

@@ -493,6 +493,8 @@ pub fn sshd(dir: &Path, authorized_keys: &[String]) -> Sshd {
 pub struct FakeLookup {
     pub secrets: HashMap<String, BTreeMap<String, Vec<u8>>>,
     pub repos: HashMap<String, GitRepository>,
+    /// ServiceAccount name -> its imagePullSecrets.
+    pub service_accounts: HashMap<String, Vec<String>>,
 }
 
 impl FakeLookup {
@@ -523,6 +525,24 @@ impl Lookup for FakeLookup {
         name: &str,
     ) -> Result<Option<GitRepository>, String> {
         Ok(self.repos.get(name).cloned())
+    }
+}
+
+impl source_controller::ocirepository::Lookup for FakeLookup {
+    async fn secret(
+        &self,
+        _namespace: &str,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+        Ok(self.secrets.get(name).cloned())
+    }
+
+    async fn image_pull_secrets(
+        &self,
+        _namespace: &str,
+        name: &str,
+    ) -> Result<Option<Vec<String>>, String> {
+        Ok(self.service_accounts.get(name).cloned())
     }
 }
 

@@ -1,0 +1,363 @@
+//! The registry client of OCIRepository, on oci-client (reqwest with rustls and aws-lc-rs, the
+//! same TLS stack as the rest of source-controller): tag listing, digest resolution (HEAD, GET
+//! as fallback), manifests by digest and layer downloads with a size limit and digest check.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use tokio::io::AsyncWrite;
+
+use super::Repository;
+use super::auth::Credentials;
+
+/// Upstream's user agent for registry requests (fluxcd/pkg/oci).
+pub const USER_AGENT: &str = "flux/v2";
+
+/// Manifest media types asked for when pulling.
+const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    oci_client::manifest::OCI_IMAGE_MEDIA_TYPE,
+    oci_client::manifest::OCI_IMAGE_INDEX_MEDIA_TYPE,
+    oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE,
+    oci_client::manifest::IMAGE_MANIFEST_LIST_MEDIA_TYPE,
+];
+
+/// Page size of tag listings.
+const TAGS_PAGE: usize = 1000;
+/// At most this many pages of tags are read.
+const MAX_TAG_PAGES: usize = 100;
+
+/// A registry operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{0}")]
+    Registry(String),
+    #[error("layer size {size} exceeds the limit of {limit} bytes")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl RegistryError {
+    fn from_oci(e: oci_client::errors::OciDistributionError) -> Self {
+        Self::Registry(error_chain(&e))
+    }
+}
+
+/// An error and its causes on one line (reqwest hides the cause, e.g. "Connection refused").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How to reach a registry.
+#[derive(Clone, Default)]
+pub struct ClientOptions {
+    /// `spec.insecure`: plain HTTP (HTTPS without certificate checks is tried first, as
+    /// go-containerregistry does for insecure registries).
+    pub insecure: bool,
+    /// Extra CA certificates (PEM) trusted besides the system roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Proxy URL, credentials included.
+    pub proxy: Option<String>,
+    /// Registry credentials; anonymous when absent.
+    pub credentials: Option<Credentials>,
+    /// Read and connect timeout of single requests.
+    pub timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("insecure", &self.insecure)
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("proxy", &self.proxy.is_some())
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client for one repository.
+pub struct Registry {
+    client: Client,
+    auth: RegistryAuth,
+    repo: Repository,
+}
+
+impl Registry {
+    /// Builds the client; with `insecure`, probes whether the registry speaks HTTPS.
+    pub async fn connect(repo: &Repository, opts: &ClientOptions) -> Result<Self, RegistryError> {
+        let https_ok = if opts.insecure {
+            probe_https(&repo.registry, opts).await
+        } else {
+            true
+        };
+        let mut config = ClientConfig {
+            protocol: if https_ok {
+                ClientProtocol::Https
+            } else {
+                ClientProtocol::Http
+            },
+            // Upstream skips certificate checks only for `insecure` without a certSecretRef.
+            accept_invalid_certificates: opts.insecure && opts.ca_pem.is_none(),
+            read_timeout: opts.timeout,
+            connect_timeout: opts.timeout,
+            user_agent: USER_AGENT,
+            https_proxy: opts.proxy.clone(),
+            http_proxy: opts.proxy.clone(),
+            platform_resolver: None,
+            ..ClientConfig::default()
+        };
+        if let Some(ca) = &opts.ca_pem {
+            config.extra_root_certificates.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: ca.clone(),
+            });
+        }
+        let client = Client::try_from(config).map_err(RegistryError::from_oci)?;
+        let auth = match &opts.credentials {
+            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
+            None => RegistryAuth::Anonymous,
+        };
+        Ok(Self {
+            client,
+            auth,
+            repo: repo.clone(),
+        })
+    }
+
+    fn tag_ref(&self, tag: &str) -> Reference {
+        Reference::with_tag(
+            self.repo.registry.clone(),
+            self.repo.path.clone(),
+            tag.to_string(),
+        )
+    }
+
+    fn digest_ref(&self, digest: &str) -> Reference {
+        Reference::with_digest(
+            self.repo.registry.clone(),
+            self.repo.path.clone(),
+            digest.to_string(),
+        )
+    }
+
+    /// Every tag of the repository (all pages).
+    pub async fn list_tags(&self) -> Result<Vec<String>, RegistryError> {
+        let image = self.tag_ref(super::DEFAULT_TAG);
+        let mut tags: Vec<String> = Vec::new();
+        let mut last: Option<String> = None;
+        for _ in 0..MAX_TAG_PAGES {
+            let page = self
+                .client
+                .list_tags(&image, &self.auth, Some(TAGS_PAGE), last.as_deref())
+                .await
+                .map_err(RegistryError::from_oci)?;
+            let n = page.tags.len();
+            let next = page.tags.last().cloned();
+            for t in page.tags {
+                if !tags.contains(&t) {
+                    tags.push(t);
+                }
+            }
+            if n < TAGS_PAGE || next == last {
+                break;
+            }
+            last = next;
+        }
+        Ok(tags)
+    }
+
+    /// The manifest digest a tag points at: HEAD, then GET when the registry gives no
+    /// `Docker-Content-Digest`.
+    pub async fn tag_digest(&self, tag: &str) -> Result<String, RegistryError> {
+        self.client
+            .fetch_manifest_digest(&self.tag_ref(tag), &self.auth)
+            .await
+            .map_err(RegistryError::from_oci)
+    }
+
+    /// The raw manifest (image or index) with this digest, and its media type.
+    pub async fn manifest(&self, digest: &str) -> Result<(Vec<u8>, String), RegistryError> {
+        let (raw, _) = self
+            .client
+            .pull_manifest_raw(&self.digest_ref(digest), &self.auth, &MANIFEST_MEDIA_TYPES)
+            .await
+            .map_err(RegistryError::from_oci)?;
+        let media_type = manifest_media_type(&raw);
+        Ok((raw.to_vec(), media_type))
+    }
+
+    /// Downloads a blob into `dest` (created), refusing more than `limit` bytes; the digest
+    /// is checked against the descriptor. Returns the size.
+    pub async fn blob_to_file(
+        &self,
+        desc: &OciDescriptor,
+        dest: &Path,
+        limit: Option<u64>,
+    ) -> Result<u64, RegistryError> {
+        if let Some(limit) = limit
+            && desc.size > 0
+            && desc.size as u64 > limit
+        {
+            return Err(RegistryError::TooLarge {
+                size: desc.size as u64,
+                limit,
+            });
+        }
+        let file = tokio::fs::File::create(dest).await?;
+        let mut out = Limited {
+            inner: file,
+            written: 0,
+            limit,
+        };
+        let res = self
+            .client
+            .pull_blob(&self.digest_ref(&desc.digest), desc, &mut out)
+            .await;
+        if let Some(limit) = limit
+            && out.written > limit
+        {
+            return Err(RegistryError::TooLarge {
+                size: out.written,
+                limit,
+            });
+        }
+        res.map_err(RegistryError::from_oci)?;
+        Ok(out.written)
+    }
+}
+
+/// The media type of a raw manifest: its `mediaType`, or by shape (`manifests` = index).
+pub fn manifest_media_type(raw: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe {
+        #[serde(default)]
+        media_type: Option<String>,
+        #[serde(default)]
+        manifests: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<Probe>(raw) {
+        Ok(Probe {
+            media_type: Some(m),
+            ..
+        }) if !m.is_empty() => m,
+        Ok(Probe {
+            manifests: Some(_), ..
+        }) => oci_client::manifest::OCI_IMAGE_INDEX_MEDIA_TYPE.to_string(),
+        _ => oci_client::manifest::OCI_IMAGE_MEDIA_TYPE.to_string(),
+    }
+}
+
+/// Whether an insecure registry answers HTTPS (any HTTP status counts; certificates are not
+/// checked); a transport failure means plain HTTP.
+async fn probe_https(registry: &str, opts: &ClientOptions) -> bool {
+    let mut b = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(
+            opts.timeout
+                .unwrap_or(Duration::from_secs(10))
+                .min(Duration::from_secs(10)),
+        )
+        .user_agent(USER_AGENT);
+    if let Some(p) = &opts.proxy {
+        match reqwest::Proxy::all(p) {
+            Ok(p) => b = b.proxy(p),
+            Err(_) => return false,
+        }
+    }
+    let Ok(client) = b.build() else {
+        return false;
+    };
+    client
+        .get(format!("https://{registry}/v2/"))
+        .send()
+        .await
+        .is_ok()
+}
+
+/// A writer that fails once more than `limit` bytes were written.
+struct Limited<W> {
+    inner: W,
+    written: u64,
+    limit: Option<u64>,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Limited<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if let Some(limit) = self.limit
+            && self.written + buf.len() as u64 > limit
+        {
+            self.written += buf.len() as u64;
+            return Poll::Ready(Err(std::io::Error::other(format!(
+                "layer exceeds the limit of {limit} bytes"
+            ))));
+        }
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &res {
+            self.written += *n as u64;
+        }
+        res
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_of_manifests() {
+        assert_eq!(
+            manifest_media_type(br#"{"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#),
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        assert_eq!(
+            manifest_media_type(br#"{"schemaVersion":2,"manifests":[]}"#),
+            "application/vnd.oci.image.index.v1+json"
+        );
+    }
+
+    #[tokio::test]
+    async fn limited_writer_refuses_more_than_the_limit() {
+        use tokio::io::AsyncWriteExt;
+        let mut w = Limited {
+            inner: Vec::new(),
+            written: 0,
+            limit: Some(4),
+        };
+        w.write_all(b"abcd").await.unwrap();
+        assert!(w.write_all(b"e").await.is_err());
+        assert_eq!(w.inner, b"abcd");
+    }
+}

@@ -1,0 +1,1284 @@
+//! The OCIRepository reconciler.
+//!
+//! Upstream's pipeline: storage (garbage collection, the advertised artifact still there with
+//! its digest), source (credentials from pull Secrets, the ServiceAccount and the provider,
+//! TLS and proxy, reference resolution — digest > SemVer > tag > `latest` — and the revision
+//! `<tag>@sha256:<hex>` or `sha256:<hex>`; then, unless that revision is already stored with
+//! the same ignore rules and layer selector, the manifest by digest, its annotations and the
+//! selected layer) and artifact (the layer extracted and re-archived with the ignore rules, or
+//! copied as is). [`run_pipeline`] does it against a [`Lookup`] without an API server;
+//! [`OCIRepositoryReconciler`] wires it to Kubernetes, events and the artifact event stream.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferroflux_api::conditions::{self as cond, reason, source_reason};
+use ferroflux_api::ocirepository::{
+    OCILayerOperation, OCIProvider, OCIRepository, OCIRepositoryStatus, VerificationProvider,
+};
+use ferroflux_api::{Artifact, FluxObject};
+use ferroflux_runtime::events::{EventRecorder, Severity};
+use ferroflux_runtime::{Outcome, ReconcileContext, ReconcileError, Reconciler};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::Api;
+use kube::{Resource, ResourceExt};
+use oci_client::manifest::{OciDescriptor, OciImageManifest};
+
+use crate::artifact_events::ArtifactEventLog;
+use crate::ignore::{self, Matcher};
+use crate::oci::auth::Keychain;
+use crate::oci::client::{ClientOptions, Registry};
+use crate::oci::{self, Repository, Resolved};
+use crate::pipeline::{Conds, ErrorKind, StepError, summarize, tempdir_in};
+pub use crate::pipeline::{PendingEvent, PipelineResult};
+use crate::storage::{ArchiveLimits, Storage, StorageError};
+
+/// Kind name used in storage paths and events.
+pub const KIND: &str = "OCIRepository";
+/// Status field manager (upstream: the controller name).
+pub const FIELD_MANAGER: &str = "source-controller";
+/// The feature gate that lets `serviceAccountName` select the identity of a cloud provider.
+pub const OBJECT_LEVEL_WORKLOAD_IDENTITY: &str = "ObjectLevelWorkloadIdentity";
+
+/// What the pipeline needs from the cluster.
+pub trait Lookup: Send + Sync {
+    /// The data of a Secret; `Ok(None)` if it does not exist.
+    fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<BTreeMap<String, Vec<u8>>>, String>> + Send;
+    /// The names in a ServiceAccount's `imagePullSecrets`; `Ok(None)` if it does not exist.
+    fn image_pull_secrets(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, String>> + Send;
+}
+
+/// Settings shared by every reconcile.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Limits of the re-archived artifact (`--artifact-max-file-size`).
+    pub limits: ArchiveLimits,
+    /// (ferroflux) The largest layer pulled, and the most it may unpack to; `None` = no
+    /// limit, as upstream.
+    pub max_layer_size: Option<u64>,
+    /// The `ObjectLevelWorkloadIdentity` feature gate.
+    pub object_level_workload_identity: bool,
+}
+
+/// Everything a reconcile produced.
+#[derive(Clone, Debug)]
+pub struct PipelineOutput {
+    pub status: OCIRepositoryStatus,
+    pub result: PipelineResult,
+    pub events: Vec<PendingEvent>,
+    /// Set when a new artifact was written.
+    pub new_artifact: Option<Artifact>,
+}
+
+/// The pulled content of a revision.
+enum Content {
+    /// The extracted layer.
+    Dir(PathBuf),
+    /// The layer blob, to store as is.
+    Blob(PathBuf),
+}
+
+/// What the source step found.
+struct Fetched {
+    revision: String,
+    annotations: Option<BTreeMap<String, String>>,
+    /// `None` when nothing was pulled (revision and content settings unchanged).
+    content: Option<Content>,
+}
+
+fn layer_media_type(obj: &OCIRepository) -> &str {
+    obj.spec
+        .layer_selector
+        .as_ref()
+        .and_then(|l| l.media_type.as_deref())
+        .unwrap_or("")
+}
+
+fn layer_operation(obj: &OCIRepository) -> OCILayerOperation {
+    obj.spec
+        .layer_selector
+        .as_ref()
+        .and_then(|l| l.operation)
+        .unwrap_or_default()
+}
+
+/// Upstream's ociContentConfigChanged: ignore rules or layer selector differ from what the
+/// stored artifact was built with.
+fn content_config_changed(obj: &OCIRepository, status: &OCIRepositoryStatus) -> bool {
+    obj.spec.ignore != status.observed_ignore
+        || obj.spec.layer_selector != status.observed_layer_selector
+}
+
+fn has_revision(status: &OCIRepositoryStatus, revision: &str) -> bool {
+    status
+        .artifact
+        .as_ref()
+        .is_some_and(|a| a.revision == revision)
+}
+
+/// State carried between the steps of one reconcile.
+struct Run<'a, L: Lookup> {
+    obj: &'a OCIRepository,
+    storage: &'a Storage,
+    lookup: &'a L,
+    settings: &'a Settings,
+    status: OCIRepositoryStatus,
+    conds: Vec<Condition>,
+    events: Vec<PendingEvent>,
+    new_artifact: Option<Artifact>,
+    fetched: Option<Fetched>,
+}
+
+impl<L: Lookup> Run<'_, L> {
+    fn c(&mut self) -> Conds<'_> {
+        Conds {
+            list: &mut self.conds,
+            generation: self.obj.meta().generation,
+        }
+    }
+
+    fn event(&mut self, severity: Severity, reason: &str, message: impl Into<String>) {
+        self.events.push(PendingEvent {
+            severity,
+            reason: reason.to_string(),
+            message: message.into(),
+            metadata: BTreeMap::new(),
+        });
+    }
+
+    fn namespace(&self) -> String {
+        self.obj.namespace().unwrap_or_default()
+    }
+
+    fn url(&self) -> String {
+        self.obj.spec.url.clone().unwrap_or_default()
+    }
+
+    /// Marks FetchFailed with the error and returns it.
+    fn fetch_failed(&mut self, e: StepError) -> StepError {
+        self.c()
+            .mark_true(cond::FETCH_FAILED, &e.reason, &e.message);
+        e
+    }
+
+    fn storage_failed(&mut self, e: StepError) -> StepError {
+        self.c()
+            .mark_true(cond::STORAGE_OPERATION_FAILED, &e.reason, &e.message);
+        e
+    }
+
+    /// Step 1: garbage collection and the advertised artifact.
+    async fn reconcile_storage(&mut self) -> Result<(), StepError> {
+        if let Some(a) = self.status.artifact.clone() {
+            self.storage.restore(&a.path).await;
+            if let Ok(removed) = self.storage.garbage_collect(&a)
+                && !removed.is_empty()
+            {
+                self.storage.forget_remote(&removed).await;
+                self.event(
+                    Severity::Trace,
+                    "GarbageCollectionSucceeded",
+                    format!("garbage collected {} artifacts", removed.len()),
+                );
+            }
+        }
+        let mut missing = false;
+        if let Some(a) = self.status.artifact.clone() {
+            if !self.storage.artifact_exist(&a) {
+                missing = true;
+            } else if let Err(e) = self.storage.verify_artifact(&a) {
+                self.event(
+                    Severity::Error,
+                    source_reason::ARTIFACT_VERIFICATION_FAILED,
+                    format!("failed to verify integrity of artifact: {e}"),
+                );
+                self.storage.remove(&a).map_err(|e| {
+                    StepError::generic(
+                        reason::FAILED,
+                        format!("failed to remove artifact after digest mismatch: {e}"),
+                    )
+                })?;
+                missing = true;
+            }
+            if missing {
+                self.status.artifact = None;
+                self.status.url = None;
+            }
+        }
+        if self.status.artifact.is_none() {
+            let msg = if missing {
+                "building artifact: disappeared from storage"
+            } else {
+                "building artifact"
+            };
+            self.c().progressive(true, reason::PROGRESSING, msg);
+            self.c().delete(cond::ARTIFACT_IN_STORAGE);
+            return Ok(());
+        }
+        if let Some(a) = self.status.artifact.as_mut() {
+            self.storage.set_artifact_url(a);
+        }
+        if let (Some(a), Some(_)) = (&self.status.artifact, &self.status.url) {
+            // The link sits next to the artifact; its URL follows the advertised address.
+            let rel = match a.path.rsplit_once('/') {
+                Some((dir, _)) => format!("{dir}/latest.tar.gz"),
+                None => "latest.tar.gz".to_string(),
+            };
+            self.status.url = Some(self.storage.url_for(&rel));
+        }
+        Ok(())
+    }
+
+    /// Registry credentials: `secretRef`, then the ServiceAccount's image pull secrets.
+    async fn keychain(&mut self) -> Result<Keychain, String> {
+        let ns = self.namespace();
+        let mut keychain = Keychain::default();
+        if let Some(s) = self.obj.spec.secret_ref.clone() {
+            let data = match self.lookup.secret(&ns, &s.name).await {
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    self.event(
+                        Severity::Trace,
+                        source_reason::AUTHENTICATION_FAILED,
+                        format!("auth secret '{}' not found", s.name),
+                    );
+                    return Err(format!(
+                        "failed to get secret '{ns}/{}': secrets \"{}\" not found",
+                        s.name, s.name
+                    ));
+                }
+                Err(e) => return Err(format!("failed to get secret '{ns}/{}': {e}", s.name)),
+            };
+            keychain.add_secret(&format!("{ns}/{}", s.name), &data)?;
+        }
+        if let Some(sa) = self
+            .obj
+            .spec
+            .service_account_name
+            .clone()
+            .filter(|s| !s.is_empty())
+        {
+            let names = match self.lookup.image_pull_secrets(&ns, &sa).await {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    return Err(format!(
+                        "failed to get service account '{ns}/{sa}': serviceaccounts \"{sa}\" not found"
+                    ));
+                }
+                Err(e) => return Err(format!("failed to get service account '{ns}/{sa}': {e}")),
+            };
+            for name in names {
+                match self.lookup.secret(&ns, &name).await {
+                    Ok(Some(data)) => keychain.add_secret(&format!("{ns}/{name}"), &data)?,
+                    Ok(None) => {
+                        return Err(format!(
+                            "failed to get image pull secret '{ns}/{name}': secrets \"{name}\" not found"
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "failed to get image pull secret '{ns}/{name}': {e}"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(keychain)
+    }
+
+    /// `proxySecretRef` as a proxy URL with its credentials.
+    async fn proxy_url(&self) -> Result<Option<String>, String> {
+        let Some(p) = &self.obj.spec.proxy_secret_ref else {
+            return Ok(None);
+        };
+        let ns = self.namespace();
+        let data = match self.lookup.secret(&ns, &p.name).await {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                return Err(format!("secrets \"{}\" not found", p.name));
+            }
+            Err(e) => return Err(e),
+        };
+        let opts = crate::git::auth::ProxyOptions::from_secret(&data)?;
+        let mut url = reqwest::Url::parse(&opts.address)
+            .map_err(|e| format!("invalid proxy address in secret '{ns}/{}': {e}", p.name))?;
+        if let Some(u) = &opts.username {
+            url.set_username(u)
+                .map_err(|_| format!("invalid proxy address in secret '{ns}/{}'", p.name))?;
+            url.set_password(opts.password.as_deref())
+                .map_err(|_| format!("invalid proxy address in secret '{ns}/{}'", p.name))?;
+        }
+        Ok(Some(url.to_string()))
+    }
+
+    /// `certSecretRef`: the CA certificate; a client certificate is refused (see README).
+    async fn tls_ca(&self) -> Result<Option<Vec<u8>>, String> {
+        let Some(c) = self
+            .obj
+            .spec
+            .cert_secret_ref
+            .as_ref()
+            .filter(|c| !c.name.is_empty())
+        else {
+            return Ok(None);
+        };
+        let ns = self.namespace();
+        let data = match self.lookup.secret(&ns, &c.name).await {
+            Ok(Some(d)) => d,
+            Ok(None) => return Err(format!("secrets \"{}\" not found", c.name)),
+            Err(e) => return Err(e),
+        };
+        let (has_cert, has_key) = (data.contains_key("tls.crt"), data.contains_key("tls.key"));
+        if has_cert != has_key {
+            return Err(format!(
+                "secret '{ns}/{}' must contain both 'tls.crt' and 'tls.key'",
+                c.name
+            ));
+        }
+        if has_cert {
+            return Err(format!(
+                "secret '{ns}/{}': client certificates ('tls.crt'/'tls.key') are not supported for OCI registries by this source-controller",
+                c.name
+            ));
+        }
+        match data.get("ca.crt") {
+            Some(ca) => Ok(Some(ca.clone())),
+            None => Err(format!(
+                "secret '{ns}/{}' must contain 'ca.crt' (or 'tls.crt' and 'tls.key')",
+                c.name
+            )),
+        }
+    }
+
+    /// Step 2: credentials, reference, revision, and the content when it must be pulled.
+    async fn reconcile_source(&mut self, dir: &Path) -> Result<(), StepError> {
+        if self.c().is_false(cond::SOURCE_VERIFIED) {
+            self.c().delete(cond::SOURCE_VERIFIED);
+        }
+        let url = self.url();
+        let keychain = match self.keychain().await {
+            Ok(k) => k,
+            Err(e) => {
+                let e = StepError::generic(
+                    source_reason::AUTHENTICATION_FAILED,
+                    format!("failed to get credential: {e}"),
+                );
+                return Err(self.fetch_failed(e));
+            }
+        };
+        let proxy = match self.proxy_url().await {
+            Ok(p) => p,
+            Err(e) => {
+                let e = StepError::generic(
+                    source_reason::AUTHENTICATION_FAILED,
+                    format!("failed to get proxy address: {e}"),
+                );
+                return Err(self.fetch_failed(e));
+            }
+        };
+        let provider = self.obj.spec.provider.unwrap_or_default();
+        if keychain.is_empty() && provider != OCIProvider::Generic {
+            let name = match provider {
+                OCIProvider::Aws => "aws",
+                OCIProvider::Azure => "azure",
+                OCIProvider::Gcp => "gcp",
+                OCIProvider::Generic => "generic",
+            };
+            if self
+                .obj
+                .spec
+                .service_account_name
+                .as_deref()
+                .is_some_and(|s| !s.is_empty())
+                && !self.settings.object_level_workload_identity
+            {
+                return Err(StepError::stalling(
+                    reason::FEATURE_GATE_DISABLED,
+                    format!(
+                        "to use spec.serviceAccountName for provider authentication please enable the {OBJECT_LEVEL_WORKLOAD_IDENTITY} feature gate in the controller"
+                    ),
+                ));
+            }
+            let e = StepError::generic(
+                source_reason::AUTHENTICATION_FAILED,
+                format!(
+                    "failed to get credential from {name}: provider '{name}' (workload identity) is not supported by this source-controller"
+                ),
+            );
+            return Err(self.fetch_failed(e));
+        }
+        let ca_pem = match self.tls_ca().await {
+            Ok(ca) => ca,
+            Err(e) => {
+                let e = StepError::generic(
+                    source_reason::AUTHENTICATION_FAILED,
+                    format!("failed to generate transport for '{url}': {e}"),
+                );
+                return Err(self.fetch_failed(e));
+            }
+        };
+
+        let repo = match Repository::parse(&url) {
+            Ok(r) => r,
+            Err(e) => {
+                let e = StepError::stalling(
+                    source_reason::URL_INVALID,
+                    format!("URL validation failed for '{url}': {e}"),
+                );
+                return Err(self.fetch_failed(e));
+            }
+        };
+        let opts = ClientOptions {
+            insecure: self.obj.spec.insecure.unwrap_or(false),
+            ca_pem,
+            proxy,
+            credentials: keychain.lookup(&repo.registry, &repo.path).cloned(),
+            timeout: Some(self.obj.effective_timeout()),
+        };
+        let registry = match Registry::connect(&repo, &opts).await {
+            Ok(r) => r,
+            Err(e) => {
+                let e = StepError::generic(
+                    source_reason::AUTHENTICATION_FAILED,
+                    format!("failed to generate transport for '{url}': {e}"),
+                );
+                return Err(self.fetch_failed(e));
+            }
+        };
+
+        // Which artifact: digest > semver > tag > latest.
+        let spec_ref = self.obj.spec.r#ref.clone().unwrap_or_default();
+        let resolved = if let Some(d) = spec_ref.digest.as_ref().filter(|d| !d.is_empty()) {
+            Resolved::Digest(d.clone())
+        } else if let Some(range) = spec_ref.semver.as_ref().filter(|s| !s.is_empty()) {
+            let media_type = layer_media_type(self.obj).to_string();
+            let picked = match registry.list_tags().await {
+                Ok(tags) => oci::select_semver_tag(
+                    &tags,
+                    range,
+                    spec_ref.semver_filter.as_deref(),
+                    &media_type,
+                ),
+                Err(e) => Err(e.to_string()),
+            };
+            match picked {
+                Ok(tag) => Resolved::Tag(tag),
+                Err(e) => {
+                    let e = StepError::generic(
+                        source_reason::READ_OPERATION_FAILED,
+                        format!("failed to determine the artifact tag for '{url}': {e}"),
+                    );
+                    return Err(self.fetch_failed(e));
+                }
+            }
+        } else if let Some(tag) = spec_ref.tag.as_ref().filter(|t| !t.is_empty()) {
+            Resolved::Tag(tag.clone())
+        } else {
+            Resolved::Tag(oci::DEFAULT_TAG.to_string())
+        };
+
+        let (digest, reference) = match &resolved {
+            Resolved::Digest(d) => (
+                oci::validate_digest(d).map(|_| d.clone()),
+                repo.digest_ref(d),
+            ),
+            Resolved::Tag(t) => (
+                registry.tag_digest(t).await.map_err(|e| e.to_string()),
+                repo.tag_ref(t),
+            ),
+        };
+        let digest = match digest {
+            Ok(d) => d,
+            Err(e) => {
+                let e = StepError::generic(
+                    source_reason::OCI_ARTIFACT_PULL_FAILED,
+                    format!("failed to determine artifact digest: {e}"),
+                );
+                return Err(self.fetch_failed(e));
+            }
+        };
+        let revision = oci::revision(&resolved, &digest);
+
+        let result = self.fetch(&registry, &repo, &digest, &revision, dir).await;
+
+        // Whatever happened after the revision was known, record that it is new.
+        if !has_revision(&self.status, &revision) {
+            let message = format!("new revision '{revision}' for '{reference}'");
+            if self.status.artifact.is_some() {
+                self.c().mark_true(
+                    cond::ARTIFACT_OUTDATED,
+                    source_reason::NEW_REVISION,
+                    &message,
+                );
+            }
+            self.c().progressive(
+                true,
+                reason::PROGRESSING,
+                &format!("building artifact: {message}"),
+            );
+        }
+        result
+    }
+
+    /// Verification, then the manifest, its annotations and the selected layer, unless the
+    /// revision is stored already with the same content settings.
+    async fn fetch(
+        &mut self,
+        registry: &Registry,
+        repo: &Repository,
+        digest: &str,
+        revision: &str,
+        dir: &Path,
+    ) -> Result<(), StepError> {
+        let url = self.url();
+        match self.obj.spec.verify.clone() {
+            None => self.c().delete(cond::SOURCE_VERIFIED),
+            Some(v) => {
+                let generation = self.obj.meta().generation;
+                let verified_generation = cond::get(&self.conds, cond::SOURCE_VERIFIED)
+                    .and_then(|c| c.observed_generation);
+                if !has_revision(&self.status, revision)
+                    || verified_generation != generation
+                    || self.c().is_false(cond::SOURCE_VERIFIED)
+                {
+                    let mut provider = match v.provider.unwrap_or_default() {
+                        VerificationProvider::Cosign => "cosign".to_string(),
+                        VerificationProvider::Notation => "notation".to_string(),
+                    };
+                    if v.secret_ref.is_none() && provider == "cosign" {
+                        provider.push_str(" keyless");
+                    }
+                    let e = StepError::generic(
+                        source_reason::VERIFICATION_ERROR,
+                        format!(
+                            "failed to verify the signature using provider '{provider}': signature verification of OCI artifacts is not supported by this source-controller yet"
+                        ),
+                    );
+                    self.c()
+                        .mark_false(cond::SOURCE_VERIFIED, &e.reason, &e.message);
+                    return Err(e);
+                }
+            }
+        }
+
+        if has_revision(&self.status, revision) && !content_config_changed(self.obj, &self.status) {
+            self.c().delete(cond::FETCH_FAILED);
+            let annotations = self
+                .status
+                .artifact
+                .as_ref()
+                .and_then(|a| a.metadata.clone());
+            self.fetched = Some(Fetched {
+                revision: revision.to_string(),
+                annotations,
+                content: None,
+            });
+            return Ok(());
+        }
+
+        let pull_failed = |msg: String| {
+            StepError::generic(
+                source_reason::OCI_ARTIFACT_PULL_FAILED,
+                format!("failed to pull artifact from '{url}': {msg}"),
+            )
+        };
+        let layer_failed = |msg: String| {
+            StepError::generic(source_reason::OCI_ARTIFACT_LAYER_OPERATION_FAILED, msg)
+        };
+
+        let (mut raw, mut media_type) = match registry.manifest(digest).await {
+            Ok(m) => m,
+            Err(e) => return Err(self.fetch_failed(pull_failed(e.to_string()))),
+        };
+        if oci::INDEX_MEDIA_TYPES.contains(&media_type.as_str()) {
+            #[derive(serde::Deserialize)]
+            struct Index {
+                #[serde(default)]
+                manifests: Vec<oci::IndexEntry>,
+            }
+            let child = serde_json::from_slice::<Index>(&raw)
+                .map_err(|e| format!("failed to parse image index: {e}"))
+                .and_then(|idx| {
+                    oci::select_platform(&idx.manifests, &repo.digest_ref(digest))
+                        .map(|c| c.digest.clone())
+                });
+            let child = match child {
+                Ok(c) => c,
+                Err(e) => return Err(self.fetch_failed(pull_failed(e))),
+            };
+            (raw, media_type) = match registry.manifest(&child).await {
+                Ok(m) => m,
+                Err(e) => return Err(self.fetch_failed(pull_failed(e.to_string()))),
+            };
+            if oci::INDEX_MEDIA_TYPES.contains(&media_type.as_str()) {
+                let e = pull_failed(format!("nested image index {child} is not supported"));
+                return Err(self.fetch_failed(e));
+            }
+        }
+        let manifest: OciImageManifest = match serde_json::from_slice(&raw) {
+            Ok(m) => m,
+            Err(e) => {
+                let e = layer_failed(format!("failed to parse artifact manifest: {e}"));
+                return Err(self.fetch_failed(e));
+            }
+        };
+        let annotations = manifest.annotations.clone();
+
+        let layer = match select_layer(&manifest, layer_media_type(self.obj)) {
+            Ok(l) => l.clone(),
+            Err(msg) => return Err(self.fetch_failed(layer_failed(msg))),
+        };
+        let blob = dir.join("layer.blob");
+        let operation = layer_operation(self.obj);
+        let limit = self.settings.max_layer_size;
+        let downloaded = registry.blob_to_file(&layer, &blob, limit).await;
+        let content = match operation {
+            OCILayerOperation::Extract => {
+                let unpacked = dir.join("content");
+                let res = match downloaded {
+                    Ok(_) => extract(&blob, &unpacked, limit).await,
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = std::fs::remove_file(&blob);
+                if let Err(e) = res {
+                    let e = layer_failed(format!(
+                        "failed to extract layer contents from artifact: {e}"
+                    ));
+                    return Err(self.fetch_failed(e));
+                }
+                Content::Dir(unpacked)
+            }
+            OCILayerOperation::Copy => {
+                if let Err(e) = downloaded {
+                    let e = layer_failed(format!("failed to copy layer from artifact: {e}"));
+                    return Err(self.fetch_failed(e));
+                }
+                Content::Blob(blob)
+            }
+        };
+        self.c().delete(cond::FETCH_FAILED);
+        self.fetched = Some(Fetched {
+            revision: revision.to_string(),
+            annotations,
+            content: Some(content),
+        });
+        Ok(())
+    }
+
+    /// Step 3: the artifact.
+    async fn reconcile_artifact(&mut self) -> Result<(), StepError> {
+        let Some(fetched) = self.fetched.take() else {
+            return Ok(());
+        };
+        let revision = fetched.revision.clone();
+        let result = self.write_artifact(fetched).await;
+        if has_revision(&self.status, &revision) && !content_config_changed(self.obj, &self.status)
+        {
+            self.c().delete(cond::ARTIFACT_OUTDATED);
+            self.c().mark_true(
+                cond::ARTIFACT_IN_STORAGE,
+                reason::SUCCEEDED,
+                &format!("stored artifact for digest '{revision}'"),
+            );
+        }
+        result
+    }
+
+    async fn write_artifact(&mut self, fetched: Fetched) -> Result<(), StepError> {
+        let ns = self.namespace();
+        let revision = &fetched.revision;
+        let mut artifact = self.storage.new_artifact_for(
+            KIND,
+            &ns,
+            &self.obj.name_any(),
+            revision,
+            &format!("{}.tar.gz", oci::digest_of_revision(revision)),
+        );
+        if has_revision(&self.status, revision) && !content_config_changed(self.obj, &self.status) {
+            self.event(
+                Severity::Trace,
+                source_reason::ARTIFACT_UP_TO_DATE,
+                format!("artifact up-to-date with remote revision: '{revision}'"),
+            );
+            return Ok(());
+        }
+        let Some(content) = fetched.content else {
+            return Err(StepError::generic(
+                reason::FAILED,
+                format!("no content was pulled for revision '{revision}'"),
+            ));
+        };
+        if let Err(e) = self.storage.mkdir_all(&artifact) {
+            let e = StepError::generic(
+                source_reason::DIRECTORY_CREATION_FAILED,
+                format!(
+                    "failed to create artifact directory: {}",
+                    storage_detail(&e)
+                ),
+            );
+            return Err(self.storage_failed(e));
+        }
+        let _lock = self.storage.lock(&artifact).map_err(|e| {
+            StepError::generic(
+                reason::FAILED,
+                format!(
+                    "failed to acquire lock for artifact: {}",
+                    storage_detail(&e)
+                ),
+            )
+        })?;
+        let written = match &content {
+            Content::Blob(blob) => self
+                .storage
+                .copy_from_path(&mut artifact, blob)
+                .map_err(|e| format!("unable to copy artifact to storage: {}", storage_detail(&e))),
+            Content::Dir(dir) => {
+                let mut patterns = ignore::load_ignore_patterns(dir).map_err(|e| {
+                    StepError::generic(
+                        "SourceIgnoreError",
+                        format!("failed to load source ignore patterns from repository: {e}"),
+                    )
+                })?;
+                if let Some(extra) = &self.obj.spec.ignore {
+                    patterns.extend(ignore::read_patterns(extra, &[]));
+                }
+                let matcher = Matcher::for_artifact(patterns);
+                let filter = |p: &[&str], is_dir: bool| matcher.is_excluded(p, is_dir);
+                self.storage
+                    .archive(&mut artifact, dir, &filter, self.settings.limits)
+                    .map_err(|e| {
+                        format!(
+                            "unable to archive artifact to storage: {}",
+                            storage_detail(&e)
+                        )
+                    })
+            }
+        };
+        let pushed = match written {
+            Ok(()) => self
+                .storage
+                .push(&artifact)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(msg) = pushed {
+            let e = StepError::generic(source_reason::ARCHIVE_OPERATION_FAILED, msg);
+            return Err(self.storage_failed(e));
+        }
+        artifact.metadata = fetched.annotations.filter(|m| !m.is_empty());
+        self.status.artifact = Some(artifact.clone());
+        self.status.observed_ignore = self.obj.spec.ignore.clone();
+        self.status.observed_layer_selector = self.obj.spec.layer_selector.clone();
+        match self.storage.symlink(&artifact, "latest.tar.gz") {
+            Ok(url) => self.status.url = Some(url),
+            Err(e) => self.event(
+                Severity::Trace,
+                source_reason::SYMLINK_UPDATE_FAILED,
+                format!(
+                    "failed to update status URL symlink: {}",
+                    storage_detail(&e)
+                ),
+            ),
+        }
+        self.c().delete(cond::STORAGE_OPERATION_FAILED);
+        self.new_artifact = Some(artifact);
+        Ok(())
+    }
+}
+
+/// The inner message of a storage error (without its own prefix, which the caller words).
+fn storage_detail(e: &StorageError) -> String {
+    match e {
+        StorageError::Archive(m) => m.clone(),
+        StorageError::DirCreation(e) | StorageError::Lock(e) | StorageError::Read(e) => {
+            e.to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The layer upstream picks: the first with the selector's media type, or the first layer.
+fn select_layer<'a>(
+    manifest: &'a OciImageManifest,
+    media_type: &str,
+) -> Result<&'a OciDescriptor, String> {
+    if manifest.layers.is_empty() {
+        return Err("no layers found in artifact".to_string());
+    }
+    if media_type.is_empty() {
+        return Ok(&manifest.layers[0]);
+    }
+    manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == media_type)
+        .ok_or_else(|| format!("failed to find layer with media type '{media_type}' in artifact"))
+}
+
+/// Unpacks a gzip tarball through the runtime's safe untar (no absolute paths, no `..`, no
+/// links leaving the root, size and entry limits).
+async fn extract(blob: &Path, dest: &Path, limit: Option<u64>) -> Result<(), String> {
+    let (blob, dest) = (blob.to_path_buf(), dest.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dest).map_err(|e| e.to_string())?;
+        let file = std::fs::File::open(&blob).map_err(|e| e.to_string())?;
+        let gz = flate2::read::GzDecoder::new(std::io::BufReader::new(file));
+        let limits = ferroflux_runtime::artifact::UntarLimits {
+            max_size: limit.unwrap_or(u64::MAX),
+            ..Default::default()
+        };
+        ferroflux_runtime::artifact::untar(gz, &dest, limits)
+            .map(|_| ())
+            .map_err(|e| crate::oci::client::error_chain(&e))
+    })
+    .await
+    .map_err(|e| format!("extraction task failed: {e}"))?
+}
+
+/// Upstream's notify: NewArtifact when the digest changed, Succeeded when recovering from a
+/// fetch or storage failure with the same artifact.
+fn notify(
+    obj: &OCIRepository,
+    old: &OCIRepositoryStatus,
+    old_conds: &[Condition],
+    new: &OCIRepositoryStatus,
+    new_conds: &[Condition],
+) -> Option<PendingEvent> {
+    let artifact = new.artifact.as_ref()?;
+    let mut message = format!(
+        "stored artifact with revision '{}' from '{}'",
+        artifact.revision,
+        obj.spec.url.as_deref().unwrap_or_default()
+    );
+    if let Some(md) = &artifact.metadata
+        && let (Some(source), Some(revision)) = (
+            md.get(oci::SOURCE_ANNOTATION).filter(|s| !s.is_empty()),
+            md.get(oci::REVISION_ANNOTATION).filter(|s| !s.is_empty()),
+        )
+    {
+        message = format!("{message}, origin source '{source}', origin revision '{revision}'");
+    }
+    let metadata = BTreeMap::from([
+        ("revision".to_string(), artifact.revision.clone()),
+        ("digest".to_string(), artifact.digest.clone()),
+    ]);
+    let old_digest = old.artifact.as_ref().map(|a| a.digest.as_str());
+    let reason = if old_digest != Some(artifact.digest.as_str()) {
+        source_reason::NEW_ARTIFACT
+    } else {
+        let failing = |c: &[Condition]| {
+            [cond::FETCH_FAILED, cond::STORAGE_OPERATION_FAILED]
+                .iter()
+                .any(|t| cond::is_true(c, t))
+        };
+        if failing(old_conds) && !failing(new_conds) {
+            reason::SUCCEEDED
+        } else {
+            return None;
+        }
+    };
+    Some(PendingEvent {
+        severity: Severity::Info,
+        reason: reason.to_string(),
+        message,
+        metadata,
+    })
+}
+
+/// Runs one reconcile of `obj` (not being deleted, not suspended): returns the new status, the
+/// result and the events to publish.
+pub async fn run_pipeline<L: Lookup>(
+    obj: &OCIRepository,
+    storage: &Storage,
+    lookup: &L,
+    settings: &Settings,
+    scratch_root: &Path,
+) -> PipelineOutput {
+    let old_status = obj.status.clone().unwrap_or_default();
+    let old_conds = old_status.conditions.clone().unwrap_or_default();
+    let mut status = old_status.clone();
+    let conds = status.conditions.take().unwrap_or_default();
+    let mut run = Run {
+        obj,
+        storage,
+        lookup,
+        settings,
+        status,
+        conds,
+        events: Vec::new(),
+        new_artifact: None,
+        fetched: None,
+    };
+    let generation = obj.meta().generation;
+    run.c()
+        .progressive(false, reason::PROGRESSING, "reconciliation in progress");
+    if generation != run.status.observed_generation {
+        let msg = format!(
+            "processing object: new generation {} -> {}",
+            run.status.observed_generation.unwrap_or(-1),
+            generation.unwrap_or(0)
+        );
+        run.c().progressive(false, reason::PROGRESSING, &msg);
+    }
+
+    let result = match tempdir_in(scratch_root, "ocirepository") {
+        Err(e) => {
+            let e = StepError::generic(
+                source_reason::DIRECTORY_CREATION_FAILED,
+                format!("failed to create temporary working directory: {e}"),
+            );
+            Err(run.storage_failed(e))
+        }
+        Ok(dir) => {
+            run.c().delete(cond::STORAGE_OPERATION_FAILED);
+            let timeout = obj.effective_timeout();
+            let steps = async {
+                run.reconcile_storage().await?;
+                let source = tokio::time::timeout(timeout, run.reconcile_source(&dir)).await;
+                match source {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        let e = StepError::generic(
+                            source_reason::OCI_ARTIFACT_PULL_FAILED,
+                            format!(
+                                "failed to pull artifact from '{}': context deadline exceeded (timeout {})",
+                                run.url(),
+                                ferroflux_api::duration::format_go(timeout)
+                            ),
+                        );
+                        return Err(run.fetch_failed(e));
+                    }
+                }
+                run.reconcile_artifact().await
+            };
+            let r = steps.await;
+            let _ = std::fs::remove_dir_all(&dir);
+            r
+        }
+    };
+    ferroflux_runtime::memory::trim();
+
+    let result = match result {
+        Ok(()) => PipelineResult::Success,
+        Err(e) if e.kind == ErrorKind::Done => PipelineResult::Success,
+        Err(e) => {
+            run.event(Severity::Error, &e.reason, e.message.clone());
+            match e.kind {
+                ErrorKind::Stalling => PipelineResult::Stalled {
+                    reason: e.reason,
+                    message: e.message,
+                },
+                _ => PipelineResult::Failed {
+                    reason: e.reason,
+                    message: e.message,
+                },
+            }
+        }
+    };
+
+    let Run {
+        mut status,
+        mut conds,
+        mut events,
+        new_artifact,
+        ..
+    } = run;
+    summarize(
+        &mut conds,
+        &mut status.observed_generation,
+        generation,
+        &result,
+    );
+    if result == PipelineResult::Success
+        && let Some(ev) = notify(obj, &old_status, &old_conds, &status, &conds)
+    {
+        events.push(ev);
+    }
+    status.conditions = Some(conds);
+    if let Some(token) = obj.reconcile_requested_at() {
+        status.last_handled_reconcile_at = Some(token.to_string());
+    }
+    PipelineOutput {
+        status,
+        result,
+        events,
+        new_artifact,
+    }
+}
+
+/// Secrets and ServiceAccounts from the API server.
+#[derive(Clone)]
+pub struct KubeLookup {
+    pub client: kube::Client,
+}
+
+impl Lookup for KubeLookup {
+    fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<BTreeMap<String, Vec<u8>>>, String>> + Send {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let name = name.to_string();
+        async move {
+            match api.get_opt(&name).await {
+                Ok(Some(s)) => Ok(Some(
+                    s.data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0))
+                        .collect(),
+                )),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
+
+    fn image_pull_secrets(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, String>> + Send {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        let name = name.to_string();
+        async move {
+            match api.get_opt(&name).await {
+                Ok(Some(sa)) => Ok(Some(
+                    sa.image_pull_secrets
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|r| r.name)
+                        .filter(|n| !n.is_empty())
+                        .collect(),
+                )),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
+}
+
+/// The OCIRepository reconciler run by the driver.
+#[derive(Clone)]
+pub struct OCIRepositoryReconciler {
+    pub storage: Storage,
+    pub events: ArtifactEventLog,
+    pub recorder: EventRecorder,
+    pub settings: Settings,
+    pub scratch_root: PathBuf,
+}
+
+impl OCIRepositoryReconciler {
+    async fn publish(&self, obj: &OCIRepository, out: &PipelineOutput) {
+        for ev in &out.events {
+            self.recorder
+                .publish(obj, ev.severity, &ev.reason, &ev.message, &ev.metadata)
+                .await;
+        }
+        if let Some(a) = &out.new_artifact {
+            self.events.publish(ferroflux_proto::ArtifactEvent {
+                sequence: 0,
+                kind: KIND.to_string(),
+                namespace: obj.namespace().unwrap_or_default(),
+                name: obj.name_any(),
+                revision: a.revision.clone(),
+                digest: a.digest.clone(),
+                url: a.url.clone(),
+                last_update_time: a
+                    .last_update_time
+                    .0
+                    .strftime("%Y-%m-%dT%H:%M:%SZ")
+                    .to_string(),
+                size: a.size.unwrap_or(0),
+                metadata: a.metadata.clone().unwrap_or_default().into_iter().collect(),
+                generation: obj.meta().generation.unwrap_or(0),
+            });
+        }
+    }
+}
+
+impl Reconciler<OCIRepository> for OCIRepositoryReconciler {
+    async fn reconcile(
+        &self,
+        obj: Arc<OCIRepository>,
+        ctx: ReconcileContext,
+    ) -> Result<Outcome, ReconcileError> {
+        let lookup = KubeLookup {
+            client: ctx.client.clone(),
+        };
+        let out = run_pipeline(
+            &obj,
+            &self.storage,
+            &lookup,
+            &self.settings,
+            &self.scratch_root,
+        )
+        .await;
+        let api: Api<OCIRepository> =
+            Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+        let old = obj.status.clone().unwrap_or_default();
+        ferroflux_runtime::status::patch_status(
+            &api,
+            &obj.name_any(),
+            FIELD_MANAGER,
+            &old,
+            &out.status,
+        )
+        .await
+        .map_err(|e| ReconcileError::new(format!("failed to patch status: {e}")))?;
+        self.publish(&obj, &out).await;
+        ferroflux_runtime::memory::note_reconcile();
+        match out.result {
+            PipelineResult::Success => Ok(Outcome::RequeueAtInterval),
+            PipelineResult::Waiting { after, .. } => Ok(Outcome::RequeueAfter(after)),
+            PipelineResult::Stalled { .. } => Ok(Outcome::AwaitChange),
+            PipelineResult::Failed { message, .. } => Err(ReconcileError::new(message)),
+        }
+    }
+
+    async fn cleanup(
+        &self,
+        obj: Arc<OCIRepository>,
+        _ctx: ReconcileContext,
+    ) -> Result<(), ReconcileError> {
+        let ns = obj.namespace().unwrap_or_default();
+        if let Err(e) = self
+            .storage
+            .remove_all_remote(KIND, &ns, &obj.name_any())
+            .await
+        {
+            return Err(ReconcileError::new(format!(
+                "garbage collection for deleted resource failed: {e}"
+            )));
+        }
+        match self.storage.remove_all(KIND, &ns, &obj.name_any()) {
+            Ok(Some(_)) => {
+                self.recorder
+                    .publish(
+                        obj.as_ref(),
+                        Severity::Trace,
+                        "GarbageCollectionSucceeded",
+                        "garbage collected artifacts for deleted resource",
+                        &BTreeMap::new(),
+                    )
+                    .await;
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(ReconcileError::new(format!(
+                "garbage collection for deleted resource failed: {e}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(layers: &[&str]) -> OciImageManifest {
+        OciImageManifest {
+            layers: layers
+                .iter()
+                .enumerate()
+                .map(|(i, m)| OciDescriptor {
+                    media_type: m.to_string(),
+                    digest: format!("sha256:{i}"),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn layer_selection_as_upstream() {
+        let m = manifest(&[
+            oci::FLUX_CONTENT_MEDIA_TYPE,
+            oci::HELM_CHART_CONTENT_MEDIA_TYPE,
+        ]);
+        assert_eq!(select_layer(&m, "").unwrap().digest, "sha256:0");
+        assert_eq!(
+            select_layer(&m, oci::HELM_CHART_CONTENT_MEDIA_TYPE)
+                .unwrap()
+                .digest,
+            "sha256:1"
+        );
+        assert_eq!(
+            select_layer(&m, "x/y").unwrap_err(),
+            "failed to find layer with media type 'x/y' in artifact"
+        );
+        assert_eq!(
+            select_layer(&manifest(&[]), "").unwrap_err(),
+            "no layers found in artifact"
+        );
+    }
+
+    #[test]
+    fn events_on_new_digest_and_on_recovery() {
+        let obj: OCIRepository = serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+            "metadata": {"name": "app", "namespace": "default"},
+            "spec": {"url": "oci://r/app", "interval": "1m"},
+        }))
+        .unwrap();
+        let artifact = |digest: &str| Artifact {
+            path: "p".into(),
+            url: "u".into(),
+            revision: "v1@sha256:x".into(),
+            digest: digest.into(),
+            last_update_time: crate::pipeline::now(),
+            size: None,
+            metadata: Some(BTreeMap::from([
+                (
+                    oci::SOURCE_ANNOTATION.to_string(),
+                    "https://git/x".to_string(),
+                ),
+                (
+                    oci::REVISION_ANNOTATION.to_string(),
+                    "main@sha1:1".to_string(),
+                ),
+            ])),
+        };
+        let old = OCIRepositoryStatus {
+            artifact: Some(artifact("sha256:a")),
+            ..Default::default()
+        };
+        let new = OCIRepositoryStatus {
+            artifact: Some(artifact("sha256:b")),
+            ..Default::default()
+        };
+        let ev = notify(&obj, &old, &[], &new, &[]).unwrap();
+        assert_eq!(ev.reason, "NewArtifact");
+        assert_eq!(
+            ev.message,
+            "stored artifact with revision 'v1@sha256:x' from 'oci://r/app', origin source 'https://git/x', origin revision 'main@sha1:1'"
+        );
+        assert!(notify(&obj, &new, &[], &new, &[]).is_none());
+        let failing = vec![cond::new_condition(
+            cond::FETCH_FAILED,
+            cond::TRUE,
+            "OCIArtifactPullFailed",
+            "x",
+            None,
+            crate::pipeline::now(),
+        )];
+        assert_eq!(
+            notify(&obj, &new, &failing, &new, &[]).unwrap().reason,
+            "Succeeded"
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! What every source reconciler shares: the events and result of one run, failed steps with
+//! their upstream reason, condition editing, and the summary that derives Ready, Reconciling and
+//! Stalled from the step conditions (upstream's summarize helper), so every kind reports
+//! readiness the same way.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ferroflux_api::conditions::{self as cond, reason};
+use ferroflux_runtime::events::Severity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// An event the pipeline wants published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEvent {
+    pub severity: Severity,
+    pub reason: String,
+    pub message: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// How a reconcile ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PipelineResult {
+    /// Success: requeue at the interval.
+    Success,
+    /// A failure that a retry may fix (backoff).
+    Failed { reason: String, message: String },
+    /// Waiting for a dependency (requeue after the delay).
+    Waiting {
+        reason: String,
+        message: String,
+        after: Duration,
+    },
+    /// A failure only a spec change can fix (no requeue).
+    Stalled { reason: String, message: String },
+}
+
+/// A failed step: the upstream reason, a one-line message, and how to retry.
+#[derive(Debug)]
+pub(crate) struct StepError {
+    pub(crate) reason: String,
+    pub(crate) message: String,
+    pub(crate) kind: ErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    Generic,
+    Stalling,
+    Waiting,
+    /// Not an error: stop the pipeline and report success.
+    Done,
+}
+
+impl StepError {
+    pub(crate) fn generic(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            reason: reason.to_string(),
+            message: one_line(&message.into()),
+            kind: ErrorKind::Generic,
+        }
+    }
+    pub(crate) fn stalling(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Stalling,
+            ..Self::generic(reason, message)
+        }
+    }
+    pub(crate) fn waiting(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Waiting,
+            ..Self::generic(reason, message)
+        }
+    }
+}
+
+pub(crate) fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Conditions being edited for one object generation.
+pub(crate) struct Conds<'a> {
+    pub(crate) list: &'a mut Vec<Condition>,
+    pub(crate) generation: Option<i64>,
+}
+
+impl Conds<'_> {
+    pub(crate) fn mark(&mut self, type_: &str, status: &str, reason: &str, message: &str) {
+        cond::set(
+            self.list,
+            cond::new_condition(type_, status, reason, message, self.generation, now()),
+        );
+    }
+    pub(crate) fn mark_true(&mut self, type_: &str, reason: &str, message: &str) {
+        self.mark(type_, cond::TRUE, reason, message);
+    }
+    pub(crate) fn mark_false(&mut self, type_: &str, reason: &str, message: &str) {
+        self.mark(type_, cond::FALSE, reason, message);
+    }
+    pub(crate) fn delete(&mut self, type_: &str) {
+        cond::remove(self.list, type_);
+    }
+    pub(crate) fn is_true(&self, type_: &str) -> bool {
+        cond::is_true(self.list, type_)
+    }
+    pub(crate) fn is_false(&self, type_: &str) -> bool {
+        cond::is_false(self.list, type_)
+    }
+    /// Upstream's ProgressiveStatus: Reconciling (optionally) and Ready=Unknown, same words.
+    pub(crate) fn progressive(&mut self, reconciling: bool, reason: &str, message: &str) {
+        if reconciling {
+            self.mark_true(cond::RECONCILING, reason, message);
+        }
+        if !self.is_false(cond::READY) {
+            self.mark(cond::READY, cond::UNKNOWN, reason, message);
+        }
+    }
+}
+
+pub(crate) fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+/// Negative-polarity conditions in summary priority order.
+pub(crate) const NEGATIVE: [&str; 4] = [
+    cond::STORAGE_OPERATION_FAILED,
+    cond::FETCH_FAILED,
+    cond::INCLUDE_UNAVAILABLE,
+    cond::ARTIFACT_OUTDATED,
+];
+
+/// Derives Ready, Reconciling and Stalled from the step conditions and the result, as upstream's
+/// summarize helper does, and sets observedGeneration when the object settled.
+pub(crate) fn summarize(
+    conds: &mut Vec<Condition>,
+    observed_generation: &mut Option<i64>,
+    generation: Option<i64>,
+    result: &PipelineResult,
+) {
+    let mut c = Conds {
+        list: conds,
+        generation,
+    };
+    match result {
+        PipelineResult::Success => {
+            c.delete(cond::RECONCILING);
+            c.delete(cond::STALLED);
+        }
+        PipelineResult::Stalled { reason: r, message } => {
+            c.delete(cond::RECONCILING);
+            c.mark_true(cond::STALLED, r, message);
+        }
+        PipelineResult::Failed { .. } | PipelineResult::Waiting { .. } => {
+            c.delete(cond::STALLED);
+            if let Some(rc) = cond::get(c.list, cond::RECONCILING).cloned() {
+                c.mark_true(
+                    cond::RECONCILING,
+                    reason::PROGRESSING_WITH_RETRY,
+                    &rc.message,
+                );
+            }
+        }
+    }
+
+    let mut ready: Option<(String, String, String)> = None;
+    for t in NEGATIVE {
+        if let Some(x) = cond::get(c.list, t).filter(|x| x.status == cond::TRUE) {
+            ready = Some((cond::FALSE.into(), x.reason.clone(), x.message.clone()));
+            break;
+        }
+    }
+    if ready.is_none()
+        && let Some(x) =
+            cond::get(c.list, cond::SOURCE_VERIFIED).filter(|x| x.status == cond::FALSE)
+    {
+        ready = Some((cond::FALSE.into(), x.reason.clone(), x.message.clone()));
+    }
+    if ready.is_none() {
+        ready = match result {
+            PipelineResult::Success => match cond::get(c.list, cond::ARTIFACT_IN_STORAGE)
+                .filter(|x| x.status == cond::TRUE)
+            {
+                Some(x) => Some((
+                    cond::TRUE.into(),
+                    reason::SUCCEEDED.into(),
+                    x.message.clone(),
+                )),
+                None => Some((
+                    cond::UNKNOWN.into(),
+                    reason::PROGRESSING.into(),
+                    "reconciliation in progress".into(),
+                )),
+            },
+            PipelineResult::Failed { reason: r, message }
+            | PipelineResult::Waiting {
+                reason: r, message, ..
+            }
+            | PipelineResult::Stalled { reason: r, message } => {
+                Some((cond::FALSE.into(), r.clone(), message.clone()))
+            }
+        };
+    }
+    if let Some((s, r, m)) = ready {
+        c.mark(cond::READY, &s, &r, &m);
+    }
+    let settled = cond::is_true(c.list, cond::READY) || cond::is_true(c.list, cond::STALLED);
+    if settled {
+        *observed_generation = generation;
+    }
+}
+
+pub(crate) fn tempdir_in(root: &Path, prefix: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(root)?;
+    for _ in 0..16 {
+        let suffix: u64 = rand::random();
+        let dir = root.join(format!("{prefix}-{suffix:016x}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(
+        "unable to create a temporary directory",
+    ))
+}

@@ -1,0 +1,315 @@
+//! A real OCI registry on 127.0.0.1 (Debian's `docker-registry`, the CNCF distribution
+//! registry) with optional TLS and htpasswd basic auth, and a pusher built on oci-client that
+//! publishes artifacts the way `flux push artifact` and `helm push` lay them out.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+use sha2::Digest as _;
+
+use crate::support::{Pki, free_port};
+
+pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+pub const FLUX_CONFIG: &str = "application/vnd.cncf.flux.config.v1+json";
+pub const FLUX_CONTENT: &str = "application/vnd.cncf.flux.content.v1.tar+gzip";
+pub const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
+pub const HELM_CHART: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// A running registry; stopped on drop.
+pub struct Registry {
+    child: std::process::Child,
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    pub tls: bool,
+    pub user: Option<(String, String)>,
+    ca: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `docker-registry` with TLS from `pki` (server cert for 127.0.0.1) and/or htpasswd
+/// auth for `user`.
+pub fn start(pki: Option<&Pki>, user: Option<(&str, &str)>) -> Registry {
+    assert!(
+        Path::new(REGISTRY_BIN).exists(),
+        "{REGISTRY_BIN} is missing: install it with `apt-get install -y docker-registry`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut config = format!(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: ferroflux-test\n",
+        dir.path().join("data").display()
+    );
+    if let Some(pki) = pki {
+        let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+        std::fs::write(&cert, &pki.server_cert).unwrap();
+        std::fs::write(&key, &pki.server_key).unwrap();
+        config.push_str(&format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        ));
+    }
+    if let Some((u, p)) = user {
+        let hash = bcrypt::hash(p, 4).unwrap();
+        let file = dir.path().join("htpasswd");
+        std::fs::write(&file, format!("{u}:{hash}\n")).unwrap();
+        config.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: ferroflux-test\n    path: {}\n",
+            file.display()
+        ));
+    }
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+    let child = Command::new(REGISTRY_BIN)
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{REGISTRY_BIN} failed to start ({e}): install it with `apt-get install -y docker-registry`")
+        });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "docker-registry did not start: {}",
+            std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Registry {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+        tls: pki.is_some(),
+        user: user.map(|(u, p)| (u.to_string(), p.to_string())),
+        ca: pki.map(|p| p.ca.clone()),
+        _dir: dir,
+    }
+}
+
+/// sha256 digest string of bytes.
+pub fn sha256(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+/// A gzip'ed tarball of `files` (path, content), written the way `flux push artifact` does.
+pub fn tar_gz(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    for (path, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        b.append_data(&mut h, path, content.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+/// A tarball with one entry whose name is written raw (e.g. `../evil`), bypassing the tar
+/// crate's own checks.
+pub fn hostile_tar_gz(name: &str, content: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    b.append(&h, content.as_bytes()).unwrap();
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+/// A layer to push: media type and bytes.
+pub struct Layer {
+    pub media_type: String,
+    pub data: Vec<u8>,
+}
+
+impl Layer {
+    pub fn flux(files: &[(&str, &str)]) -> Self {
+        Self {
+            media_type: FLUX_CONTENT.into(),
+            data: tar_gz(files),
+        }
+    }
+}
+
+impl Registry {
+    fn client(&self) -> Client {
+        let mut cfg = ClientConfig {
+            protocol: if self.tls {
+                ClientProtocol::Https
+            } else {
+                ClientProtocol::Http
+            },
+            ..ClientConfig::default()
+        };
+        if let Some(ca) = &self.ca {
+            cfg.extra_root_certificates.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: ca.clone().into_bytes(),
+            });
+        }
+        Client::try_from(cfg).unwrap()
+    }
+
+    fn auth(&self) -> RegistryAuth {
+        match &self.user {
+            Some((u, p)) => RegistryAuth::Basic(u.clone(), p.clone()),
+            None => RegistryAuth::Anonymous,
+        }
+    }
+
+    /// `oci://<addr>/<repo>`.
+    pub fn url(&self, repo: &str) -> String {
+        format!("oci://{}/{repo}", self.addr)
+    }
+
+    async fn ready_client(&self, repo: &str) -> (Client, Reference) {
+        let client = self.client();
+        let r = Reference::with_tag(self.addr.clone(), repo.to_string(), "latest".into());
+        client
+            .auth(&r, &self.auth(), RegistryOperation::Push)
+            .await
+            .unwrap();
+        (client, r)
+    }
+
+    /// Pushes an image manifest (config + layers + annotations) under `tag` (or untagged when
+    /// `tag` is None); returns the manifest digest.
+    pub async fn push(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        config_media_type: &str,
+        layers: &[Layer],
+        annotations: &BTreeMap<String, String>,
+    ) -> String {
+        let (client, r) = self.ready_client(repo).await;
+        let config = b"{}".to_vec();
+        let config_digest = sha256(&config);
+        client
+            .push_blob(&r, config.clone(), &config_digest)
+            .await
+            .unwrap();
+        let mut descs = Vec::new();
+        for l in layers {
+            let d = sha256(&l.data);
+            client.push_blob(&r, l.data.clone(), &d).await.unwrap();
+            descs.push(
+                serde_json::json!({"mediaType": l.media_type, "digest": d, "size": l.data.len()}),
+            );
+        }
+        let mut manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": config_media_type, "digest": config_digest, "size": config.len()},
+            "layers": descs,
+        });
+        if !annotations.is_empty() {
+            manifest["annotations"] = serde_json::to_value(annotations).unwrap();
+        }
+        self.put_manifest(&client, repo, tag, manifest, OCI_MANIFEST)
+            .await
+    }
+
+    /// Pushes an index of `(os, arch, manifest digest)` under `tag`; returns its digest.
+    pub async fn push_index(
+        &self,
+        repo: &str,
+        tag: &str,
+        children: &[(&str, &str, &str)],
+    ) -> String {
+        let (client, _) = self.ready_client(repo).await;
+        let mut manifests = Vec::new();
+        for (os, arch, digest) in children {
+            let r = Reference::with_digest(self.addr.clone(), repo.into(), digest.to_string());
+            let (raw, _) = client
+                .pull_manifest_raw(&r, &self.auth(), &[OCI_MANIFEST])
+                .await
+                .unwrap();
+            manifests.push(serde_json::json!({
+                "mediaType": OCI_MANIFEST, "digest": digest, "size": raw.len(),
+                "platform": {"os": os, "architecture": arch},
+            }));
+        }
+        let index =
+            serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+        self.put_manifest(&client, repo, Some(tag), index, OCI_INDEX)
+            .await
+    }
+
+    async fn put_manifest(
+        &self,
+        client: &Client,
+        repo: &str,
+        tag: Option<&str>,
+        manifest: serde_json::Value,
+        media_type: &str,
+    ) -> String {
+        let body = serde_json::to_vec(&manifest).unwrap();
+        let digest = sha256(&body);
+        let r = match tag {
+            Some(t) => Reference::with_tag(self.addr.clone(), repo.into(), t.into()),
+            None => Reference::with_digest(self.addr.clone(), repo.into(), digest.clone()),
+        };
+        client
+            .push_manifest_raw(
+                &r,
+                body,
+                reqwest::header::HeaderValue::from_str(media_type).unwrap(),
+            )
+            .await
+            .unwrap();
+        digest
+    }
+
+    /// Deletes a blob (so any later pull of it fails).
+    pub async fn delete_blob(&self, repo: &str, digest: &str) {
+        let scheme = if self.tls { "https" } else { "http" };
+        let mut b = reqwest::Client::builder();
+        if let Some(ca) = &self.ca {
+            b = b.tls_certs_merge([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()]);
+        }
+        let mut req = b
+            .build()
+            .unwrap()
+            .delete(format!("{scheme}://{}/v2/{repo}/blobs/{digest}", self.addr));
+        if let Some((u, p)) = &self.user {
+            req = req.basic_auth(u, Some(p));
+        }
+        let status = req.send().await.unwrap().status();
+        assert_eq!(status.as_u16(), 202, "deleting blob {digest}");
+    }
+}
+
+/// A `kubernetes.io/dockerconfigjson` Secret's data for one registry.
+pub fn dockerconfigjson(registry: &str, user: &str, pass: &str) -> Vec<u8> {
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    serde_json::json!({"auths": {registry: {"username": user, "password": pass, "auth": auth}}})
+        .to_string()
+        .into_bytes()
+}
