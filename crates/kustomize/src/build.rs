@@ -883,7 +883,7 @@ impl Target<'_, '_> {
                 (false, true) => self.read_text(&p.path)?,
             };
             let ops = parse_json_patch(&text, &ctx)?;
-            crate::transform::apply_json_patch(&mut acc.resources, &target, &ops, &ctx)?;
+            crate::transform::apply_json_patch(&mut acc.resources, &target, &ops, false, &ctx)?;
             self.mark_builtin(acc, "PatchJson6902Transformer");
         }
         for r in &k.replicas {
@@ -1151,7 +1151,7 @@ impl Target<'_, '_> {
                     }
                 };
                 let ops = parse_json_patch(&text, &ctx)?;
-                crate::transform::apply_json_patch(&mut acc.resources, &target, &ops, &ctx)?;
+                crate::transform::apply_json_patch(&mut acc.resources, &target, &ops, false, &ctx)?;
             }
             "ValueAddTransformer" => self.value_add(acc, cfg)?,
             "ReplacementTransformer" => {
@@ -1669,6 +1669,9 @@ fn strip_build_annotations(obj: &mut Value, keep_origin: bool, keep_transformati
     let Some(md) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
+    // kustomize rewrites every resource's annotations as a string map when it removes its
+    // build annotations: a null or empty map disappears, values become their text
+    crate::resource::normalize_annotations(md);
     let Some(ann) = md.get_mut("annotations").and_then(Value::as_object_mut) else {
         return;
     };

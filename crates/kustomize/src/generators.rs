@@ -153,17 +153,14 @@ pub fn make(
                     data.insert(k, Value::String(s));
                 }
                 Err(e) => {
-                    binary.insert(
-                        k,
-                        Value::String(
-                            base64::engine::general_purpose::STANDARD.encode(e.as_bytes()),
-                        ),
-                    );
+                    binary.insert(k, Value::String(wrapped_base64(e.as_bytes())));
                 }
             }
         }
     }
-    if !data.is_empty() {
+    // kustomize creates a Secret's `data` map before filling it (so a Secret without keys
+    // has `data: {}`); a ConfigMap's only once a key goes in
+    if secret || !data.is_empty() {
         obj.insert("data".into(), Value::Object(data));
     }
     if !binary.is_empty() {
@@ -198,21 +195,18 @@ pub fn make(
     let mut r = Resource::new(Value::Object(obj));
     r.generated = true;
     r.needs_hash = !opts.disable_name_suffix_hash;
+    // kustomize's NewGenerationBehavior: anything but these three is "unspecified", which
+    // acts as create
     r.behavior = match args.behavior.as_str() {
-        "" | "create" => Behavior::Create,
         "merge" => Behavior::Merge,
         "replace" => Behavior::Replace,
-        other => {
-            return Err(Error::Build(format!(
-                "{what}: unknown generation behavior '{other}'"
-            )));
-        }
+        _ => Behavior::Create,
     };
     Ok(r)
 }
 
-/// Base64 in lines of 70 characters, each ended by a newline once there is more than one
-/// (the encoding kustomize uses for Secret data).
+/// Base64 in lines of 70 characters, each ended by a newline once the text reaches 70
+/// characters (kustomize's encodeBase64, for Secret data and ConfigMap binaryData).
 fn wrapped_base64(v: &[u8]) -> String {
     let enc = base64::engine::general_purpose::STANDARD.encode(v);
     let lines = enc.len() / 70 + 1;

@@ -62,11 +62,24 @@ fn schema_strategy(parent: &str, field: &str, kind: &str) -> ListMode {
     }
 }
 
+/// The field names `schema_strategy` looks at as a parent, others as "?".
+fn static_field(key: &str) -> &'static str {
+    match key {
+        "spec" => "spec",
+        "metadata" => "metadata",
+        "status" => "status",
+        "containers" => "containers",
+        "initContainers" => "initContainers",
+        "ephemeralContainers" => "ephemeralContainers",
+        _ => "?",
+    }
+}
+
 /// Where the merge stands in the schema.
 #[derive(Clone, Copy)]
 enum Sch<'a> {
     /// A kind of kustomize's built-in schema, and the field holding the current mapping.
-    Builtin { kind: &'a str, field: &'a str },
+    Builtin { kind: &'a str, field: &'static str },
     /// A custom OpenAPI document (`openapi:` in the kustomization) and the current node.
     Custom {
         root: &'a Value,
@@ -107,9 +120,12 @@ impl<'a> Sch<'a> {
     }
 
     /// The schema of mapping field `key`.
-    fn child(&self, key: &'a str) -> Sch<'a> {
+    fn child_of(&self, key: &str) -> Sch<'a> {
         match *self {
-            Sch::Builtin { kind, .. } => Sch::Builtin { kind, field: key },
+            Sch::Builtin { kind, .. } => Sch::Builtin {
+                kind,
+                field: static_field(key),
+            },
             Sch::Custom { root, .. } => Sch::Custom {
                 root,
                 node: self.property(key),
@@ -119,9 +135,12 @@ impl<'a> Sch<'a> {
     }
 
     /// The schema of the elements of list field `key`.
-    fn items(&self, key: &'a str) -> Sch<'a> {
+    fn items(&self, key: &str) -> Sch<'a> {
         match *self {
-            Sch::Builtin { kind, .. } => Sch::Builtin { kind, field: key },
+            Sch::Builtin { kind, .. } => Sch::Builtin {
+                kind,
+                field: static_field(key),
+            },
             Sch::Custom { root, .. } => Sch::Custom {
                 root,
                 node: self
@@ -206,18 +225,6 @@ pub fn strategic_merge(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    if let Some(d) = patch.get("$patch").and_then(Value::as_str) {
-        match d {
-            "delete" => return Ok(false),
-            "replace" => {
-                let mut p = patch.clone();
-                strip_directives(&mut p);
-                *target = p;
-                return Ok(true);
-            }
-            _ => {}
-        }
-    }
     let sch = match custom {
         Some(root) => Sch::Custom {
             root,
@@ -229,141 +236,222 @@ pub fn strategic_merge(
         },
         None => Sch::None,
     };
-    merge_value(target, patch, sch)?;
-    Ok(true)
-}
-
-fn strip_directives(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.remove("$patch");
-            for x in m.values_mut() {
-                strip_directives(x);
-            }
+    let dest = std::mem::take(target);
+    match walk_map(Some(dest), Some(patch), sch)? {
+        Some(v) => {
+            *target = v;
+            Ok(true)
         }
-        Value::Array(a) => {
-            a.retain(|x| x.get("$patch").and_then(Value::as_str) != Some("delete"));
-            for x in a.iter_mut() {
-                strip_directives(x);
-            }
-        }
-        _ => {}
+        None => Ok(false),
     }
 }
 
-fn cleaned(v: &Value) -> Value {
-    let mut c = v.clone();
-    strip_directives(&mut c);
-    c
-}
-
-fn merge_value(target: &mut Value, patch: &Value, sch: Sch<'_>) -> Result<(), String> {
-    match (target.is_object(), patch) {
-        (true, Value::Object(pm)) => {
-            if pm.get("$patch").and_then(Value::as_str) == Some("replace") {
-                *target = cleaned(patch);
-                return Ok(());
-            }
-            let Value::Object(tm) = target else {
-                return Ok(());
-            };
-            merge_map(tm, pm, sch)
-        }
-        (_, p) => {
-            *target = cleaned(p);
-            Ok(())
-        }
+/// The `$patch` directive of a patch mapping (kyaml's determineMappingNodePatchStrategy).
+fn map_directive(m: &Map<String, Value>) -> Result<Option<&'static str>, String> {
+    match m.get("$patch") {
+        None => Ok(None),
+        Some(v) => match v.as_str() {
+            Some("delete") => Ok(Some("delete")),
+            Some("replace") => Ok(Some("replace")),
+            Some("merge") => Ok(Some("merge")),
+            _ => Err(format!(
+                "unknown patch strategy '{}'",
+                crate::yaml::emit::number_text_or(v)
+            )),
+        },
     }
 }
 
-fn merge_map(
-    tm: &mut Map<String, Value>,
-    pm: &Map<String, Value>,
-    sch: Sch<'_>,
-) -> Result<(), String> {
-    for (k, pv) in pm {
-        if k == "$patch" {
-            continue;
-        }
-        if pv.is_null() {
-            tm.remove(k);
-            continue;
-        }
-        match tm.get_mut(k) {
-            None => {
-                if pv.get("$patch").and_then(Value::as_str) == Some("delete") {
-                    continue;
-                }
-                tm.insert(k.clone(), cleaned(pv));
-            }
-            Some(tv) => match (tv, pv) {
-                (tv @ Value::Object(_), Value::Object(pvm)) => {
-                    match pvm.get("$patch").and_then(Value::as_str) {
-                        Some("delete") => {
-                            tm.remove(k);
-                        }
-                        Some("replace") => *tv = cleaned(pv),
-                        _ => {
-                            if let Value::Object(tvm) = tv {
-                                merge_map(tvm, pvm, sch.child(k))?;
-                            }
-                        }
-                    }
-                }
-                (Value::Array(ta), Value::Array(pa)) => {
-                    merge_list(ta, pa, sch.list_mode(k), sch.items(k))?;
-                }
-                (tv, pv) => *tv = cleaned(pv),
-            },
-        }
-    }
-    Ok(())
-}
-
-/// Merge two keyed lists the way kustomize does: elements named by the patch first (in the
-/// patch's order), then the target's other elements in their order.
-fn merge_list(
-    ta: &mut Vec<Value>,
-    pa: &[Value],
-    mode: ListMode,
-    items: Sch<'_>,
-) -> Result<(), String> {
-    // a list-level `$patch: replace` element replaces the list
-    if pa
+/// The `$patch` directive of a patch list: an element that is a mapping with `$patch` as its
+/// only key (kyaml's determineSequenceNodePatchStrategy).
+fn list_directive(a: &[Value]) -> Result<Option<&'static str>, String> {
+    let Some(m) = a
         .iter()
-        .any(|v| v.get("$patch").and_then(Value::as_str) == Some("replace"))
-    {
-        *ta = pa
-            .iter()
-            .filter(|v| v.get("$patch").is_none())
-            .map(cleaned)
-            .collect();
-        return Ok(());
+        .filter_map(Value::as_object)
+        .find(|m| m.contains_key("$patch"))
+    else {
+        return Ok(None);
+    };
+    if m.len() > 1 {
+        return Ok(None);
     }
-    let keys: Vec<String> = match mode {
-        ListMode::Key(k) if pa.iter().all(Value::is_object) => {
-            k.split(',').map(String::from).collect()
+    map_directive(m)
+}
+
+/// A patch list without its directive elements.
+fn without_directive(a: &[Value]) -> Vec<Value> {
+    a.iter()
+        .filter(|v| {
+            !v.as_object()
+                .is_some_and(|m| m.len() == 1 && m.contains_key("$patch"))
+        })
+        .cloned()
+        .collect()
+}
+
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Object(_) => "MappingNode",
+        Value::Array(_) => "SequenceNode",
+        _ => "ScalarNode",
+    }
+}
+
+/// kyaml's walk of one field: `dest` is the target's value (taken out of it), `origin` the
+/// patch's. Returns the value to set, or `None` to clear the field. Like kyaml, a subtree
+/// the target lacks is walked against itself, so nulls and directives inside it are applied
+/// rather than copied; non-associative lists are taken from the patch as written.
+fn walk_field(
+    dest: Option<Value>,
+    origin: Option<&Value>,
+    parent: Sch<'_>,
+    key: &str,
+) -> Result<Option<Value>, String> {
+    let first = match (&dest, origin) {
+        (Some(d), _) if !d.is_null() => Some(kind_name(d)),
+        (_, Some(o)) if !o.is_null() => Some(kind_name(o)),
+        _ => None,
+    };
+    for v in [dest.as_ref(), origin].into_iter().flatten() {
+        if let Some(k) = first
+            && !v.is_null()
+            && kind_name(v) != k
+        {
+            return Err(format!(
+                "wrong node kind: expected {k} but got {}: node contents:\n{}",
+                kind_name(v),
+                crate::yaml::to_yaml(v)
+            ));
+        }
+    }
+    match first {
+        None | Some("MappingNode") => walk_map(dest, origin, parent.child_of(key)),
+        Some("SequenceNode") => walk_list(dest, origin, parent, key),
+        _ => Ok(match origin {
+            Some(Value::Null) => None,
+            Some(o) => Some(o.clone()),
+            None => dest,
+        }),
+    }
+}
+
+/// kyaml's walkMap with merge2's VisitMap.
+fn walk_map(
+    dest: Option<Value>,
+    origin: Option<&Value>,
+    sch: Sch<'_>,
+) -> Result<Option<Value>, String> {
+    let dest = match dest {
+        None | Some(Value::Null) => {
+            let o = match origin {
+                // a null the patch does not mention stays
+                None => return Ok(dest),
+                Some(Value::Null) => return Ok(None),
+                Some(o) => o,
+            };
+            if let Value::Object(om) = o
+                && map_directive(om)? == Some("delete")
+            {
+                return Ok(None);
+            }
+            // added: walk the patch's subtree against itself
+            return walk_map(Some(o.clone()), Some(o), sch);
+        }
+        Some(d) => d,
+    };
+    let om = match origin {
+        Some(Value::Null) => return Ok(None),
+        None => return Ok(Some(dest)),
+        Some(Value::Object(om)) => om,
+        Some(_) => return Ok(Some(dest)),
+    };
+    let mut dm = match map_directive(om)? {
+        Some("delete") => return Ok(None),
+        Some("replace") => {
+            let mut c = om.clone();
+            c.remove("$patch");
+            let c = Value::Object(c);
+            return walk_map(Some(c.clone()), Some(&c), sch);
+        }
+        _ => match dest {
+            Value::Object(m) => m,
+            other => return Ok(Some(other)),
+        },
+    };
+    let mut keys: Vec<String> = dm.keys().cloned().collect();
+    for k in om.keys() {
+        if k != "$patch" && !dm.contains_key(k) {
+            keys.push(k.clone());
+        }
+    }
+    keys.sort();
+    for k in keys {
+        let d = dm.remove(&k);
+        let o = if k == "$patch" { None } else { om.get(&k) };
+        if let Some(v) = walk_field(d, o, sch, &k)? {
+            dm.insert(k, v);
+        }
+    }
+    Ok(Some(Value::Object(dm)))
+}
+
+/// kyaml's walk of a list field: associative lists (a merge strategy in the schema) merge
+/// element by element, other lists are replaced by the patch's.
+fn walk_list(
+    dest: Option<Value>,
+    origin: Option<&Value>,
+    parent: Sch<'_>,
+    key: &str,
+) -> Result<Option<Value>, String> {
+    let mode = parent.list_mode(key);
+    if matches!(mode, ListMode::Replace) {
+        return Ok(match origin {
+            Some(Value::Null) => None,
+            Some(o) => Some(o.clone()),
+            None => dest,
+        });
+    }
+    let items = parent.items(key);
+    let (ta, pa): (Vec<Value>, Vec<Value>) = match (dest, origin) {
+        (None | Some(Value::Null), None) => return Ok(None),
+        (None | Some(Value::Null), Some(Value::Null)) => return Ok(None),
+        (Some(d), None) => return Ok(Some(d)),
+        (_, Some(Value::Null)) => return Ok(None),
+        (None | Some(Value::Null), Some(Value::Array(o))) => {
+            // added: merged against itself, as kyaml walks it
+            (o.clone(), o.clone())
+        }
+        (Some(Value::Array(d)), Some(Value::Array(o))) => match list_directive(o)? {
+            Some("delete") => return Ok(None),
+            Some("replace") => {
+                let c = without_directive(o);
+                (c.clone(), c)
+            }
+            Some(_) => (d, without_directive(o)),
+            None => (d, o.clone()),
+        },
+        (Some(d), Some(_)) => return Ok(Some(d)),
+        (None, Some(o)) => return Ok(Some(o.clone())),
+    };
+    let mut ta = ta;
+    match mode {
+        ListMode::Key(k) if pa.iter().chain(ta.iter()).all(Value::is_object) => {
+            let keys: Vec<String> = k.split(',').map(String::from).collect();
+            merge_keyed(&mut ta, &pa, &keys, items)?;
         }
         ListMode::Primitive => {
+            // sets of scalars: the union, the patch's values first
             let mut out: Vec<Value> = Vec::new();
             for v in pa.iter().chain(ta.iter()) {
                 if !out.contains(v) {
                     out.push(v.clone());
                 }
             }
-            *ta = out;
-            return Ok(());
+            ta = out;
         }
-        _ => {
-            *ta = pa
-                .iter()
-                .filter(|v| v.get("$patch").is_none())
-                .map(cleaned)
-                .collect();
-            return Ok(());
-        }
-    };
-    merge_keyed(ta, pa, &keys, items)
+        _ => ta = pa,
+    }
+    Ok(Some(Value::Array(ta)))
 }
 
 /// The text of a key field ("" when absent), as kyaml compares them.
@@ -442,28 +530,32 @@ fn merge_keyed(
         let want = sel(vals);
         let p = pa.iter().find(|x| ident(x) == want);
         let t = dest.iter().position(|x| ident(x) == want);
-        let deleted = p.is_some_and(|p| p.get("$patch").and_then(Value::as_str) == Some("delete"));
-        if deleted {
-            if let Some(j) = t {
-                dest.remove(j);
-            }
+        if t.is_none() && p.is_none() {
             continue;
         }
-        let val = match (t, p) {
-            (Some(j), Some(p)) => {
-                let mut merged = dest[j].clone();
-                if p.get("$patch").and_then(Value::as_str) == Some("replace") {
-                    merged = cleaned(p);
-                } else if let (Value::Object(tm), Value::Object(pm)) = (&mut merged, p) {
-                    merge_map(tm, pm, items_sch)?;
+        // kyaml walks the element pair; a cleared or emptied element leaves the list
+        let walked = walk_map(t.map(|j| dest[j].clone()), p, items_sch)?;
+        let mut val = match walked {
+            Some(Value::Object(m)) if !m.is_empty() => Value::Object(m),
+            Some(v) if !v.is_object() && !v.is_null() => v,
+            _ => {
+                if let Some(j) = t {
+                    dest.remove(j);
                 }
-                dest[j] = merged.clone();
-                merged
+                continue;
             }
-            (None, Some(p)) => cleaned(p),
-            (Some(j), None) => dest[j].clone(),
-            (None, None) => continue,
         };
+        // key fields the merge dropped come back
+        if let Value::Object(m) = &mut val {
+            for (i, &ki) in valid.iter().enumerate() {
+                if !want[i].is_empty() && !m.contains_key(&keys[ki]) {
+                    m.insert(keys[ki].clone(), Value::String(want[i].clone()));
+                }
+            }
+        }
+        if let Some(j) = t {
+            dest[j] = val.clone();
+        }
         match items.iter().position(|x| ident(x) == want) {
             Some(k) => items[k] = val,
             None => items.push(val),
@@ -488,176 +580,214 @@ fn merge_keyed(
     Ok(())
 }
 
-/// Apply a JSON 6902 patch (a list of operations).
+/// Apply a JSON 6902 patch (a list of operations) with the semantics of
+/// gopkg.in/evanphx/json-patch.v4, the library kustomize applies them with: negative array
+/// indices count from the end, `replace` of a missing map key adds it, `copy` from a missing
+/// map key copies null, `add`/`replace` without a value set null, `test` of a missing key
+/// against null passes, and a path is split on `/` after its first segment.
 pub fn json6902(target: &mut Value, ops: &Value) -> Result<(), String> {
     let ops = ops
         .as_array()
         .ok_or("JSON patch must be a list of operations")?;
     for op in ops {
-        let name = op
-            .get("op")
-            .and_then(Value::as_str)
-            .ok_or("JSON patch operation without 'op'")?;
-        let path = op
-            .get("path")
-            .and_then(Value::as_str)
-            .ok_or("JSON patch operation without 'path'")?;
+        let name = op.get("op").and_then(Value::as_str).unwrap_or("unknown");
+        let path = || -> Result<&str, String> {
+            op.get("path")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("{name} operation failed to decode path"))
+        };
+        let from = || -> Result<&str, String> {
+            op.get("from")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("{name} operation failed to decode from"))
+        };
+        let value = || op.get("value").cloned().unwrap_or(Value::Null);
         match name {
             "add" => {
-                let v = op
-                    .get("value")
-                    .cloned()
-                    .ok_or("'add' operation without 'value'")?;
-                add(target, path, v)?;
+                let p = path()?;
+                let (con, key) = find_object(target, p).ok_or_else(|| {
+                    format!("add operation does not apply: doc is missing path: \"{p}\"")
+                })?;
+                container_add(con, &key, value())
+                    .map_err(|e| format!("error in add for path: '{p}': {e}"))?;
             }
             "remove" => {
-                remove(target, path)?;
+                let p = path()?;
+                let (con, key) = find_object(target, p).ok_or_else(|| {
+                    format!("remove operation does not apply: doc is missing path: \"{p}\"")
+                })?;
+                container_remove(con, &key)
+                    .map_err(|e| format!("error in remove for path: '{p}': {e}"))?;
             }
             "replace" => {
-                let v = op
-                    .get("value")
-                    .cloned()
-                    .ok_or("'replace' operation without 'value'")?;
-                remove(target, path)?;
-                add(target, path, v)?;
+                let p = path()?;
+                if p.is_empty() {
+                    let v = value();
+                    if !(v.is_object() || v.is_array()) {
+                        return Err("replace operation value must be object or array".into());
+                    }
+                    *target = v;
+                    continue;
+                }
+                let (con, key) = find_object(target, p).ok_or_else(|| {
+                    format!("replace operation does not apply: doc is missing path: {p}")
+                })?;
+                match con {
+                    Value::Object(m) => {
+                        m.insert(key, value());
+                    }
+                    Value::Array(a) => {
+                        let i = array_index(a.len(), &key).map_err(|_| {
+                            format!("replace operation does not apply: doc is missing key: {p}")
+                        })?;
+                        a[i] = value();
+                    }
+                    _ => return Err(format!("replace operation does not apply: {p}")),
+                }
             }
             "move" => {
-                let from = op
-                    .get("from")
-                    .and_then(Value::as_str)
-                    .ok_or("'move' operation without 'from'")?;
-                let v = remove(target, from)?;
-                add(target, path, v)?;
+                let f = from()?;
+                let (con, key) = find_object(target, f).ok_or_else(|| {
+                    format!("move operation does not apply: doc is missing from path: {f}")
+                })?;
+                let v = container_remove(con, &key)
+                    .map_err(|e| format!("error in move for path: '{key}': {e}"))?;
+                let p = path()?;
+                let (con, key) = find_object(target, p).ok_or_else(|| {
+                    format!("move operation does not apply: doc is missing destination path: {p}")
+                })?;
+                container_add(con, &key, v)
+                    .map_err(|e| format!("error in move for path: '{p}': {e}"))?;
             }
             "copy" => {
-                let from = op
-                    .get("from")
-                    .and_then(Value::as_str)
-                    .ok_or("'copy' operation without 'from'")?;
-                let v = get(target, from)
+                let f = from()?;
+                let (con, key) = find_object(target, f).ok_or_else(|| {
+                    format!("copy operation does not apply: doc is missing from path: {f}")
+                })?;
+                let v = container_get(con, &key)
+                    .map_err(|e| format!("error in copy for from: '{f}': {e}"))?
                     .cloned()
-                    .ok_or_else(|| format!("missing path {from:?}"))?;
-                add(target, path, v)?;
+                    .unwrap_or(Value::Null);
+                let p = path()?;
+                let (con, key) = find_object(target, p).ok_or_else(|| {
+                    format!("copy operation does not apply: doc is missing destination path: {p}")
+                })?;
+                container_add(con, &key, v)
+                    .map_err(|e| format!("error while adding value during copy: {e}"))?;
             }
             "test" => {
-                let v = op.get("value").cloned().unwrap_or(Value::Null);
-                if get(target, path) != Some(&v) {
-                    return Err(format!("testing value {path} failed"));
+                let p = path()?;
+                let want = value();
+                if p.is_empty() {
+                    if *target != want {
+                        return Err(format!("testing value {p} failed"));
+                    }
+                    continue;
+                }
+                let (con, key) = find_object(target, p).ok_or_else(|| {
+                    format!("test operation does not apply: is missing path: {p}")
+                })?;
+                let got = container_get(con, &key)
+                    .map_err(|e| format!("error in test for path: '{p}': {e}"))?;
+                let ok = match got {
+                    None | Some(Value::Null) => want.is_null(),
+                    Some(g) => *g == want,
+                };
+                if !ok {
+                    return Err(format!("testing value {p} failed"));
                 }
             }
-            other => {
-                return Err(format!(
-                    "unexpected kind of JSON patch operation: {other:?}"
-                ));
-            }
+            other => return Err(format!("Unexpected kind: {other}")),
         }
     }
     Ok(())
 }
 
-fn pointer_parts(path: &str) -> Result<Vec<String>, String> {
-    if path.is_empty() {
-        return Ok(Vec::new());
+/// RFC 6901 unescaping of one path segment.
+fn decode_key(k: &str) -> String {
+    if k.contains('~') {
+        k.replace("~1", "/").replace("~0", "~")
+    } else {
+        k.to_string()
     }
-    let rest = path
-        .strip_prefix('/')
-        .ok_or_else(|| format!("JSON pointer must start with '/': {path:?}"))?;
-    Ok(rest
-        .split('/')
-        .map(|p| p.replace("~1", "/").replace("~0", "~"))
-        .collect())
 }
 
-fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    let parts = pointer_parts(path).ok()?;
-    let mut cur = v;
-    for p in parts {
-        cur = match cur {
-            Value::Object(m) => m.get(&p)?,
-            Value::Array(a) => a.get(p.parse::<usize>().ok()?)?,
+/// json-patch v4's findObject: the container holding the last segment of `path`, and that
+/// segment. The first segment is skipped whatever it is; a null or missing step fails.
+fn find_object<'a>(doc: &'a mut Value, path: &str) -> Option<(&'a mut Value, String)> {
+    let split: Vec<&str> = path.split('/').collect();
+    if split.len() < 2 {
+        return None;
+    }
+    let mut cur = doc;
+    for part in &split[1..split.len() - 1] {
+        let key = decode_key(part);
+        let next = match cur {
+            Value::Object(m) => m.get_mut(&key)?,
+            Value::Array(a) => {
+                let i = array_index(a.len(), &key).ok()?;
+                &mut a[i]
+            }
             _ => return None,
         };
+        if !(next.is_object() || next.is_array()) {
+            return None;
+        }
+        cur = next;
     }
-    Some(cur)
+    Some((cur, decode_key(split[split.len() - 1])))
 }
 
-fn parent_of<'a>(v: &'a mut Value, parts: &[String], full: &str) -> Result<&'a mut Value, String> {
-    let mut cur = v;
-    for p in parts {
-        cur = match cur {
-            Value::Object(m) => m
-                .get_mut(p)
-                .ok_or_else(|| format!("doc is missing path: {full}"))?,
-            Value::Array(a) => {
-                let i: usize = p
-                    .parse()
-                    .map_err(|_| format!("doc is missing path: {full}"))?;
-                a.get_mut(i)
-                    .ok_or_else(|| format!("doc is missing path: {full}"))?
-            }
-            _ => return Err(format!("doc is missing path: {full}")),
-        };
+/// Go's strconv.Atoi of an array index, negative indices counted from the end (json-patch
+/// v4's SupportNegativeIndices); `len` is the number of valid positions.
+fn array_index(len: usize, key: &str) -> Result<usize, String> {
+    let idx: i64 = key
+        .parse()
+        .map_err(|_| format!("strconv.Atoi: parsing {key:?}: invalid syntax"))?;
+    let n = len as i64;
+    if idx >= n || idx < -n {
+        return Err(format!("Unable to access invalid index: {idx}"));
     }
-    Ok(cur)
+    Ok(if idx < 0 { idx + n } else { idx } as usize)
 }
 
-fn add(v: &mut Value, path: &str, val: Value) -> Result<(), String> {
-    let parts = pointer_parts(path)?;
-    let Some((last, init)) = parts.split_last() else {
-        *v = val;
-        return Ok(());
-    };
-    match parent_of(v, init, path)? {
+fn container_get<'a>(con: &'a Value, key: &str) -> Result<Option<&'a Value>, String> {
+    match con {
+        Value::Object(m) => Ok(m.get(key)),
+        Value::Array(a) => Ok(Some(&a[array_index(a.len(), key)?])),
+        _ => Err("not a container".into()),
+    }
+}
+
+fn container_add(con: &mut Value, key: &str, v: Value) -> Result<(), String> {
+    match con {
         Value::Object(m) => {
-            m.insert(last.clone(), val);
+            m.insert(key.to_string(), v);
         }
         Value::Array(a) => {
-            if last == "-" {
-                a.push(val);
+            if key == "-" {
+                a.push(v);
             } else {
-                let i: usize = last
-                    .parse()
-                    .map_err(|_| format!("invalid array index in {path}"))?;
-                if i > a.len() {
-                    return Err(format!(
-                        "add operation does not apply: doc is missing path: {path}"
-                    ));
-                }
-                a.insert(i, val);
+                let i = array_index(a.len() + 1, key)
+                    .map_err(|e| format!("value was not a proper array index: '{key}': {e}"))?;
+                a.insert(i, v);
             }
         }
-        _ => {
-            return Err(format!(
-                "add operation does not apply: doc is missing path: {path}"
-            ));
-        }
+        _ => return Err("not a container".into()),
     }
     Ok(())
 }
 
-fn remove(v: &mut Value, path: &str) -> Result<Value, String> {
-    let parts = pointer_parts(path)?;
-    let Some((last, init)) = parts.split_last() else {
-        return Ok(std::mem::take(v));
-    };
-    match parent_of(v, init, path)? {
-        Value::Object(m) => m.remove(last).ok_or_else(|| {
-            format!("remove operation does not apply: doc is missing path: \"{path}\"")
-        }),
+fn container_remove(con: &mut Value, key: &str) -> Result<Value, String> {
+    match con {
+        Value::Object(m) => m
+            .remove(key)
+            .ok_or_else(|| format!("Unable to remove nonexistent key: {key}: missing value")),
         Value::Array(a) => {
-            let i: usize = last
-                .parse()
-                .map_err(|_| format!("invalid array index in {path}"))?;
-            if i >= a.len() {
-                return Err(format!(
-                    "remove operation does not apply: doc is missing path: \"{path}\""
-                ));
-            }
+            let i = array_index(a.len(), key)?;
             Ok(a.remove(i))
         }
-        _ => Err(format!(
-            "remove operation does not apply: doc is missing path: \"{path}\""
-        )),
+        _ => Err("not a container".into()),
     }
 }
 
@@ -692,5 +822,13 @@ mod tests {
         .unwrap();
         assert_eq!(t, json!({"a": [9, 2, 3], "b": {}}));
         assert!(json6902(&mut t, &json!([{"op": "remove", "path": "/zz"}])).is_err());
+        // json-patch v4: replace adds a missing key, negative indices count from the end
+        json6902(
+            &mut t,
+            &json!([{"op": "replace", "path": "/zz", "value": 1}, {"op": "remove", "path": "/a/-1"},
+            {"op": "add", "path": "/a/-1", "value": 7}]),
+        )
+        .unwrap();
+        assert_eq!(t, json!({"a": [9, 2, 7], "b": {}, "zz": 1}));
     }
 }

@@ -270,6 +270,42 @@ impl Resource {
         self.prev.push((id.gvk.kind, id.name, ns));
     }
 
+    /// The build annotations kustomize keeps on the resource while building (removed from
+    /// the output): previous ids, prefixes and suffixes, as comma-separated lists.
+    pub fn build_annotations(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !self.prev.is_empty() {
+            let join = |f: fn(&(String, String, String)) -> &str| -> String {
+                self.prev.iter().map(f).collect::<Vec<_>>().join(",")
+            };
+            out.push((
+                "internal.config.kubernetes.io/previousKinds".to_string(),
+                join(|p| &p.0),
+            ));
+            out.push((
+                "internal.config.kubernetes.io/previousNames".to_string(),
+                join(|p| &p.1),
+            ));
+            out.push((
+                "internal.config.kubernetes.io/previousNamespaces".to_string(),
+                join(|p| &p.2),
+            ));
+        }
+        if !self.prefixes.is_empty() {
+            out.push((
+                "internal.config.kubernetes.io/prefixes".to_string(),
+                self.prefixes.join(","),
+            ));
+        }
+        if !self.suffixes.is_empty() {
+            out.push((
+                "internal.config.kubernetes.io/suffixes".to_string(),
+                self.suffixes.join(","),
+            ));
+        }
+        out
+    }
+
     /// The metadata mapping, created if absent.
     pub fn metadata_mut(&mut self) -> &mut Map<String, Value> {
         let obj = ensure_object(&mut self.obj);
@@ -336,4 +372,50 @@ pub fn ensure_object(v: &mut Value) -> &mut Map<String, Value> {
         Value::Object(m) => m,
         _ => unreachable!("just made an object"),
     }
+}
+
+/// The text kustomize gives an annotation value when it reads annotations as a string map:
+/// scalars as written (null as "null"), mappings and sequences as "".
+pub fn annotation_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(_) => crate::yaml::emit::number_text_or(v),
+        Value::Array(_) | Value::Object(_) => String::new(),
+    }
+}
+
+/// Rewrite `metadata.annotations` as kustomize's GetAnnotations/SetAnnotations round trip
+/// does: values become strings, and a map that is empty, null or not a map goes.
+pub fn normalize_annotations(md: &mut Map<String, Value>) {
+    normalize_meta_map(md, "annotations");
+}
+
+/// The string-map round trip of `metadata.<field>` (labels or annotations).
+pub fn normalize_meta_map(md: &mut Map<String, Value>, field: &str) {
+    match md.get_mut(field) {
+        None => {}
+        Some(Value::Object(m)) if !m.is_empty() => {
+            for v in m.values_mut() {
+                if !v.is_string() {
+                    *v = Value::String(annotation_text(v));
+                }
+            }
+        }
+        Some(_) => {
+            md.remove(field);
+        }
+    }
+}
+
+/// A strategic-merge patch as kustomize applies it to a selected set of resources (a copy
+/// with its labels and annotations read and written back as string maps).
+pub fn normalized_patch(patch: &Value) -> Value {
+    let mut p = patch.clone();
+    if let Some(md) = p.get_mut("metadata").and_then(Value::as_object_mut) {
+        normalize_meta_map(md, "labels");
+        normalize_meta_map(md, "annotations");
+    }
+    p
 }

@@ -572,6 +572,7 @@ pub fn apply_smp_by_id(
         )));
     }
     let i = hits[0];
+    let patch = &crate::resource::normalized_patch(patch);
     if !smp_onto(&mut resources[i], patch, false, false, schema)? {
         resources.remove(i);
     }
@@ -608,7 +609,7 @@ pub fn apply_patch(
             .ok()
             .and_then(|d| d.into_iter().find(|v| !v.is_null()))
             .unwrap_or_else(|| docs[0].clone());
-        return apply_json_patch(resources, t, &ops, ctx);
+        return apply_json_patch(resources, t, &ops, true, ctx);
     }
     for patch in &docs {
         if !patch.is_object() {
@@ -646,6 +647,7 @@ pub fn apply_patch(
             }
             Some(sel) => {
                 let hits = select(resources, sel)?;
+                let patch = &crate::resource::normalized_patch(patch);
                 let mut delete = Vec::new();
                 for i in hits {
                     if !smp_onto(&mut resources[i], patch, allow_name, allow_kind, schema)? {
@@ -661,18 +663,51 @@ pub fn apply_patch(
     Ok(())
 }
 
-/// Apply JSON 6902 operations to every resource a target selects.
+/// Apply JSON 6902 operations to every resource a target selects. `store_previous_id`: the
+/// `patches` field (kustomize's PatchTransformer) records each target's id first; the legacy
+/// `patchesJson6902` field does not.
+///
+/// As in kustomize, the operations see the resource's build annotations (previous ids,
+/// prefixes, suffixes) inside `metadata.annotations`, and the annotations are read back as a
+/// string map afterwards (an emptied or nulled map goes).
 pub fn apply_json_patch(
     resources: &mut [Resource],
     target: &Selector,
     ops: &Value,
+    store_previous_id: bool,
     ctx: &str,
 ) -> Result<(), Error> {
     let hits = select(resources, target)?;
     for i in hits {
-        let id = resources[i].cur_id();
-        crate::patch::json6902(&mut resources[i].obj, ops)
-            .map_err(|m| berr(format!("{ctx}: {id}: {m}")))?;
+        let r = &mut resources[i];
+        let id = r.cur_id();
+        if store_previous_id {
+            r.store_previous_id();
+        }
+        let internal = r.build_annotations();
+        if !internal.is_empty() {
+            let md = r.metadata_mut();
+            let ann = md
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !ann.is_object() {
+                *ann = Value::Object(Map::new());
+            }
+            if let Value::Object(m) = ann {
+                for (k, v) in &internal {
+                    m.insert(k.clone(), Value::String(v.clone()));
+                }
+            }
+        }
+        crate::patch::json6902(&mut r.obj, ops).map_err(|m| berr(format!("{ctx}: {id}: {m}")))?;
+        if let Some(md) = r.obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            if let Some(Value::Object(m)) = md.get_mut("annotations") {
+                for (k, _) in &internal {
+                    m.remove(k);
+                }
+            }
+            crate::resource::normalize_annotations(md);
+        }
     }
     Ok(())
 }
