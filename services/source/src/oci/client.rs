@@ -206,6 +206,40 @@ impl Registry {
         Ok((raw.to_vec(), media_type))
     }
 
+    /// The raw manifest a tag points at.
+    pub async fn tag_manifest(&self, tag: &str) -> Result<Vec<u8>, RegistryError> {
+        let (raw, _) = self
+            .client
+            .pull_manifest_raw(&self.tag_ref(tag), &self.auth, &MANIFEST_MEDIA_TYPES)
+            .await
+            .map_err(RegistryError::from_oci)?;
+        Ok(raw.to_vec())
+    }
+
+    /// A small blob in memory (at most `limit` bytes), digest checked.
+    pub async fn blob_bytes(
+        &self,
+        desc: &OciDescriptor,
+        limit: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        if desc.size > 0 && desc.size as u64 > limit {
+            return Err(RegistryError::TooLarge {
+                size: desc.size as u64,
+                limit,
+            });
+        }
+        let mut out = Limited {
+            inner: Vec::new(),
+            written: 0,
+            limit: Some(limit),
+        };
+        self.client
+            .pull_blob(&self.digest_ref(&desc.digest), desc, &mut out)
+            .await
+            .map_err(RegistryError::from_oci)?;
+        Ok(out.inner)
+    }
+
     /// Downloads a blob into `dest` (created), refusing more than `limit` bytes; the digest
     /// is checked against the descriptor. Returns the size.
     pub async fn blob_to_file(

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod cosign;
 
 use crate::semver::{Constraint, Version};
 

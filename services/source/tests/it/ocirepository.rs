@@ -1258,3 +1258,207 @@ async fn reconciler_against_the_api_server() {
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), driver).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cosign_public_key_verification() {
+    use crate::registry::{openssl_p256_key, openssl_sign, simple_signing_payload};
+    let reg = start(None, None);
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = openssl_p256_key(keys.path(), "cosign");
+    let (other_key, other_public) = openssl_p256_key(keys.path(), "other");
+    let push = |tag: &'static str, body: &'static str| {
+        let reg = &reg;
+        async move {
+            reg.push(
+                "app",
+                Some(tag),
+                FLUX_CONFIG,
+                &[Layer::flux(&[("a.yaml", body)])],
+                &BTreeMap::new(),
+            )
+            .await
+        }
+    };
+    let signed = push("signed", "signed\n").await;
+    let unsigned = push("unsigned", "unsigned\n").await;
+    let wrongly = push("wrongly", "wrongly\n").await;
+    let tampered = push("tampered", "tampered\n").await;
+    let replayed = push("replayed", "replayed\n").await;
+    let image = format!("{}/app", reg.addr);
+    let sign = |k: &std::path::Path, d: &str| {
+        let p = simple_signing_payload(&image, d);
+        let s = openssl_sign(keys.path(), k, &p);
+        (p, s)
+    };
+    reg.push_signature("app", &signed, &[sign(&key, &signed)])
+        .await;
+    reg.push_signature("app", &wrongly, &[sign(&other_key, &wrongly)])
+        .await;
+    // A payload changed after signing (the claim now names the artifact).
+    let (payload, sig) = sign(&key, &unsigned);
+    let forged = String::from_utf8(payload)
+        .unwrap()
+        .replace(&unsigned, &tampered)
+        .into_bytes();
+    reg.push_signature("app", &tampered, &[(forged, sig)]).await;
+    // A valid signature of another artifact copied next to this one.
+    reg.push_signature("app", &replayed, &[sign(&key, &signed)])
+        .await;
+
+    let env = Env::new();
+    let lookup = FakeLookup::default()
+        .with_secret(
+            "cosign-keys",
+            &[("cosign.pub", &public), ("README", b"not a key")],
+        )
+        .with_secret("other-keys", &[("other.pub", &other_public)])
+        .with_secret(
+            "bad-keys",
+            &[(
+                "broken.pub",
+                b"-----BEGIN PUBLIC KEY-----\n!!\n-----END PUBLIC KEY-----\n",
+            )],
+        );
+    let obj = oci_repository(
+        "app",
+        1,
+        json!({"url": reg.url("app"), "insecure": true, "ref": {"tag": "signed"},
+               "verify": {"provider": "cosign", "secretRef": {"name": "cosign-keys"}}}),
+    );
+    let (good, out) = env.ready(&obj, &lookup).await;
+    let conds = out.status.conditions.clone().unwrap();
+    let verified = cond::get(&conds, cond::SOURCE_VERIFIED).unwrap();
+    assert_eq!(
+        (verified.status.as_str(), verified.reason.as_str()),
+        ("True", "Succeeded")
+    );
+    assert_eq!(
+        verified.message,
+        format!("verified signature of revision signed@{signed}")
+    );
+
+    // Unchanged revision and generation: not verified again (the signature payload is gone
+    // from the registry, still Ready).
+    reg.delete_blob("app", &sha256(&simple_signing_payload(&image, &signed)))
+        .await;
+    let (_, out) = env.ready(&good, &lookup).await;
+    assert!(cond::is_true(
+        out.status.conditions.as_deref().unwrap(),
+        cond::SOURCE_VERIFIED
+    ));
+    // The payload back, so the replayed signature below fails for its claim, not its absence.
+    reg.push_signature("app", &replayed, &[sign(&key, &signed)])
+        .await;
+
+    for (tag, digest) in [
+        ("unsigned", &unsigned),
+        ("wrongly", &wrongly),
+        ("tampered", &tampered),
+        ("replayed", &replayed),
+    ] {
+        // Ready carries ArtifactOutdated (NewRevision) first, as upstream's summary orders it;
+        // SourceVerified=False holds the verification error.
+        let o = with_spec(&good, 2, json!({"ref": {"tag": tag}}));
+        let out = env
+            .fails(
+                &o,
+                &lookup,
+                "NewRevision",
+                &format!("new revision '{tag}@{digest}'"),
+            )
+            .await;
+        let c = cond::get(
+            out.status.conditions.as_deref().unwrap(),
+            cond::SOURCE_VERIFIED,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "VerificationError"),
+            "{tag}"
+        );
+        assert_eq!(
+            c.message,
+            format!(
+                "failed to verify the signature using provider 'cosign': no matching signatures were found for '{}/app@{digest}'",
+                reg.addr
+            )
+        );
+        assert_eq!(
+            out.result,
+            PipelineResult::Failed {
+                reason: "VerificationError".into(),
+                message: c.message.clone()
+            }
+        );
+        // A new object (no artifact yet) shows it on Ready.
+        let fresh = oci_repository(
+            "fresh",
+            1,
+            json!({"url": reg.url("app"), "insecure": true, "ref": {"tag": tag},
+                   "verify": {"provider": "cosign", "secretRef": {"name": "cosign-keys"}}}),
+        );
+        let out = env
+            .fails(
+                &fresh,
+                &lookup,
+                "VerificationError",
+                "no matching signatures were found",
+            )
+            .await;
+        assert!(
+            out.status.artifact.is_none(),
+            "nothing unverified is stored"
+        );
+    }
+    // The other key verifies the artifact it signed, not the first one.
+    let o = with_spec(
+        &good,
+        2,
+        json!({"ref": {"tag": "wrongly"}, "verify": {"provider": "cosign", "secretRef": {"name": "other-keys"}}}),
+    );
+    env.ready(&o, &lookup).await;
+    let o = with_spec(
+        &good,
+        2,
+        json!({"verify": {"provider": "cosign", "secretRef": {"name": "other-keys"}}}),
+    );
+    env.fails(
+        &o,
+        &lookup,
+        "VerificationError",
+        "no matching signatures were found",
+    )
+    .await;
+    // Key material problems.
+    let o = with_spec(
+        &good,
+        2,
+        json!({"verify": {"provider": "cosign", "secretRef": {"name": "bad-keys"}}}),
+    );
+    env.fails(
+        &o,
+        &lookup,
+        "VerificationError",
+        "failed to load public key 'broken.pub'",
+    )
+    .await;
+    let o = with_spec(
+        &good,
+        2,
+        json!({"verify": {"provider": "cosign", "secretRef": {"name": "absent"}}}),
+    );
+    env.fails(
+        &o,
+        &lookup,
+        "VerificationError",
+        "secrets \"absent\" not found",
+    )
+    .await;
+    let o = with_spec(
+        &good,
+        2,
+        json!({"verify": {"provider": "notation", "secretRef": {"name": "cosign-keys"}}}),
+    );
+    env.fails(&o, &lookup, "VerificationError", "failed to verify the signature using provider 'notation': notation signatures are not supported").await;
+}

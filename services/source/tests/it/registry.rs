@@ -21,6 +21,7 @@ pub const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
 pub const HELM_CHART: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const COSIGN_SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 
 /// A running registry; stopped on drop.
 pub struct Registry {
@@ -235,6 +236,37 @@ impl Registry {
             .await
     }
 
+    /// Pushes a cosign signature image for `digest` the way cosign lays it out: tag
+    /// `sha256-<hex>.sig`, one simple-signing layer per `(payload, base64 signature)`, the
+    /// signature in the `dev.cosignproject.cosign/signature` annotation.
+    pub async fn push_signature(&self, repo: &str, digest: &str, sigs: &[(Vec<u8>, String)]) {
+        let (client, r) = self.ready_client(repo).await;
+        let config = br#"{"architecture":"","config":{},"created":"0001-01-01T00:00:00Z","history":[{"created":"0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+        let config_digest = sha256(&config);
+        client
+            .push_blob(&r, config.clone(), &config_digest)
+            .await
+            .unwrap();
+        let mut layers = Vec::new();
+        for (payload, sig) in sigs {
+            let d = sha256(payload);
+            client.push_blob(&r, payload.clone(), &d).await.unwrap();
+            layers.push(serde_json::json!({
+                "mediaType": COSIGN_SIMPLE_SIGNING, "digest": d, "size": payload.len(),
+                "annotations": {"dev.cosignproject.cosign/signature": sig},
+            }));
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": layers,
+        });
+        let tag = format!("{}.sig", digest.replacen(':', "-", 1));
+        self.put_manifest(&client, repo, Some(&tag), manifest, OCI_MANIFEST)
+            .await;
+    }
+
     /// Pushes an index of `(os, arch, manifest digest)` under `tag`; returns its digest.
     pub async fn push_index(
         &self,
@@ -312,4 +344,76 @@ pub fn dockerconfigjson(registry: &str, user: &str, pass: &str) -> Vec<u8> {
     serde_json::json!({"auths": {registry: {"username": user, "password": pass, "auth": auth}}})
         .to_string()
         .into_bytes()
+}
+
+/// A cosign simple-signing payload claiming `digest` for `reference` (cosign's format).
+pub fn simple_signing_payload(reference: &str, digest: &str) -> Vec<u8> {
+    serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": reference},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature",
+        },
+        "optional": null,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// An ECDSA P-256 key pair made by the `openssl` CLI (independent of the verifier under
+/// test): `(private key path, public key PEM)`.
+pub fn openssl_p256_key(dir: &Path, name: &str) -> (std::path::PathBuf, Vec<u8>) {
+    let key = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub"));
+    openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
+    openssl(&[
+        "ec",
+        "-in",
+        key.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    (key, std::fs::read(public).unwrap())
+}
+
+/// Signs `payload` with `openssl dgst -sha256 -sign` (ASN.1 DER ECDSA, as cosign writes);
+/// returns the base64 signature.
+pub fn openssl_sign(dir: &Path, key: &Path, payload: &[u8]) -> String {
+    use base64::Engine;
+    let input = dir.join("payload.json");
+    let output = dir.join("payload.sig");
+    std::fs::write(&input, payload).unwrap();
+    openssl(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        key.to_str().unwrap(),
+        "-out",
+        output.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    base64::engine::general_purpose::STANDARD.encode(std::fs::read(output).unwrap())
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("openssl is missing ({e}): install it with `apt-get install -y openssl`")
+        });
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
