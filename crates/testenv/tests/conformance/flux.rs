@@ -8,7 +8,6 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::core::DynamicObject;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 
 use ferroflux_testsupport::corpus;
 
