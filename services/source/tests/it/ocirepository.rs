@@ -1462,3 +1462,196 @@ async fn cosign_public_key_verification() {
     );
     env.fails(&o, &lookup, "VerificationError", "failed to verify the signature using provider 'notation': notation signatures are not supported").await;
 }
+
+/// `helm`: on PATH or where scripts/get-oracles puts it.
+fn helm_binary() -> std::path::PathBuf {
+    let cached = std::env::var_os("HOME")
+        .map(|h| std::path::PathBuf::from(h).join(".cache/ferroflux-oracles/bin/helm"));
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("helm"))
+        .chain(cached)
+        .find(|p| p.is_file())
+        .expect("helm is missing: install it with `scripts/get-oracles` (helm v4 on PATH)")
+}
+
+/// A chart pushed by the real `helm push` (a `+` version tagged with `_`) is found by semver
+/// with the Helm layer selector, copied byte for byte and extracted.
+#[tokio::test(flavor = "multi_thread")]
+async fn chart_pushed_by_helm_with_the_helm_layer_selector() {
+    let reg = start(None, None);
+    let work = tempfile::tempdir().unwrap();
+    let helm = helm_binary();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&helm)
+            .args(args)
+            .current_dir(work.path())
+            .env("HELM_CONFIG_HOME", work.path().join("config"))
+            .env("HELM_CACHE_HOME", work.path().join("cache"))
+            .env("HELM_DATA_HOME", work.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["create", "podinfo"]);
+    run(&["package", "--version", "6.1.4+build.7", "podinfo"]);
+    run(&["package", "--version", "6.1.3", "podinfo"]);
+    let oci = format!("oci://{}/charts", reg.addr);
+    for file in ["podinfo-6.1.3.tgz", "podinfo-6.1.4+build.7.tgz"] {
+        run(&["push", file, &oci, "--plain-http"]);
+    }
+    let chart = std::fs::read(work.path().join("podinfo-6.1.4+build.7.tgz")).unwrap();
+
+    let env = Env::new();
+    let lookup = FakeLookup::default();
+    let obj = oci_repository(
+        "podinfo",
+        1,
+        json!({"url": format!("{oci}/podinfo"), "insecure": true, "ref": {"semver": "~6.1.0"},
+               "layerSelector": {"mediaType": HELM_CHART, "operation": "copy"}}),
+    );
+    let (obj, out) = env.ready(&obj, &lookup).await;
+    let a = out.status.artifact.clone().unwrap();
+    assert!(
+        a.revision.starts_with("6.1.4_build.7@sha256:"),
+        "{}",
+        a.revision
+    );
+    assert_eq!(
+        std::fs::read(env.storage.local_path(&a.path).unwrap()).unwrap(),
+        chart
+    );
+    let md = a.metadata.unwrap();
+    assert_eq!(md["org.opencontainers.image.version"], "6.1.4+build.7");
+    assert_eq!(md["org.opencontainers.image.title"], "podinfo");
+
+    let obj = with_spec(&obj, 2, json!({"layerSelector": {"mediaType": HELM_CHART}}));
+    let (_, out) = env.ready(&obj, &lookup).await;
+    let files = env.files(&out.status.artifact.unwrap());
+    assert!(
+        files["podinfo/Chart.yaml"].contains("version: 6.1.4+build.7"),
+        "{}",
+        files["podinfo/Chart.yaml"]
+    );
+    assert!(files.contains_key("podinfo/templates/deployment.yaml"));
+}
+
+/// `proxySecretRef` through an authenticating forward proxy, and `timeout` against a registry
+/// that never answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_secret_ref_and_timeout() {
+    let reg = start(None, None);
+    let digest = reg
+        .push(
+            "app",
+            Some("v1"),
+            FLUX_CONFIG,
+            &[Layer::flux(&[("a.yaml", "a\n")])],
+            &BTreeMap::new(),
+        )
+        .await;
+    let proxy = crate::support::http_proxy("proxy-user", "proxy-pass").await;
+    let env = Env::new();
+    let address = format!("http://{}", proxy.addr);
+    let lookup = FakeLookup::default()
+        .with_secret(
+            "proxy",
+            &[
+                ("address", address.as_bytes()),
+                ("username", b"proxy-user"),
+                ("password", b"proxy-pass"),
+            ],
+        )
+        .with_secret(
+            "wrong-proxy",
+            &[
+                ("address", address.as_bytes()),
+                ("username", b"proxy-user"),
+                ("password", b"nope"),
+            ],
+        )
+        .with_secret("no-address", &[("username", b"proxy-user")]);
+    let obj = oci_repository(
+        "app",
+        1,
+        json!({"url": reg.url("app"), "insecure": true, "ref": {"tag": "v1"}, "proxySecretRef": {"name": "proxy"}}),
+    );
+    let (good, out) = env.ready(&obj, &lookup).await;
+    assert_eq!(
+        out.status.artifact.unwrap().revision,
+        format!("v1@{digest}")
+    );
+    let forwarded = proxy.forwarded.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        forwarded >= 3,
+        "manifest, HEAD and blob went through the proxy ({forwarded})"
+    );
+
+    let wrong = with_spec(&good, 2, json!({"proxySecretRef": {"name": "wrong-proxy"}}));
+    let out = env
+        .fails(
+            &wrong,
+            &lookup,
+            "OCIArtifactPullFailed",
+            "failed to determine artifact digest",
+        )
+        .await;
+    let ready = cond::get(out.status.conditions.as_deref().unwrap(), cond::READY).unwrap();
+    assert!(
+        ready.message.contains("407"),
+        "the proxy refused it: {}",
+        ready.message
+    );
+    assert!(!ready.message.contains("nope"), "{}", ready.message);
+    let invalid = with_spec(&good, 2, json!({"proxySecretRef": {"name": "no-address"}}));
+    env.fails(
+        &invalid,
+        &lookup,
+        "AuthenticationFailed",
+        "failed to get proxy address: invalid proxy secret: key 'address' is missing",
+    )
+    .await;
+    let missing = with_spec(&good, 2, json!({"proxySecretRef": {"name": "absent"}}));
+    env.fails(
+        &missing,
+        &lookup,
+        "AuthenticationFailed",
+        "failed to get proxy address: secrets \"absent\" not found",
+    )
+    .await;
+
+    // A registry that accepts connections and never answers: the spec's timeout ends it.
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = hanging.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = hanging.accept().await {
+            conns.push(c);
+        }
+    });
+    let slow = with_spec(
+        &good,
+        2,
+        json!({"url": format!("oci://127.0.0.1:{port}/app"), "timeout": "1s", "proxySecretRef": null}),
+    );
+    let started = std::time::Instant::now();
+    env.fails(
+        &slow,
+        &lookup,
+        "OCIArtifactPullFailed",
+        "context deadline exceeded (timeout 1s)",
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    held.abort();
+}
