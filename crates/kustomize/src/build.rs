@@ -212,6 +212,13 @@ impl<'a> Kustomizer<'a> {
                 );
             }
             strip_build_annotations(&mut r.obj, origin_annotations, transformer_annotations);
+            if has_yaml_control_chars(&r.obj) {
+                // kustomize prints through JSON (which leaves these raw) read back as YAML
+                return Err(Error::Build(format!(
+                    "{}: yaml: control characters are not allowed",
+                    r.cur_id()
+                )));
+            }
             out.push(r.obj);
         }
         Ok(out)
@@ -1688,6 +1695,23 @@ fn strip_build_annotations(obj: &mut Value, keep_origin: bool, keep_transformati
     });
     if ann.is_empty() {
         md.remove("annotations");
+    }
+}
+
+/// Characters a YAML stream may not hold raw that Go's JSON encoder leaves raw: DEL, the C1
+/// controls but NEL, U+FFFE and U+FFFF.
+fn is_yaml_control(c: char) -> bool {
+    matches!(c as u32, 0x7F..=0x84 | 0x86..=0x9F | 0xFFFE | 0xFFFF)
+}
+
+fn has_yaml_control_chars(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.chars().any(is_yaml_control),
+        Value::Array(a) => a.iter().any(has_yaml_control_chars),
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, x)| k.chars().any(is_yaml_control) || has_yaml_control_chars(x)),
+        _ => false,
     }
 }
 

@@ -40,6 +40,8 @@ impl NameBackRefs {
 pub struct TransformerConfig {
     pub name_prefix: Vec<FieldSpec>,
     pub name_suffix: Vec<FieldSpec>,
+    /// `namespace:` in kustomize's configuration files (not `nameSpace`).
+    #[serde(rename = "namespace")]
     pub name_space: Vec<FieldSpec>,
     pub common_labels: Vec<FieldSpec>,
     pub labels: Vec<FieldSpec>,

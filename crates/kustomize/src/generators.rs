@@ -150,6 +150,17 @@ pub fn make(
         } else {
             match String::from_utf8(v) {
                 Ok(s) => {
+                    // kustomize holds a multi-line value as a literal block and reads it back:
+                    // a block whose first line starts with a tab does not read
+                    if s.contains('\n')
+                        && s.starts_with('\t')
+                        && crate::yaml::emit::block_scalar_allowed_v3(&s)
+                    {
+                        return Err(Error::Build(format!(
+                            "{what}: key {k}: yaml: found a tab character where an \
+                             indentation space is expected"
+                        )));
+                    }
                     data.insert(k, Value::String(s));
                 }
                 Err(e) => {

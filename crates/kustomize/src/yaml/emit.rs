@@ -98,6 +98,12 @@ pub fn is_printable(c: char) -> bool {
         || ((0xE000..=0xFFFD).contains(&u) && u != 0xFEFF)
 }
 
+/// Would kyaml's go-yaml v3 write this string as a literal block when asked to? Unlike the
+/// v2 rules above, v3 lets tabs into block scalars.
+pub fn block_scalar_allowed_v3(s: &str) -> bool {
+    analyze(&s.replace('\t', "x")).block_ok
+}
+
 fn analyze(s: &str) -> Analysis {
     if s.is_empty() {
         return Analysis {
@@ -844,10 +850,13 @@ impl Emitter {
         self.write_indicator("\"", true, false, false);
         let chars: Vec<char> = s.chars().collect();
         let n = chars.len();
+        // go-yaml's is_bom looks at the start of the value whatever the position: a value
+        // that starts with a BOM has every character escaped
+        let bom = s.starts_with('\u{FEFF}');
         let mut i = 0;
         while i < n {
             let c = chars[i];
-            if !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\' {
+            if bom || !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\' {
                 self.put('\\');
                 let u = c as u32;
                 match u {
