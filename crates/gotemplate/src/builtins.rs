@@ -130,6 +130,15 @@ fn index(item: &V, indexes: &[V]) -> BR {
                     None => return Err("reflect: slice index out of range".into()),
                 }
             }
+            // A named slice type (e.g. Helm's VersionSet, a []string): typed elements.
+            Value::Object(o) if o.as_list().is_some() => {
+                let l = o.as_list().unwrap_or_default();
+                let x = index_arg(&idx, l.len())?;
+                match l.get(x) {
+                    Some(e) => V::new(e.clone()),
+                    None => return Err("reflect: slice index out of range".into()),
+                }
+            }
             Value::String(s) => {
                 let x = index_arg(&idx, s.len())?;
                 match s.as_bytes().get(x) {

@@ -114,16 +114,28 @@ impl Templates {
         let builtins = self.builtins.clone();
         let has = move |n: &str| funcs.contains_key(n) || builtins.contains_key(n);
         let trees = parse::parse(name, text, &self.left, &self.right, &has)?;
+        self.associate(trees, name);
+        Ok(())
+    }
+
+    /// Add parsed trees to the set as Go's `associate` does (an empty tree never replaces a
+    /// defined one); returns the tree named `main` from this parse, installed or not.
+    fn associate(&mut self, trees: Vec<Tree>, main: &str) -> Option<Rc<Tree>> {
+        let mut found = None;
         for t in trees {
+            let t = Rc::new(t);
+            if t.name == main {
+                found = Some(t.clone());
+            }
             if let Some(old) = self.trees.get(&t.name)
                 && t.is_empty()
                 && !old.root.is_empty()
             {
                 continue;
             }
-            self.trees.insert(t.name.clone(), Rc::new(t));
+            self.trees.insert(t.name.clone(), t);
         }
-        Ok(())
+        found
     }
 
     /// Whether a template of this name is defined.
@@ -1040,10 +1052,25 @@ impl Env for State<'_> {
             .execute_nested(name, data, self.nesting + self.depth + 1)
     }
 
+    /// Go's `parent.Clone()` + `t.New(name).Parse(text)` + `t.Execute`: the text runs in a copy
+    /// of the set (its definitions stay there), and what runs is the tree just parsed, even when
+    /// it is empty and so was not installed over a defined template of the same name (Go's
+    /// `AddParseTree` gives the new template its tree either way).
     fn execute_text(&mut self, name: &str, text: &str, data: Value) -> Result<String, Error> {
         let mut set = self.set.clone();
-        set.parse(name, text)?;
-        set.execute_nested(name, data, self.nesting + self.depth + 1)
+        let funcs = set.funcs.clone();
+        let builtins = set.builtins.clone();
+        let has = move |n: &str| funcs.contains_key(n) || builtins.contains_key(n);
+        let trees = parse::parse(name, text, &set.left, &set.right, &has)?;
+        let Some(tree) = set.associate(trees, name) else {
+            return Err(Error::NoTemplate {
+                name: name.to_string(),
+                parent: set.root_name.clone(),
+            });
+        };
+        let mut st = State::new(&set, &tree, self.nesting + self.depth + 1);
+        st.run(data)?;
+        Ok(st.out)
     }
 
     fn current_template(&self) -> String {

@@ -71,6 +71,12 @@ pub trait Object {
     fn marshal_text(&self) -> Option<String> {
         None
     }
+    /// The value Go's `encoding/json` would see (a struct's exported fields as a map, a named
+    /// slice type as a list), for `toJson`/`toYaml`; `None` marshals the text of
+    /// [`Object::marshal_text`] or the `%v` rendering. Named slice types default to their list.
+    fn marshal_value(&self) -> Option<Value> {
+        self.as_list().map(Value::list)
+    }
     /// Access to the concrete type, for functions that accept specific objects.
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None

@@ -9,6 +9,7 @@ mod chart;
 mod crypto;
 mod date;
 mod decimal;
+mod go_regex;
 mod objects;
 mod render;
 mod schema;
@@ -198,10 +199,17 @@ const INSTALL_ORDER: &[&str] = &[
     "ValidatingWebhookConfiguration",
 ];
 
-fn kind_less(a: &str, b: &str) -> std::cmp::Ordering {
+/// Helm's `InstallOrder` comparison; helm3 (v3.19) does not list the webhook configurations
+/// (the last two kinds of v4's list), so they sort with the unknown kinds, by name.
+fn kind_less(a: &str, b: &str, v3: bool) -> std::cmp::Ordering {
     use std::cmp::Ordering;
-    let pa = INSTALL_ORDER.iter().position(|k| *k == a);
-    let pb = INSTALL_ORDER.iter().position(|k| *k == b);
+    let order = if v3 {
+        &INSTALL_ORDER[..INSTALL_ORDER.len() - 2]
+    } else {
+        INSTALL_ORDER
+    };
+    let pa = order.iter().position(|k| *k == a);
+    let pb = order.iter().position(|k| *k == b);
     match (pa, pb) {
         (None, None) => a.cmp(b),
         (None, Some(_)) => Ordering::Greater,
@@ -352,8 +360,9 @@ fn format_output(
             hooks.push((m, is_test));
         }
     }
-    generic.sort_by(|a, b| kind_less(&a.kind, &b.kind));
-    hooks.sort_by(|a, b| kind_less(&a.0.kind, &b.0.kind));
+    let v3 = opts.helm_version == HelmVersion::V3;
+    generic.sort_by(|a, b| kind_less(&a.kind, &b.kind, v3));
+    hooks.sort_by(|a, b| kind_less(&a.0.kind, &b.0.kind, v3));
     let mut manifest = String::new();
     if opts.include_crds {
         crds(chart, &mut manifest);
@@ -458,8 +467,8 @@ fn run(release_name: &str, chart_path: &Path, opts: &TemplateOptions) -> Result<
         )));
     }
     check_release_name(release_name)?;
-    values::process_dependencies(&mut chart, &user)?;
-    let vals = values::coalesce_values_top(&chart, &user, false)?;
+    values::process_dependencies(&mut chart, &user, v3)?;
+    let vals = values::coalesce_values_top(&chart, &user, false, v3)?;
     if !opts.skip_schema_validation
         && let Some(e) = schema::validate(&chart, &vals).map_err(Error::Values)?
     {

@@ -37,6 +37,13 @@ impl Object for KubeVersion {
     fn format(&self, _plus: bool) -> String {
         self.version.clone()
     }
+    fn marshal_value(&self) -> Option<Value> {
+        let mut m = BTreeMap::new();
+        m.insert("Version".to_string(), Value::str(self.version.as_str()));
+        m.insert("Major".to_string(), Value::str(self.major.as_str()));
+        m.insert("Minor".to_string(), Value::str(self.minor.as_str()));
+        Some(Value::map(m))
+    }
 }
 
 /// `.Capabilities.APIVersions` (a `VersionSet` with `Has`).
@@ -115,6 +122,18 @@ impl Object for HelmVersion {
             _ => None,
         }
     }
+    fn marshal_value(&self) -> Option<Value> {
+        let (v, commit, go, kube) = self.parts();
+        let mut m = BTreeMap::new();
+        m.insert("version".to_string(), Value::str(v));
+        m.insert("git_commit".to_string(), Value::str(commit));
+        m.insert("git_tree_state".to_string(), Value::str("clean"));
+        m.insert("go_version".to_string(), Value::str(go));
+        if let Some(k) = kube {
+            m.insert("kube_client_version".to_string(), Value::str(k));
+        }
+        Some(Value::map(m))
+    }
     fn format(&self, _plus: bool) -> String {
         let (v, commit, go, kube) = self.parts();
         match kube {
@@ -142,6 +161,15 @@ impl Object for Capabilities {
             "HelmVersion" => Some(Value::Object(Rc::new(self.helm))),
             _ => None,
         }
+    }
+    fn marshal_value(&self) -> Option<Value> {
+        let mut m = BTreeMap::new();
+        for k in ["KubeVersion", "APIVersions", "HelmVersion"] {
+            if let Some(Value::Object(o)) = self.field(k) {
+                m.insert(k.to_string(), o.marshal_value().unwrap_or_default());
+            }
+        }
+        Some(Value::map(m))
     }
     fn format(&self, _plus: bool) -> String {
         format!(

@@ -10,6 +10,7 @@ use ferroflux_gotemplate::{Env, Func, FuncError, FuncResult, Param, Value};
 use rand::Rng;
 use sha2::Digest;
 
+use crate::go_regex;
 use crate::yaml;
 
 type Imp = fn(&mut dyn Env, Vec<Value>) -> FuncResult;
@@ -115,14 +116,28 @@ pub fn empty(v: &Value) -> bool {
         Value::Bytes(b) => b.is_empty(),
         Value::List(l) => l.is_empty(),
         Value::Map(m) => m.borrow().is_empty(),
-        Value::Object(o) => o.as_map().is_some_and(|m| m.borrow().is_empty()),
+        Value::Object(o) => match o.as_list() {
+            Some(l) => l.is_empty(),
+            None => o.as_map().is_some_and(|m| m.borrow().is_empty()),
+        },
         Value::Func(_) => false,
+    }
+}
+
+/// The elements of a Go slice: a list, or an object of a named slice type (Helm's
+/// `.Capabilities.APIVersions`, a `VersionSet`), which Sprig's reflection treats alike.
+fn slice_of(v: &Value) -> Option<Rc<Vec<Value>>> {
+    match v {
+        Value::List(l) => Some(l.clone()),
+        Value::Object(o) => o.as_list().map(Rc::new),
+        _ => None,
     }
 }
 
 fn list_items(v: &Value, what: &str) -> Result<Vec<Value>, FuncError> {
     match v {
         Value::List(l) => Ok(l.as_ref().clone()),
+        Value::Object(o) if o.as_list().is_some() => Ok(o.as_list().unwrap_or_default()),
         Value::Bytes(b) => Ok(b.iter().map(|c| Value::Byte(*c)).collect()),
         other => Err(FuncError::Msg(format!(
             "Cannot {what} on type {}",
@@ -147,8 +162,12 @@ pub fn kind_of(v: &Value) -> String {
         Value::Object(o) => {
             if o.as_map().is_some() {
                 "map"
-            } else {
+            } else if o.as_list().is_some() {
+                "slice"
+            } else if o.type_name().starts_with('*') {
                 "ptr"
+            } else {
+                "struct"
             }
         }
         Value::Func(_) => "func",
@@ -159,6 +178,9 @@ pub fn kind_of(v: &Value) -> String {
 fn strslice(v: &Value) -> Vec<String> {
     match v {
         Value::List(l) => l.iter().filter(|x| !x.is_nil()).map(strval).collect(),
+        Value::Object(o) if o.as_list().is_some() => {
+            o.as_list().unwrap_or_default().iter().map(strval).collect()
+        }
         Value::Nil | Value::NoValue => Vec::new(),
         other => vec![strval(other)],
     }
@@ -202,15 +224,19 @@ fn rand_string(n: i64, chars: &[u8]) -> String {
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-fn regex(re: &str) -> Result<regex::Regex, FuncError> {
-    regex::Regex::new(re)
-        .map_err(|e| FuncError::Msg(format!("regexp: Compile({}): {e}", go_quote(re))))
+/// `regexp.MustCompile` (Sprig's non-`must` functions): a bad pattern panics, which the
+/// template reports as `regexp: Compile(`...`): error parsing regexp: ...`.
+fn regex(re: &str) -> Result<Rc<regex::Regex>, FuncError> {
+    go_regex::compile(re).map_err(|e| FuncError::Msg(go_regex::must_compile_message(re, &e)))
 }
 
-/// Go's regexp replacement syntax (`$1`, `${name}`) differs slightly from Rust's; both expand
-/// `$name` greedily, so the texts agree for the forms charts use.
-fn go_expand(repl: &str) -> String {
-    repl.to_string()
+/// `regexp.Compile` (Sprig's `must` functions): the error itself.
+fn must_regex(re: &str) -> Result<Rc<regex::Regex>, FuncError> {
+    go_regex::compile(re).map_err(|e| FuncError::Msg(e.to_string()))
+}
+
+fn regex_find(r: &regex::Regex, text: &str) -> Value {
+    Value::str(r.find(text).map(|m| m.as_str()).unwrap_or_default())
 }
 
 fn until_step(start: i64, stop: i64, step: i64) -> Vec<Value> {
@@ -749,9 +775,9 @@ fn base_functions() -> Vec<Func> {
             vstr(strslice(&a[1]).join(&s(&a[0])))
         }),
         f("sortAlpha", &[Any], None, |_, a| {
-            let mut v = match &a[0] {
-                Value::List(_) => strslice(&a[0]),
-                other => vec![strval(other)],
+            let mut v = match slice_of(&a[0]) {
+                Some(_) => strslice(&a[0]),
+                None => vec![strval(&a[0])],
             };
             v.sort();
             Ok(str_list(v))
@@ -844,45 +870,34 @@ fn base_functions() -> Vec<Func> {
         }),
         f("uuidv4", &[], None, |_, _| vstr(uuid_v4())),
         // regex
+        // Sprig's regexMatch ignores a bad pattern (`regexp.MatchString`'s error): false.
         f("regexMatch", &[String, String], None, |_, a| {
-            Ok(Value::Bool(regex(&s(&a[0]))?.is_match(&s(&a[1]))))
+            Ok(Value::Bool(
+                go_regex::compile(&s(&a[0])).is_ok_and(|r| r.is_match(&s(&a[1]))),
+            ))
         }),
         f("mustRegexMatch", &[String, String], None, |_, a| {
-            Ok(Value::Bool(regex(&s(&a[0]))?.is_match(&s(&a[1]))))
+            Ok(Value::Bool(must_regex(&s(&a[0]))?.is_match(&s(&a[1]))))
         }),
         f("regexFind", &[String, String], None, |_, a| {
-            let r = regex(&s(&a[0]))?;
-            vstr(
-                r.find(&s(&a[1]))
-                    .map(|m| m.as_str().to_string())
-                    .unwrap_or_default(),
-            )
+            Ok(regex_find(&*regex(&s(&a[0]))?, &s(&a[1])))
         }),
         f("mustRegexFind", &[String, String], None, |_, a| {
-            let r = regex(&s(&a[0]))?;
-            vstr(
-                r.find(&s(&a[1]))
-                    .map(|m| m.as_str().to_string())
-                    .unwrap_or_default(),
-            )
+            Ok(regex_find(&*must_regex(&s(&a[0]))?, &s(&a[1])))
         }),
-        f("regexFindAll", &[String, String, Int], None, regex_find_all),
-        f(
-            "mustRegexFindAll",
-            &[String, String, Int],
-            None,
-            regex_find_all,
-        ),
+        f("regexFindAll", &[String, String, Int], None, |_, a| {
+            regex_find_all(&*regex(&s(&a[0]))?, &a)
+        }),
+        f("mustRegexFindAll", &[String, String, Int], None, |_, a| {
+            regex_find_all(&*must_regex(&s(&a[0]))?, &a)
+        }),
         f(
             "regexReplaceAll",
             &[String, String, String],
             None,
             |_, a| {
                 let r = regex(&s(&a[0]))?;
-                vstr(
-                    r.replace_all(&s(&a[1]), go_expand(&s(&a[2])).as_str())
-                        .into_owned(),
-                )
+                vstr(r.replace_all(&s(&a[1]), s(&a[2]).as_str()).into_owned())
             },
         ),
         f(
@@ -890,11 +905,8 @@ fn base_functions() -> Vec<Func> {
             &[String, String, String],
             None,
             |_, a| {
-                let r = regex(&s(&a[0]))?;
-                vstr(
-                    r.replace_all(&s(&a[1]), go_expand(&s(&a[2])).as_str())
-                        .into_owned(),
-                )
+                let r = must_regex(&s(&a[0]))?;
+                vstr(r.replace_all(&s(&a[1]), s(&a[2]).as_str()).into_owned())
             },
         ),
         f(
@@ -914,17 +926,21 @@ fn base_functions() -> Vec<Func> {
             &[String, String, String],
             None,
             |_, a| {
-                let r = regex(&s(&a[0]))?;
+                let r = must_regex(&s(&a[0]))?;
                 vstr(
                     r.replace_all(&s(&a[1]), regex::NoExpand(&s(&a[2])))
                         .into_owned(),
                 )
             },
         ),
-        f("regexSplit", &[String, String, Int], None, regex_split),
-        f("mustRegexSplit", &[String, String, Int], None, regex_split),
+        f("regexSplit", &[String, String, Int], None, |_, a| {
+            regex_split(&*regex(&s(&a[0]))?, &a)
+        }),
+        f("mustRegexSplit", &[String, String, Int], None, |_, a| {
+            regex_split(&*must_regex(&s(&a[0]))?, &a)
+        }),
         f("regexQuoteMeta", &[String], None, |_, a| {
-            vstr(regex::escape(&s(&a[0])))
+            vstr(go_regex::quote_meta(&s(&a[0])))
         }),
         // paths
         f("base", &[String], None, |_, a| vstr(path_base(&s(&a[0])))),
@@ -1203,10 +1219,10 @@ fn base_functions() -> Vec<Func> {
         f("concat", &[], Some(Any), |_, a| {
             let mut out = Vec::new();
             for l in &a {
-                match l {
-                    Value::List(x) => out.extend(x.iter().cloned()),
-                    other => {
-                        return Err(format!("Cannot concat type {} as list", kind_of(other)).into());
+                match slice_of(l) {
+                    Some(x) => out.extend(x.iter().cloned()),
+                    None => {
+                        return Err(format!("Cannot concat type {} as list", kind_of(l)).into());
                     }
                 }
             }
@@ -1392,32 +1408,19 @@ fn go_split(s: &str, sep: &str, n: i64) -> Vec<std::string::String> {
     s.splitn(n as usize, sep).map(str::to_string).collect()
 }
 
-fn regex_find_all(_: &mut dyn Env, a: Vec<Value>) -> FuncResult {
-    let r = regex(&s(&a[0]))?;
-    let n = int_arg(&a[2]);
+/// Go's `FindAllString(s, n)`.
+fn regex_find_all(r: &regex::Regex, a: &[Value]) -> FuncResult {
     let text = s(&a[1]);
-    let it = r.find_iter(&text).map(|m| m.as_str().to_string());
-    let v: Vec<std::string::String> = if n < 0 {
-        it.collect()
-    } else {
-        it.take(n as usize).collect()
-    };
+    let v = go_regex::find_all(r, &text, int_arg(&a[2]))
+        .into_iter()
+        .map(|(b, e)| text[b..e].to_string())
+        .collect();
     Ok(str_list(v))
 }
 
-fn regex_split(_: &mut dyn Env, a: Vec<Value>) -> FuncResult {
-    let r = regex(&s(&a[0]))?;
-    let n = int_arg(&a[2]);
-    let text = s(&a[1]);
-    if n == 0 {
-        return Ok(Value::list(Vec::new()));
-    }
-    let v: Vec<std::string::String> = if n < 0 {
-        r.split(&text).map(str::to_string).collect()
-    } else {
-        r.splitn(&text, n as usize).map(str::to_string).collect()
-    };
-    Ok(str_list(v))
+/// Go's `Split(s, n)`.
+fn regex_split(r: &regex::Regex, a: &[Value]) -> FuncResult {
+    Ok(str_list(go_regex::split(r, &s(&a[1]), int_arg(&a[2]))))
 }
 
 fn push(_: &mut dyn Env, a: Vec<Value>) -> FuncResult {
@@ -1440,15 +1443,18 @@ fn uniq(_: &mut dyn Env, a: Vec<Value>) -> FuncResult {
 fn has(_: &mut dyn Env, a: Vec<Value>) -> FuncResult {
     match &a[1] {
         Value::Nil | Value::NoValue => Ok(Value::Bool(false)),
-        Value::List(l) => Ok(Value::Bool(l.contains(&a[0]))),
-        other => Err(format!("Cannot find has on type {}", kind_of(other)).into()),
+        other => match slice_of(other) {
+            Some(l) => Ok(Value::Bool(l.contains(&a[0]))),
+            None => Err(format!("Cannot find has on type {}", kind_of(other)).into()),
+        },
     }
 }
 
 fn sprig_slice(_: &mut dyn Env, a: Vec<Value>) -> FuncResult {
-    let l = match &a[0] {
-        Value::List(l) => l.clone(),
-        other => {
+    let l = match slice_of(&a[0]) {
+        Some(l) => l,
+        None => {
+            let other = &a[0];
             return Err(format!(
                 "list should be type of slice or array but {}",
                 kind_of(other)

@@ -38,21 +38,10 @@ pub fn merge_maps(a: &Map, b: &Map) -> Map {
     out
 }
 
-fn clean_nil(m: &MapRef) {
-    let keys: Vec<String> = m.borrow().keys().cloned().collect();
-    for k in keys {
-        let v = m.borrow().get(&k).cloned();
-        match v {
-            Some(Value::Nil) => {
-                m.borrow_mut().remove(&k);
-            }
-            Some(Value::Map(sub)) => clean_nil(&sub),
-            _ => {}
-        }
-    }
-}
-
-fn coalesce_tables(dst: &MapRef, src: &MapRef, merge: bool) {
+/// Helm's `coalesceTablesFullKey`. When not merging, a null in `dst` (the user's values)
+/// deletes the key if `src` (chart defaults) has it; helm v4.1 only when the default was not
+/// itself null (a null over a null default stays null), helm3 always (`v3`).
+fn coalesce_tables(dst: &MapRef, src: &MapRef, merge: bool, v3: bool) {
     let src_nonnil: Vec<String> = src
         .borrow()
         .iter()
@@ -65,8 +54,12 @@ fn coalesce_tables(dst: &MapRef, src: &MapRef, merge: bool) {
         .filter(|(_, v)| v.is_nil())
         .map(|(k, _)| k.clone())
         .collect();
-    for k in dst_nils {
-        src.borrow_mut().insert(k, Value::Nil);
+    // helm v4 copies the user's nulls into the defaults first (so a null over a missing or
+    // null default stays); helm3 does not.
+    if !v3 {
+        for k in dst_nils {
+            src.borrow_mut().insert(k, Value::Nil);
+        }
     }
     let entries: Vec<(String, Value)> = src
         .borrow()
@@ -76,7 +69,7 @@ fn coalesce_tables(dst: &MapRef, src: &MapRef, merge: bool) {
     for (k, val) in entries {
         let dv = dst.borrow().get(&k).cloned();
         match dv {
-            Some(Value::Nil) if !merge && src_nonnil.contains(&k) => {
+            Some(Value::Nil) if !merge && (v3 || src_nonnil.contains(&k)) => {
                 dst.borrow_mut().remove(&k);
             }
             None => {
@@ -84,7 +77,7 @@ fn coalesce_tables(dst: &MapRef, src: &MapRef, merge: bool) {
             }
             Some(dv) => {
                 if let (Some(sv), Some(dm)) = (table(&val), table(&dv)) {
-                    coalesce_tables(&dm, &sv, merge);
+                    coalesce_tables(&dm, &sv, merge, v3);
                 }
             }
         }
@@ -121,7 +114,7 @@ fn coalesce_globals(dest: &MapRef, src: &MapRef) {
                 Some(destv) => {
                     if let Some(dvm) = table(&destv) {
                         if let Some(vvm) = table(&vv) {
-                            coalesce_tables(&vvm, &dvm, true);
+                            coalesce_tables(&vvm, &dvm, true, false);
                         }
                         dgm.borrow_mut().insert(k, vv);
                     }
@@ -138,7 +131,10 @@ fn coalesce_globals(dest: &MapRef, src: &MapRef) {
     dest.borrow_mut().insert("global".into(), dg);
 }
 
-fn coalesce_values(c: &Chart, v: &MapRef, merge: bool) {
+/// Helm's `coalesceValues` (v4.1 and v3.19 alike): chart defaults fill keys the user did not
+/// set, nulls included (a `limits:` with no value in values.yaml stays `limits: null`); a
+/// user null deletes the key.
+fn coalesce_values(c: &Chart, v: &MapRef, merge: bool, v3: bool) {
     let defaults = c.values.deep_copy();
     let Some(vc) = table(&defaults) else {
         return;
@@ -157,30 +153,18 @@ fn coalesce_values(c: &Chart, v: &MapRef, merge: bool) {
                 } else if let (Some(dest), Some(src)) = (table(&value), table(&val)) {
                     {
                         let is_sub = c.subcharts.iter().any(|s| s.name == key);
-                        let m = merge || is_sub;
-                        if !m {
-                            clean_nil(&src);
-                        }
-                        coalesce_tables(&dest, &src, m);
+                        coalesce_tables(&dest, &src, merge || is_sub, v3);
                     }
                 }
             }
             None => {
-                if !merge {
-                    if val.is_nil() {
-                        continue;
-                    }
-                    if let Some(sub) = table(&val) {
-                        clean_nil(&sub);
-                    }
-                }
                 v.borrow_mut().insert(key, val);
             }
         }
     }
 }
 
-fn coalesce_deps(c: &Chart, dest: &MapRef, merge: bool) -> Result<(), Error> {
+fn coalesce_deps(c: &Chart, dest: &MapRef, merge: bool, v3: bool) -> Result<(), Error> {
     for sub in &c.subcharts {
         let existing = dest.borrow().get(&sub.name).cloned();
         let dv = match existing {
@@ -200,21 +184,21 @@ fn coalesce_deps(c: &Chart, dest: &MapRef, merge: bool) -> Result<(), Error> {
         };
         let Some(dvm) = table(&dv) else { continue };
         coalesce_globals(&dvm, dest);
-        coalesce(sub, &dvm, merge)?;
+        coalesce(sub, &dvm, merge, v3)?;
     }
     Ok(())
 }
 
-fn coalesce(c: &Chart, dest: &MapRef, merge: bool) -> Result<(), Error> {
-    coalesce_values(c, dest, merge);
-    coalesce_deps(c, dest, merge)
+fn coalesce(c: &Chart, dest: &MapRef, merge: bool, v3: bool) -> Result<(), Error> {
+    coalesce_values(c, dest, merge, v3);
+    coalesce_deps(c, dest, merge, v3)
 }
 
 /// Helm's `CoalesceValues`: chart defaults under user values; returns a new map.
-pub fn coalesce_values_top(c: &Chart, user: &Map, merge: bool) -> Result<Value, Error> {
+pub fn coalesce_values_top(c: &Chart, user: &Map, merge: bool, v3: bool) -> Result<Value, Error> {
     let copy = Value::map(user.clone()).deep_copy();
     let m = table(&copy).unwrap_or_default();
-    coalesce(c, &m, merge)?;
+    coalesce(c, &m, merge, v3)?;
     Ok(copy)
 }
 
@@ -232,7 +216,7 @@ fn path_value(vals: &Value, path: &str) -> Option<Value> {
     None
 }
 
-fn process_enabled(c: &mut Chart, v: &Map, path: &str) -> Result<(), Error> {
+fn process_enabled(c: &mut Chart, v: &Map, path: &str, v3: bool) -> Result<(), Error> {
     if c.dependencies.is_empty() {
         return Ok(());
     }
@@ -266,7 +250,7 @@ fn process_enabled(c: &mut Chart, v: &Map, path: &str) -> Result<(), Error> {
     for d in &mut c.dependencies {
         d.enabled = true;
     }
-    let cvals = coalesce_values_top(c, v, false)?;
+    let cvals = coalesce_values_top(c, v, false, v3)?;
     // tags
     if let Some(tags) = table(&cvals)
         .and_then(|m| m.borrow().get("tags").cloned())
@@ -310,7 +294,7 @@ fn process_enabled(c: &mut Chart, v: &Map, path: &str) -> Result<(), Error> {
     let cmap = table(&cvals).map(|m| snapshot(&m)).unwrap_or_default();
     for s in &mut c.subcharts {
         let sub = format!("{path}{}.", s.name);
-        process_enabled(s, &cmap, &sub)?;
+        process_enabled(s, &cmap, &sub, v3)?;
     }
     Ok(())
 }
@@ -332,7 +316,7 @@ fn process_import_values(c: &mut Chart) -> Result<(), Error> {
     if c.dependencies.is_empty() {
         return Ok(());
     }
-    let cvals = coalesce_values_top(c, &Map::new(), true)?;
+    let cvals = coalesce_values_top(c, &Map::new(), true, false)?;
     let b = Value::new_map();
     let bm = table(&b).unwrap_or_default();
     for d in &mut c.dependencies {
@@ -363,14 +347,14 @@ fn process_import_values(c: &mut Chart) -> Result<(), Error> {
             let Some(vm) = table(&vv) else { continue };
             let src = Value::map(path_to_map(&parent, snapshot(&vm))).deep_copy();
             if let Some(sm) = table(&src) {
-                coalesce_tables(&bm, &sm, true);
+                coalesce_tables(&bm, &sm, true, false);
             }
         }
         d.import_values = out;
     }
     let cv = cvals.deep_copy();
     if let Some(cm) = table(&cv) {
-        coalesce_tables(&cm, &bm, true);
+        coalesce_tables(&cm, &bm, true, false);
     }
     c.values = cv;
     Ok(())
@@ -385,8 +369,8 @@ fn process_imports_rec(c: &mut Chart) -> Result<(), Error> {
 
 /// Helm's `ProcessDependencies`: enabled subcharts (conditions, tags, aliases), then
 /// import-values.
-pub fn process_dependencies(c: &mut Chart, user: &Map) -> Result<(), Error> {
-    process_enabled(c, user, "")?;
+pub fn process_dependencies(c: &mut Chart, user: &Map, v3: bool) -> Result<(), Error> {
+    process_enabled(c, user, "", v3)?;
     let has_imports = has_import_values(c);
     if has_imports {
         process_imports_rec(c)?;

@@ -128,6 +128,19 @@ fn key_string(k: &Value) -> String {
     }
 }
 
+/// Reader options as go-yaml reads: YAML 1.1 octals, the last of duplicate keys wins, and
+/// comments are not collected (go-yaml keeps none while reading values). Collecting them made the
+/// parser buffer the comments between a key and its value while it looks ahead, and refuse
+/// more than 96 of them ("too many buffered comments"): a values.yaml with a long
+/// commented-out block before a key failed to load where Helm reads it.
+fn read_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        legacy_octal_numbers: true,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+        emit_comments: false,
+    }
+}
+
 /// Parse one YAML document into a value (numbers become float64, like sigs.k8s.io/yaml). As
 /// go-yaml's `Unmarshal`, only the first document of a stream is read; errors read like
 /// go-yaml's (`yaml: line 2: mapping values are not allowed in this context`).
@@ -135,7 +148,7 @@ pub fn parse_yaml(text: &str) -> Result<Value, String> {
     if text.trim().is_empty() {
         return Ok(Value::Nil);
     }
-    let opts = serde_saphyr::options! { legacy_octal_numbers: true, duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins };
+    let opts = read_options();
     let tab = tab_line_error(text);
     match serde_saphyr::from_str_with_options::<YValue>(text, opts) {
         Ok(y) => match tab {
@@ -576,7 +589,7 @@ pub fn json_kind(v: &Value) -> &'static str {
 
 /// Parse every document of a multi-document YAML stream.
 pub fn parse_yaml_docs(text: &str) -> Result<Vec<Value>, String> {
-    let opts = serde_saphyr::options! { legacy_octal_numbers: true, duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins };
+    let opts = read_options();
     serde_saphyr::from_multiple_with_options::<YValue>(text, opts)
         .map(|v| v.into_iter().map(|y| y.0).collect())
         .map_err(|e| e.to_string())
@@ -726,6 +739,10 @@ fn write_json(
             }
             out.push('}');
         }
+        Value::Object(o) if o.marshal_text().is_none() && o.marshal_value().is_some() => {
+            let mv = o.marshal_value().unwrap_or_default();
+            write_json(&mv, eh, indent, level, out, depth)?;
+        }
         Value::Object(o) => json_string(
             &o.marshal_text().unwrap_or_else(|| o.format(false)),
             eh,
@@ -794,6 +811,9 @@ fn to_node(v: &Value, depth: usize) -> Result<Node, String> {
                 out.push((k.clone(), to_node(e, depth + 1)?));
             }
             Node::Map(out)
+        }
+        Value::Object(o) if o.marshal_text().is_none() && o.marshal_value().is_some() => {
+            to_node(&o.marshal_value().unwrap_or_default(), depth)?
         }
         Value::Object(o) => Node::Str(o.marshal_text().unwrap_or_else(|| o.format(false))),
         Value::Map(_) => Node::Map(Vec::new()),
