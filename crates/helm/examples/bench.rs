@@ -3,7 +3,7 @@
 //! `cargo run --release -p ferroflux-helm --example bench [RUNS] [--cli PATH/TO/ferroflux]`
 //!
 //! Charts: the `helm create` chart, the umbrella fixture and every chart of the shared corpus
-//! (`../shared/corpus/charts`, rendered with its README's `--set` flags as
+//! (`charts/` of `FERROFLUX_CORPUS`, default ../shared/corpus; rendered with its README's `--set` flags as
 //! `template rel DIR --namespace ns --skip-tests`). For each it reports the median wall time of
 //! - `helm template` as a process,
 //! - this binary rendering the chart as a process (`bench render DIR [--set ...]`, whole process),
@@ -96,7 +96,7 @@ fn main() {
         ("helm create".into(), tmp.join("created"), base_flags("")),
         ("umbrella fixture".into(), umbrella, base_flags("")),
     ];
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/charts");
+    let corpus = ferroflux_testsupport::corpus().join("charts");
     let mut names: Vec<String> = std::fs::read_dir(&corpus)
         .map(|rd| {
             rd.flatten()

@@ -646,9 +646,9 @@ const CORPUS_FLAGS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The shared corpus of real public charts (`../shared/corpus/charts`).
+/// The corpus's real public charts (`charts/` of `FERROFLUX_CORPUS`).
 fn corpus_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/charts")
+    ferroflux_testsupport::corpus().join("charts")
 }
 
 /// Every chart of the shared corpus renders exactly as `helm template rel DIR --namespace ns
