@@ -5,14 +5,22 @@
 //! 2. artifact serving throughput versus nginx on the same file, measured with wrk
 //!    (target: at least 0.8x);
 //! 3. idle RSS of the source-controller binary watching 100 ready GitRepositories
-//!    (target: at most 15 MiB).
+//!    (target: at most 15 MiB);
+//! 4. (`oci`) pulling and storing an OCIRepository artifact of 5,000 files / ~50 MB from a
+//!    local `docker-registry` versus `skopeo copy` of the same artifact to a directory
+//!    (target: at most 1.0x the time).
 //!
 //! Run with `cargo bench -p source-controller` (needs git, nginx and wrk:
-//! `apt-get install -y nginx-light wrk`).
+//! `apt-get install -y nginx-light wrk`; the `oci` part docker-registry and skopeo:
+//! `apt-get install -y docker-registry skopeo`).
 
 #[allow(dead_code)]
 #[path = "../tests/it/support.rs"]
 mod support;
+
+#[allow(dead_code)]
+#[path = "../tests/it/registry.rs"]
+mod registry;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -321,6 +329,94 @@ async fn bench_idle_rss(url: &str) -> (u64, u64, usize) {
     (rss, hwm, count)
 }
 
+/// The `big_repo` tree as one Flux content layer in a local registry; returns the registry,
+/// the OCIRepository URL and the tree size.
+async fn oci_fixture() -> (registry::Registry, String, usize) {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut files = Vec::with_capacity(FILES);
+    for i in 0..FILES {
+        let mut s = String::with_capacity(FILE_SIZE);
+        while s.len() < FILE_SIZE {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            s.push_str(&format!("key{}: {:016x}\n", x % 97, x));
+        }
+        files.push((format!("dir{:02}/file{i:05}.yaml", i % 50), s));
+    }
+    let size = files.iter().map(|(_, c)| c.len()).sum();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let reg = registry::start(None, None);
+    reg.push(
+        "big",
+        Some("v1"),
+        registry::FLUX_CONFIG,
+        &[registry::Layer::flux(&refs)],
+        &std::collections::BTreeMap::new(),
+    )
+    .await;
+    let url = reg.url("big");
+    (reg, url, size)
+}
+
+/// Median seconds of ours (OCIRepository pipeline, fresh storage each run) and of
+/// `skopeo copy docker://… dir:…`.
+async fn bench_oci(reg: &registry::Registry, url: &str) -> (f64, f64, u64, u64) {
+    use source_controller::ocirepository as oci;
+    let lookup = FakeLookup::default();
+    let settings = oci::Settings::default();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut artifact_size, mut blob_size) = (0, 0);
+    for i in 0..RUNS {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let storage = Storage::new(
+            dir.path(),
+            "localhost",
+            Duration::from_secs(60),
+            2,
+            DigestAlgo::Sha256,
+        )
+        .unwrap();
+        let obj: ferroflux_api::OCIRepository = serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+            "metadata": {"name": "big", "namespace": "default", "generation": 1},
+            "spec": {"url": url, "interval": "1m", "insecure": true, "ref": {"tag": "v1"}},
+        }))
+        .unwrap();
+        let t = Instant::now();
+        let out = oci::run_pipeline(&obj, &storage, &lookup, &settings, scratch.path()).await;
+        ours.push(t.elapsed().as_secs_f64());
+        assert_eq!(out.result, oci::PipelineResult::Success, "run {i}");
+        artifact_size = out.status.artifact.unwrap().size.unwrap_or(0) as u64;
+
+        let dest = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        let copy = Command::new("skopeo")
+            .args(["copy", "--quiet", "--src-tls-verify=false"])
+            .arg(format!("docker://{}/big:v1", reg.addr))
+            .arg(format!("dir:{}", dest.path().join("out").display()))
+            .output()
+            .unwrap();
+        theirs.push(t.elapsed().as_secs_f64());
+        assert!(
+            copy.status.success(),
+            "skopeo copy: {}",
+            String::from_utf8_lossy(&copy.stderr)
+        );
+        blob_size = std::fs::read_dir(dest.path().join("out"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0);
+    }
+    (median(ours), median(theirs), artifact_size, blob_size)
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -359,6 +455,18 @@ fn main() {
             o_bps / n_bps.max(1.0)
         );
         }
+        }
+        if run("oci") {
+        need("skopeo", "apt-get install -y skopeo");
+        let (reg, url, tree) = oci_fixture().await;
+        let (ours, theirs, artifact, blob) = bench_oci(&reg, &url).await;
+        println!(
+            "OCIRepository pull+artifact ({FILES} files, {} MB tree, {:.1} MB layer, {:.1} MB artifact): ours {ours:.2}s, skopeo copy to dir {theirs:.2}s, ratio {:.2}x (target <= 1.0x)",
+            tree / 1_000_000,
+            blob as f64 / 1e6,
+            artifact as f64 / 1e6,
+            ours / theirs
+        );
         }
         if run("rss") {
         let http = support::http_git(&repos.base(), "user", "pass").await;

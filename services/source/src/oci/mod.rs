@@ -33,8 +33,10 @@ pub const INDEX_MEDIA_TYPES: [&str; 2] = [
 /// The platform upstream resolves multi-arch indexes to (go-containerregistry's default).
 pub const DEFAULT_PLATFORM: (&str, &str) = ("linux", "amd64");
 
-/// Docker Hub's registry host and its aliases.
+/// Docker Hub's registry host.
 pub const DOCKER_HUB: &str = "index.docker.io";
+/// Names of Docker Hub.
+const DOCKER_HUB_ALIASES: [&str; 3] = [DOCKER_HUB, "docker.io", "registry-1.docker.io"];
 
 /// A repository in a registry, from `oci://<registry>/<path>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +69,12 @@ impl Repository {
                 };
                 (DOCKER_HUB.to_string(), path)
             }
+        };
+        // Docker Hub's official images live under `library/`, whichever alias names it.
+        let path = if DOCKER_HUB_ALIASES.contains(&registry.as_str()) && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
         };
         if let Some((_, tag)) = path.split_once(':') {
             return Err(format!("URL must not contain a tag; remove ':{tag}'"));
@@ -271,6 +279,13 @@ mod tests {
             (r.registry.as_str(), r.path.as_str()),
             (DOCKER_HUB, "library/nginx")
         );
+        let r = Repository::parse("oci://docker.io/nginx").unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.path.as_str()),
+            ("docker.io", "library/nginx")
+        );
+        let r = Repository::parse("oci://docker.io/stefanprodan/podinfo").unwrap();
+        assert_eq!(r.path, "stefanprodan/podinfo");
         let r = Repository::parse("oci://localhost/app").unwrap();
         assert_eq!(r.registry, "localhost");
         assert_eq!(
