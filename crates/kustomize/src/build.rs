@@ -98,14 +98,17 @@ impl Acc {
 
     /// Append resources, refusing any whose id is already registered.
     fn append_all(&mut self, rs: Vec<Resource>, origin: &str) -> Result<(), Error> {
-        let key = |id: &ResId| (id.gvk.clone(), id.name.clone(), id.effective_namespace());
+        let key = |id: ResId| {
+            let ns = id.effective_namespace().to_string();
+            (id.gvk, id.name, ns)
+        };
         let mut seen: std::collections::HashSet<(Gvk, String, String)> =
-            self.resources.iter().map(|r| key(&r.cur_id())).collect();
+            self.resources.iter().map(|r| key(r.cur_id())).collect();
         for r in rs {
-            let id = r.cur_id();
-            if !seen.insert(key(&id)) {
+            if !seen.insert(key(r.cur_id())) {
                 return Err(Error::Build(format!(
-                    "{origin}: may not add resource with an already registered id: {id}"
+                    "{origin}: may not add resource with an already registered id: {}",
+                    r.cur_id()
                 )));
             }
             self.resources.push(r);
@@ -1700,17 +1703,40 @@ fn strip_build_annotations(obj: &mut Value, keep_origin: bool, keep_transformati
 
 /// Characters a YAML stream may not hold raw that Go's JSON encoder leaves raw: DEL, the C1
 /// controls but NEL, U+FFFE and U+FFFF.
+#[cfg(test)]
 fn is_yaml_control(c: char) -> bool {
     matches!(c as u32, 0x7F..=0x84 | 0x86..=0x9F | 0xFFFE | 0xFFFF)
 }
 
+/// [`is_yaml_control`] over the UTF-8 bytes: DEL, U+0080-U+0084 and U+0086-U+009F (0xC2
+/// then 0x80-0x84 or 0x86-0x9F), U+FFFE and U+FFFF (0xEF 0xBF 0xBE|0xBF).
+fn str_has_yaml_control(s: &str) -> bool {
+    if s.is_ascii() {
+        return s.as_bytes().contains(&0x7F);
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            0x7F => return true,
+            0xC2 if matches!(b.get(i + 1), Some(0x80..=0x84 | 0x86..=0x9F)) => return true,
+            0xEF if b.get(i + 1) == Some(&0xBF) && matches!(b.get(i + 2), Some(0xBE | 0xBF)) => {
+                return true;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 fn has_yaml_control_chars(v: &Value) -> bool {
     match v {
-        Value::String(s) => s.chars().any(is_yaml_control),
+        Value::String(s) => str_has_yaml_control(s),
         Value::Array(a) => a.iter().any(has_yaml_control_chars),
         Value::Object(m) => m
             .iter()
-            .any(|(k, x)| k.chars().any(is_yaml_control) || has_yaml_control_chars(x)),
+            .any(|(k, x)| str_has_yaml_control(k) || has_yaml_control_chars(x)),
         _ => false,
     }
 }
@@ -1876,4 +1902,27 @@ pub(crate) fn field_specs_apply(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_control_bytes_match_chars() {
+        let chars = (0u32..0x300)
+            .chain(0xFFF0..=0xFFFF)
+            .chain([0x10000, 0x1F600, 0x10FFFF])
+            .filter_map(char::from_u32);
+        for c in chars {
+            for s in [c.to_string(), format!("ab{c}"), format!("é{c}x")] {
+                assert_eq!(
+                    str_has_yaml_control(&s),
+                    s.chars().any(is_yaml_control),
+                    "{:?}",
+                    c as u32
+                );
+            }
+        }
+    }
 }

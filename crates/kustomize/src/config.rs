@@ -151,7 +151,11 @@ impl TransformerConfig {
         merge_specs(&mut self.images, &o.images);
         merge_specs(&mut self.replicas, &o.replicas);
         for nb in &o.name_reference {
-            match self.name_reference.iter_mut().find(|x| x.gvk() == nb.gvk()) {
+            match self
+                .name_reference
+                .iter_mut()
+                .find(|x| x.group == nb.group && x.version == nb.version && x.kind == nb.kind)
+            {
                 Some(x) => merge_specs(&mut x.field_specs, &nb.field_specs),
                 None => self.name_reference.push(nb.clone()),
             }
@@ -266,21 +270,15 @@ pub fn merge_specs(into: &mut Vec<FieldSpec>, more: &[FieldSpec]) {
     if more.is_empty() {
         return;
     }
-    let key = |f: &FieldSpec| {
-        (
-            f.group.clone(),
-            f.version.clone(),
-            f.kind.clone(),
-            f.path.clone(),
-        )
-    };
-    let mut seen: std::collections::HashSet<(String, String, String, String)> =
-        into.iter().map(key).collect();
-    for fs in more {
-        if seen.insert(key(fs)) {
-            into.push(fs.clone());
+    let fresh: Vec<FieldSpec> = {
+        fn k(f: &FieldSpec) -> (&str, &str, &str, &str) {
+            (&f.group, &f.version, &f.kind, &f.path)
         }
-    }
+        let mut seen: std::collections::HashSet<(&str, &str, &str, &str)> =
+            into.iter().map(k).collect();
+        more.iter().filter(|f| seen.insert(k(f))).cloned().collect()
+    };
+    into.extend(fresh);
 }
 
 #[cfg(test)]

@@ -43,7 +43,9 @@ impl FieldSpec {
 
     /// Does this spec apply to a resource of the given gvk?
     pub fn applies_to(&self, gvk: &Gvk) -> bool {
-        gvk.is_selected_by(&self.gvk())
+        (self.group.is_empty() || self.group == gvk.group)
+            && (self.version.is_empty() || self.version == gvk.version)
+            && (self.kind.is_empty() || self.kind == gvk.kind)
     }
 
     /// Same selector and path (kustomize de-duplicates specs this way).

@@ -74,15 +74,21 @@ const CLUSTER_SCOPED: &str = include_str!("tables/clusterscoped.txt");
 /// Kinds kustomize's built-in schema marks as not namespaced, by exact apiVersion; kinds
 /// it does not know (custom resources, newer APIs) count as namespaced.
 fn is_cluster_scoped(group: &str, version: &str, kind: &str) -> bool {
-    let api_version = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
-    CLUSTER_SCOPED.lines().any(|l| {
-        let mut w = l.split_whitespace();
-        w.next() == Some(api_version.as_str()) && w.next() == Some(kind)
-    })
+    static TABLE: std::sync::LazyLock<Vec<(&'static str, &'static str, &'static str)>> =
+        std::sync::LazyLock::new(|| {
+            CLUSTER_SCOPED
+                .lines()
+                .filter_map(|l| {
+                    let mut w = l.split_whitespace();
+                    let (av, k) = (w.next()?, w.next()?);
+                    let (g, v) = av.rsplit_once('/').unwrap_or(("", av));
+                    Some((g, v, k))
+                })
+                .collect()
+        });
+    TABLE
+        .iter()
+        .any(|&(g, v, k)| k == kind && v == version && g == group)
 }
 
 /// A resource identity: gvk, name and namespace.
@@ -98,13 +104,13 @@ pub struct ResId {
 
 impl ResId {
     /// "default" for namespaced ids without a namespace, "" for cluster-scoped ones.
-    pub fn effective_namespace(&self) -> String {
+    pub fn effective_namespace(&self) -> &str {
         if self.gvk.is_cluster_scoped() {
-            "_cluster".to_string()
+            "_cluster"
         } else if self.namespace.is_empty() {
-            "default".to_string()
+            "default"
         } else {
-            self.namespace.clone()
+            &self.namespace
         }
     }
 

@@ -472,8 +472,8 @@ pub fn select(resources: &[Resource], sel: &Selector) -> Result<Vec<usize>, Erro
         let cur = r.cur_id();
         let org = r.org_id();
         if let Some(re) = &ns_re
-            && !re.is_match(&org.effective_namespace())
-            && !re.is_match(&cur.effective_namespace())
+            && !re.is_match(org.effective_namespace())
+            && !re.is_match(cur.effective_namespace())
         {
             continue;
         }

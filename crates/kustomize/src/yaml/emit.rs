@@ -7,6 +7,8 @@
 //! else (then double quotes) or starts with an indicator (then single quotes), literal
 //! blocks for multi-line text, and long lines folded at spaces past column 80.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 const BEST_INDENT: i64 = 2;
@@ -14,8 +16,15 @@ const BEST_WIDTH: usize = 80;
 
 /// Emit one YAML document (no `---` marker) for a value, as kustomize prints a resource.
 pub fn to_yaml(v: &Value) -> String {
+    let mut out = String::new();
+    emit_document(v, &mut out);
+    out
+}
+
+/// Append one document to `out`.
+fn emit_document(v: &Value, out: &mut String) {
     let mut e = Emitter {
-        out: String::new(),
+        out: std::mem::take(out),
         column: 0,
         indent: -1,
         indents: Vec::new(),
@@ -26,7 +35,7 @@ pub fn to_yaml(v: &Value) -> String {
     e.node(v, Ctx::ROOT);
     // document end: make sure the stream ends with a line break
     e.write_indent();
-    e.out
+    *out = e.out;
 }
 
 /// Emit several documents separated by `---` lines, as `kustomize build` does.
@@ -36,9 +45,18 @@ pub fn to_yaml_stream<'a>(docs: impl IntoIterator<Item = &'a Value>) -> String {
         if i > 0 {
             out.push_str("---\n");
         }
-        out.push_str(&to_yaml(d));
+        emit_document(d, &mut out);
     }
     out
+}
+
+/// Number of characters of a text (the emitter counts columns in characters).
+fn width(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -114,92 +132,241 @@ fn analyze(s: &str) -> Analysis {
             block_ok: false,
         };
     }
-    let chars: Vec<char> = s.chars().collect();
-    let n = chars.len();
-    let mut block_ind = false;
-    let mut flow_ind = false;
-    if s.starts_with("---") || s.starts_with("...") {
-        block_ind = true;
-        flow_ind = true;
+    if s.is_ascii() {
+        return analyze_ascii(s.as_bytes());
     }
-    let (mut line_breaks, mut special) = (false, false);
-    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
-        (false, false, false, false);
-    let (mut break_space, mut space_break) = (false, false);
-    let (mut prev_space, mut prev_break) = (false, false);
-    let mut preceded_by_ws = true;
-    for i in 0..n {
-        let c = chars[i];
-        let followed_by_ws = i + 1 >= n || is_blank(chars[i + 1]) || is_break(chars[i + 1]);
-        if i == 0 {
+    analyze_chars(s)
+}
+
+/// ASCII bytes that play a part in [`analyze`] past the first character: blanks, breaks,
+/// controls, and the indicators (`flow` false: all of them; true: those that can still
+/// change the outcome once a flow indicator was seen).
+const fn interesting_bytes(flow: bool) -> [bool; 128] {
+    let mut t = [false; 128];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[0x7F] = true;
+    let special: &[u8] = if flow { b" #:" } else { b" #:,?[]{}" };
+    let mut i = 0;
+    while i < special.len() {
+        t[special[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+const INTERESTING: [bool; 128] = interesting_bytes(false);
+const INTERESTING_IN_FLOW: [bool; 128] = interesting_bytes(true);
+
+/// [`analyze`] for ASCII text: runs of ordinary characters are skipped at once (for them
+/// the character loop only clears the previous-space/break state).
+fn analyze_ascii(b: &[u8]) -> Analysis {
+    let n = b.len();
+    let mut st = Scan::new(b.starts_with(b"---") || b.starts_with(b"..."));
+    let mut i = 0;
+    while i < n {
+        let c = b[i];
+        let table = if st.flow_ind {
+            &INTERESTING_IN_FLOW
+        } else {
+            &INTERESTING
+        };
+        if i > 0 && !table[c as usize] {
+            let mut j = i + 1;
+            while j < n && !table[b[j] as usize] {
+                j += 1;
+            }
+            st.prev_space = false;
+            st.prev_break = false;
+            st.preceded_by_ws = false;
+            i = j;
+            continue;
+        }
+        if c == b' ' && i > 0 {
+            // a run of spaces: only its first and last characters can change the state
+            let mut j = i + 1;
+            while j < n && b[j] == b' ' {
+                j += 1;
+            }
+            st.step(' ', false, b.get(i + 1).map(|&x| x as char));
+            if j - 1 > i {
+                st.step(' ', false, b.get(j).map(|&x| x as char));
+            }
+            i = j;
+            continue;
+        }
+        let next = b.get(i + 1).map(|&x| x as char);
+        st.step(c as char, i == 0, next);
+        i += 1;
+    }
+    st.finish()
+}
+
+fn analyze_chars(s: &str) -> Analysis {
+    let mut st = Scan::new(s.starts_with("---") || s.starts_with("..."));
+    let mut it = s.chars().peekable();
+    let mut first = true;
+    while let Some(c) = it.next() {
+        st.step(c, first, it.peek().copied());
+        first = false;
+    }
+    st.finish()
+}
+
+/// The state of go-yaml's scalar analysis loop.
+struct Scan {
+    block_ind: bool,
+    flow_ind: bool,
+    line_breaks: bool,
+    special: bool,
+    leading_space: bool,
+    leading_break: bool,
+    trailing_space: bool,
+    trailing_break: bool,
+    break_space: bool,
+    space_break: bool,
+    prev_space: bool,
+    prev_break: bool,
+    preceded_by_ws: bool,
+}
+
+impl Scan {
+    fn new(document_indicator: bool) -> Scan {
+        Scan {
+            block_ind: document_indicator,
+            flow_ind: document_indicator,
+            line_breaks: false,
+            special: false,
+            leading_space: false,
+            leading_break: false,
+            trailing_space: false,
+            trailing_break: false,
+            break_space: false,
+            space_break: false,
+            prev_space: false,
+            prev_break: false,
+            preceded_by_ws: true,
+        }
+    }
+
+    fn step(&mut self, c: char, first: bool, next: Option<char>) {
+        let last = next.is_none();
+        let followed_by_ws = next.is_none_or(|n| is_blank(n) || is_break(n));
+        if first {
             match c {
                 '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
                 | '%' | '@' | '`' => {
-                    flow_ind = true;
-                    block_ind = true;
+                    self.flow_ind = true;
+                    self.block_ind = true;
                 }
                 '?' | ':' => {
-                    flow_ind = true;
+                    self.flow_ind = true;
                     if followed_by_ws {
-                        block_ind = true;
+                        self.block_ind = true;
                     }
                 }
                 '-' if followed_by_ws => {
-                    flow_ind = true;
-                    block_ind = true;
+                    self.flow_ind = true;
+                    self.block_ind = true;
                 }
                 _ => {}
             }
         } else {
             match c {
-                ',' | '?' | '[' | ']' | '{' | '}' => flow_ind = true,
+                ',' | '?' | '[' | ']' | '{' | '}' => self.flow_ind = true,
                 ':' => {
-                    flow_ind = true;
+                    self.flow_ind = true;
                     if followed_by_ws {
-                        block_ind = true;
+                        self.block_ind = true;
                     }
                 }
-                '#' if preceded_by_ws => {
-                    flow_ind = true;
-                    block_ind = true;
+                '#' if self.preceded_by_ws => {
+                    self.flow_ind = true;
+                    self.block_ind = true;
                 }
                 _ => {}
             }
         }
         if !is_printable(c) {
-            special = true;
+            self.special = true;
         }
         if c == ' ' {
-            if i == 0 {
-                leading_space = true;
+            if first {
+                self.leading_space = true;
             }
-            if i + 1 == n {
-                trailing_space = true;
+            if last {
+                self.trailing_space = true;
             }
-            if prev_break {
-                break_space = true;
+            if self.prev_break {
+                self.break_space = true;
             }
-            prev_space = true;
-            prev_break = false;
+            self.prev_space = true;
+            self.prev_break = false;
         } else if is_break(c) {
-            line_breaks = true;
-            if i == 0 {
-                leading_break = true;
+            self.line_breaks = true;
+            if first {
+                self.leading_break = true;
             }
-            if i + 1 == n {
-                trailing_break = true;
+            if last {
+                self.trailing_break = true;
             }
-            if prev_space {
-                space_break = true;
+            if self.prev_space {
+                self.space_break = true;
             }
-            prev_space = false;
-            prev_break = true;
+            self.prev_space = false;
+            self.prev_break = true;
         } else {
-            prev_space = false;
-            prev_break = false;
+            self.prev_space = false;
+            self.prev_break = false;
         }
-        preceded_by_ws = is_blank(c) || is_break(c) || c == '\0';
+        self.preceded_by_ws = is_blank(c) || is_break(c) || c == '\0';
     }
+
+    fn finish(self) -> Analysis {
+        let Scan {
+            block_ind,
+            flow_ind,
+            line_breaks,
+            special,
+            leading_space,
+            leading_break,
+            trailing_space,
+            trailing_break,
+            break_space,
+            space_break,
+            ..
+        } = self;
+        analysis_of(
+            block_ind,
+            flow_ind,
+            line_breaks,
+            special,
+            leading_space,
+            leading_break,
+            trailing_space,
+            trailing_break,
+            break_space,
+            space_break,
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn analysis_of(
+    block_ind: bool,
+    flow_ind: bool,
+    line_breaks: bool,
+    special: bool,
+    leading_space: bool,
+    leading_break: bool,
+    trailing_space: bool,
+    trailing_break: bool,
+    break_space: bool,
+    space_break: bool,
+) -> Analysis {
     let mut a = Analysis {
         multiline: line_breaks,
         flow_plain: true,
@@ -239,22 +406,27 @@ fn analyze(s: &str) -> Analysis {
 }
 
 /// The text and requested style of a scalar, as go-yaml v2's encoder chooses them.
-fn scalar_of(v: &Value) -> (String, Style) {
+fn scalar_of(v: &Value) -> (Cow<'_, str>, Style) {
     match v {
-        Value::Null => ("null".to_string(), Style::Plain),
-        Value::Bool(b) => (b.to_string(), Style::Plain),
-        Value::Number(n) => (number_text(n), Style::Plain),
-        Value::String(s) => {
-            let style = if s.contains('\n') {
-                Style::Literal
-            } else if resolves_to_string_v2(s) && !is_base60_float(s) {
-                Style::Plain
-            } else {
-                Style::Double
-            };
-            (s.clone(), style)
-        }
-        _ => (String::new(), Style::Plain),
+        Value::Null => (Cow::Borrowed("null"), Style::Plain),
+        Value::Bool(b) => (
+            Cow::Borrowed(if *b { "true" } else { "false" }),
+            Style::Plain,
+        ),
+        Value::Number(n) => (Cow::Owned(number_text(n)), Style::Plain),
+        Value::String(s) => (Cow::Borrowed(s.as_str()), string_style(s)),
+        _ => (Cow::Borrowed(""), Style::Plain),
+    }
+}
+
+/// The style go-yaml v2 asks for a string.
+fn string_style(s: &str) -> Style {
+    if s.contains('\n') {
+        Style::Literal
+    } else if resolves_to_string_v2(s) && !is_base60_float(s) {
+        Style::Plain
+    } else {
+        Style::Double
     }
 }
 
@@ -527,16 +699,27 @@ fn is_base60_float(s: &str) -> bool {
 /// go-yaml v2's key order: numbers by value, strings in a "natural" order where runs of
 /// digits compare as numbers and letters sort before non-letters.
 pub fn key_less(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return key_less_in(a.as_bytes(), b.as_bytes(), |c| c as char);
+    }
     let ar: Vec<char> = a.chars().collect();
     let br: Vec<char> = b.chars().collect();
+    key_less_in(&ar, &br, |c| c)
+}
+
+fn key_less_in<T: Copy + PartialEq + PartialOrd>(
+    ar: &[T],
+    br: &[T],
+    ch: impl Fn(T) -> char,
+) -> bool {
     let mut i = 0;
     while i < ar.len() && i < br.len() {
         if ar[i] == br[i] {
             i += 1;
             continue;
         }
-        let al = ar[i].is_alphabetic();
-        let bl = br[i].is_alphabetic();
+        let al = ch(ar[i]).is_alphabetic();
+        let bl = ch(br[i]).is_alphabetic();
         if al && bl {
             return ar[i] < br[i];
         }
@@ -544,14 +727,14 @@ pub fn key_less(a: &str, b: &str) -> bool {
             return bl;
         }
         let (mut an, mut bn): (i64, i64) = (0, 0);
-        if ar[i] == '0' || br[i] == '0' {
+        if ch(ar[i]) == '0' || ch(br[i]) == '0' {
             let mut j = i;
             while j > 0 {
                 j -= 1;
-                if !ar[j].is_ascii_digit() {
+                if !ch(ar[j]).is_ascii_digit() {
                     break;
                 }
-                if ar[j] != '0' {
+                if ch(ar[j]) != '0' {
                     an = 1;
                     bn = 1;
                     break;
@@ -559,13 +742,17 @@ pub fn key_less(a: &str, b: &str) -> bool {
             }
         }
         let mut ai = i;
-        while ai < ar.len() && ar[ai].is_ascii_digit() {
-            an = an.wrapping_mul(10).wrapping_add(ar[ai] as i64 - '0' as i64);
+        while ai < ar.len() && ch(ar[ai]).is_ascii_digit() {
+            an = an
+                .wrapping_mul(10)
+                .wrapping_add(ch(ar[ai]) as i64 - '0' as i64);
             ai += 1;
         }
         let mut bi = i;
-        while bi < br.len() && br[bi].is_ascii_digit() {
-            bn = bn.wrapping_mul(10).wrapping_add(br[bi] as i64 - '0' as i64);
+        while bi < br.len() && ch(br[bi]).is_ascii_digit() {
+            bn = bn
+                .wrapping_mul(10)
+                .wrapping_add(ch(br[bi]) as i64 - '0' as i64);
             bi += 1;
         }
         if an != bn {
@@ -675,10 +862,11 @@ impl Emitter {
                     self.write_indent();
                     let ka = analyze(k);
                     let simple = !ka.multiline && k.len() <= 128;
-                    let key = Value::String(k.clone());
                     if simple {
-                        self.node(
-                            &key,
+                        self.scalar_text(
+                            k,
+                            string_style(k),
+                            &ka,
                             Ctx {
                                 mapping: true,
                                 simple_key: true,
@@ -687,8 +875,10 @@ impl Emitter {
                         self.write_indicator(":", false, false, false);
                     } else {
                         self.write_indicator("?", true, false, true);
-                        self.node(
-                            &key,
+                        self.scalar_text(
+                            k,
+                            string_style(k),
+                            &ka,
                             Ctx {
                                 mapping: true,
                                 simple_key: false,
@@ -723,6 +913,10 @@ impl Emitter {
     fn scalar(&mut self, v: &Value, ctx: Ctx) {
         let (text, requested) = scalar_of(v);
         let a = analyze(&text);
+        self.scalar_text(&text, requested, &a, ctx);
+    }
+
+    fn scalar_text(&mut self, text: &str, requested: Style, a: &Analysis, ctx: Ctx) {
         let mut style = requested;
         if ctx.simple_key && a.multiline {
             style = Style::Double;
@@ -744,39 +938,58 @@ impl Emitter {
         self.increase_indent(true, false);
         let allow_breaks = !ctx.simple_key;
         match style {
-            Style::Plain => self.write_plain(&text, allow_breaks),
-            Style::Single => self.write_single(&text, allow_breaks),
-            Style::Double => self.write_double(&text, allow_breaks),
-            Style::Literal => self.write_literal(&text),
+            Style::Plain => self.write_plain(text, allow_breaks),
+            Style::Single => self.write_single(text, allow_breaks),
+            Style::Double => self.write_double(text, allow_breaks),
+            Style::Literal => self.write_literal(text),
         }
         self.pop_indent();
+    }
+
+    /// Write text with no line breaks and no characters needing escapes as it is.
+    fn put_str(&mut self, s: &str) {
+        self.out.push_str(s);
+        self.column += width(s);
+    }
+
+    /// Can a text go out in one piece: no line break, and no space where the line could be
+    /// folded (the column stays within the best width)?
+    fn fits_unfolded(&self, s: &str, allow_breaks: bool) -> bool {
+        let no_breaks = if s.is_ascii() {
+            !s.bytes().any(|b| b == b'\n' || b == b'\r')
+        } else {
+            !s.chars().any(is_break)
+        };
+        no_breaks && (!allow_breaks || self.column + width(s) <= BEST_WIDTH + 1 || !s.contains(' '))
     }
 
     fn write_plain(&mut self, s: &str, allow_breaks: bool) {
         if !self.whitespace {
             self.put(' ');
         }
-        let chars: Vec<char> = s.chars().collect();
+        if self.fits_unfolded(s, allow_breaks) {
+            self.put_str(s);
+            self.whitespace = false;
+            self.indention = false;
+            return;
+        }
         let mut spaces = false;
         let mut breaks = false;
-        let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
             if c == ' ' {
-                let next_space = chars.get(i + 1) == Some(&' ');
+                let next_space = chars.peek() == Some(&' ');
                 if allow_breaks && !spaces && self.column > BEST_WIDTH && !next_space {
                     self.write_indent();
                 } else {
                     self.put(c);
                 }
-                i += 1;
                 spaces = true;
             } else if is_break(c) {
                 if !breaks && c == '\n' {
                     self.put_break();
                 }
                 self.write_break_char(c);
-                i += 1;
                 self.indention = true;
                 breaks = true;
             } else {
@@ -784,7 +997,6 @@ impl Emitter {
                     self.write_indent();
                 }
                 self.put(c);
-                i += 1;
                 self.indention = false;
                 spaces = false;
                 breaks = false;
@@ -796,15 +1008,24 @@ impl Emitter {
 
     fn write_single(&mut self, s: &str, allow_breaks: bool) {
         self.write_indicator("'", true, false, false);
-        let chars: Vec<char> = s.chars().collect();
-        let n = chars.len();
+        if !s.contains('\'') && self.fits_unfolded(s, allow_breaks) {
+            self.put_str(s);
+        } else {
+            self.write_single_slow(s, allow_breaks);
+        }
+        self.write_indicator("'", false, false, false);
+        self.whitespace = false;
+        self.indention = false;
+    }
+
+    fn write_single_slow(&mut self, s: &str, allow_breaks: bool) {
+        let n = s.chars().count();
         let mut spaces = false;
         let mut breaks = false;
-        let mut i = 0;
-        while i < n {
-            let c = chars[i];
+        let mut chars = s.chars().enumerate().peekable();
+        while let Some((i, c)) = chars.next() {
             if c == ' ' {
-                let next_space = chars.get(i + 1) == Some(&' ');
+                let next_space = chars.peek().map(|x| x.1) == Some(' ');
                 if allow_breaks
                     && !spaces
                     && self.column > BEST_WIDTH
@@ -816,14 +1037,12 @@ impl Emitter {
                 } else {
                     self.put(c);
                 }
-                i += 1;
                 spaces = true;
             } else if is_break(c) {
                 if !breaks && c == '\n' {
                     self.put_break();
                 }
                 self.write_break_char(c);
-                i += 1;
                 self.indention = true;
                 breaks = true;
             } else {
@@ -834,28 +1053,42 @@ impl Emitter {
                     self.put('\'');
                 }
                 self.put(c);
-                i += 1;
                 self.indention = false;
                 spaces = false;
                 breaks = false;
             }
         }
-        self.write_indicator("'", false, false, false);
+    }
+
+    fn write_double(&mut self, s: &str, allow_breaks: bool) {
+        self.write_indicator("\"", true, false, false);
+        let plain_chars = if s.is_ascii() {
+            s.bytes()
+                .all(|b| (0x20..=0x7E).contains(&b) && b != b'"' && b != b'\\')
+        } else {
+            !s.starts_with('\u{FEFF}')
+                && s.chars().all(|c| {
+                    is_printable(c) && c != '\u{FEFF}' && !is_break(c) && c != '"' && c != '\\'
+                })
+        };
+        if plain_chars && self.fits_unfolded(s, allow_breaks) {
+            self.put_str(s);
+        } else {
+            self.write_double_slow(s, allow_breaks);
+        }
+        self.write_indicator("\"", false, false, false);
         self.whitespace = false;
         self.indention = false;
     }
 
-    fn write_double(&mut self, s: &str, allow_breaks: bool) {
+    fn write_double_slow(&mut self, s: &str, allow_breaks: bool) {
         let mut spaces = false;
-        self.write_indicator("\"", true, false, false);
-        let chars: Vec<char> = s.chars().collect();
-        let n = chars.len();
+        let n = s.chars().count();
         // go-yaml's is_bom looks at the start of the value whatever the position: a value
         // that starts with a BOM has every character escaped
         let bom = s.starts_with('\u{FEFF}');
-        let mut i = 0;
-        while i < n {
-            let c = chars[i];
+        let mut chars = s.chars().enumerate().peekable();
+        while let Some((i, c)) = chars.next() {
             if bom || !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\' {
                 self.put('\\');
                 let u = c as u32;
@@ -891,44 +1124,38 @@ impl Emitter {
                     }
                 }
                 spaces = false;
-                i += 1;
             } else if c == ' ' {
                 if allow_breaks && !spaces && self.column > BEST_WIDTH && i > 0 && i < n - 1 {
                     self.write_indent();
-                    if chars.get(i + 1) == Some(&' ') {
+                    if chars.peek().map(|x| x.1) == Some(' ') {
                         self.put('\\');
                     }
                 } else {
                     self.put(c);
                 }
-                i += 1;
                 spaces = true;
             } else {
                 self.put(c);
-                i += 1;
                 spaces = false;
             }
         }
-        self.write_indicator("\"", false, false, false);
-        self.whitespace = false;
-        self.indention = false;
     }
 
     fn write_literal(&mut self, s: &str) {
         self.write_indicator("|", true, false, false);
-        let chars: Vec<char> = s.chars().collect();
         // block scalar hints
-        if let Some(&first) = chars.first()
+        if let Some(first) = s.chars().next()
             && (first == ' ' || is_break(first))
         {
             self.write_indicator(&BEST_INDENT.to_string(), false, false, false);
         }
-        let chomp = match chars.len() {
-            0 => Some("-"),
-            n => {
-                if !is_break(chars[n - 1]) {
+        let mut rev = s.chars().rev();
+        let chomp = match (rev.next(), rev.next()) {
+            (None, _) => Some("-"),
+            (Some(last), before) => {
+                if !is_break(last) {
                     Some("-")
-                } else if n == 1 || is_break(chars[n - 2]) {
+                } else if before.is_none_or(is_break) {
                     Some("+")
                 } else {
                     None
@@ -942,19 +1169,26 @@ impl Emitter {
         self.indention = true;
         self.whitespace = true;
         let mut breaks = true;
-        for &c in &chars {
-            if is_break(c) {
-                self.write_break_char(c);
-                self.indention = true;
-                breaks = true;
-            } else {
+        // lines (runs without a break character) go out whole
+        let mut rest = s;
+        while !rest.is_empty() {
+            let end = rest.find(is_break).unwrap_or(rest.len());
+            let (line, tail) = rest.split_at(end);
+            if !line.is_empty() {
                 if breaks {
                     self.write_indent();
                 }
-                self.put(c);
+                self.put_str(line);
                 self.indention = false;
                 breaks = false;
             }
+            let mut tail_chars = tail.chars();
+            if let Some(c) = tail_chars.next() {
+                self.write_break_char(c);
+                self.indention = true;
+                breaks = true;
+            }
+            rest = tail_chars.as_str();
         }
     }
 }
@@ -963,6 +1197,67 @@ impl Emitter {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn fast_analysis_matches_character_loop() {
+        let samples = [
+            "a",
+            " a",
+            "a ",
+            "a  b",
+            "a \n b",
+            "a\n\n",
+            "\n",
+            " ",
+            "  ",
+            "-",
+            "- a",
+            "-a",
+            "a: b",
+            "a:b",
+            "a #b",
+            "a#b",
+            "#a",
+            "{\"a\": [1, 2]}",
+            "x,y",
+            "?x",
+            "? x",
+            "a\tb",
+            "--- x",
+            "...",
+            "a\u{7f}",
+            "line one\n  indented\nlast \n",
+            "k: v\n# c\n",
+            "a ,b",
+            "x:\n y",
+            "\r\n",
+            "a\0b",
+            "a   ",
+            "   ",
+            "a  \n",
+            "x y  z",
+        ];
+        for s in samples {
+            let (a, b) = (analyze_ascii(s.as_bytes()), analyze_chars(s));
+            assert_eq!(
+                (
+                    a.multiline,
+                    a.flow_plain,
+                    a.block_plain,
+                    a.single_ok,
+                    a.block_ok
+                ),
+                (
+                    b.multiline,
+                    b.flow_plain,
+                    b.block_plain,
+                    b.single_ok,
+                    b.block_ok
+                ),
+                "{s:?}"
+            );
+        }
+    }
 
     #[test]
     fn natural_key_order() {
