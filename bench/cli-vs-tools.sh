@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 ferroflux=${1:-${CARGO_TARGET_DIR:-$here/target}/release/ferroflux}
 limit=${2:-100}
 runs=${3:-11}
-corpus="$here/../shared/corpus/kustomize"
+corpus="${FERROFLUX_CORPUS:-$here/../shared/corpus}/kustomize"
 helm=$(command -v helm || echo "$HOME/.cache/ferroflux-oracles/bin/helm")
 [ -x "$ferroflux" ] || { echo "no ferroflux binary at $ferroflux (cargo build --release -p ferroflux-cli)" >&2; exit 2; }
 [ -x "$helm" ] || { echo "helm not found: run ../shared/tools/get-oracles" >&2; exit 2; }

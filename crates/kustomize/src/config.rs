@@ -267,7 +267,9 @@ fn crd_walk(
 
 /// Append specs not already present (same selector and path).
 pub fn merge_specs(into: &mut Vec<FieldSpec>, more: &[FieldSpec]) {
-    if more.is_empty() {
+    // nothing new when `more` is a prefix of `into` (a configuration merged into one built
+    // from the same defaults, as every nested kustomization's is)
+    if more.is_empty() || into.starts_with(more) {
         return;
     }
     let fresh: Vec<FieldSpec> = {
