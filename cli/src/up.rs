@@ -91,6 +91,10 @@ fn spawn_controller(
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
+        // Its own process group: a terminal's Ctrl-C reaches `up` alone, which then stops the
+        // controllers in order (otherwise a controller that exits first on the same SIGINT is
+        // reported as having exited unexpectedly).
+        .process_group(0)
         .kill_on_drop(true);
     let process = cmd.spawn().with_context(|| format!("starting {name}"))?;
     Ok(Child {
