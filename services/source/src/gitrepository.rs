@@ -1098,35 +1098,6 @@ pub struct GitRepositoryReconciler {
     pub scratch_root: PathBuf,
 }
 
-impl GitRepositoryReconciler {
-    async fn publish(&self, obj: &GitRepository, out: &PipelineOutput) {
-        for ev in &out.events {
-            self.recorder
-                .publish(obj, ev.severity, &ev.reason, &ev.message, &ev.metadata)
-                .await;
-        }
-        if let Some(a) = &out.new_artifact {
-            self.events.publish(ferroflux_proto::ArtifactEvent {
-                sequence: 0,
-                kind: KIND.to_string(),
-                namespace: obj.namespace().unwrap_or_default(),
-                name: obj.name_any(),
-                revision: a.revision.clone(),
-                digest: a.digest.clone(),
-                url: a.url.clone(),
-                last_update_time: a
-                    .last_update_time
-                    .0
-                    .strftime("%Y-%m-%dT%H:%M:%SZ")
-                    .to_string(),
-                size: a.size.unwrap_or(0),
-                metadata: a.metadata.clone().unwrap_or_default().into_iter().collect(),
-                generation: obj.meta().generation.unwrap_or(0),
-            });
-        }
-    }
-}
-
 impl Reconciler<GitRepository> for GitRepositoryReconciler {
     async fn reconcile(
         &self,
@@ -1156,52 +1127,25 @@ impl Reconciler<GitRepository> for GitRepositoryReconciler {
         )
         .await
         .map_err(|e| ReconcileError::new(format!("failed to patch status: {e}")))?;
-        self.publish(&obj, &out).await;
+        crate::pipeline::publish(
+            &self.recorder,
+            &self.events,
+            KIND,
+            obj.as_ref(),
+            &out.events,
+            out.new_artifact.as_ref(),
+        )
+        .await;
         ferroflux_runtime::memory::note_reconcile();
-        match out.result {
-            PipelineResult::Success => Ok(Outcome::RequeueAtInterval),
-            PipelineResult::Waiting { after, .. } => Ok(Outcome::RequeueAfter(after)),
-            PipelineResult::Stalled { .. } => Ok(Outcome::AwaitChange),
-            PipelineResult::Failed { message, .. } => Err(ReconcileError::new(message)),
-        }
+        crate::pipeline::outcome(out.result)
     }
 
     async fn cleanup(
         &self,
         obj: Arc<GitRepository>,
-        ctx: ReconcileContext,
+        _ctx: ReconcileContext,
     ) -> Result<(), ReconcileError> {
-        let ns = obj.namespace().unwrap_or_default();
-        if let Err(e) = self
-            .storage
-            .remove_all_remote(KIND, &ns, &obj.name_any())
-            .await
-        {
-            return Err(ReconcileError::new(format!(
-                "garbage collection for deleted resource failed: {e}"
-            )));
-        }
-        match self.storage.remove_all(KIND, &ns, &obj.name_any()) {
-            Ok(Some(_)) => {
-                self.recorder
-                    .publish(
-                        obj.as_ref(),
-                        Severity::Trace,
-                        "GarbageCollectionSucceeded",
-                        "garbage collected artifacts for deleted resource",
-                        &BTreeMap::new(),
-                    )
-                    .await;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                return Err(ReconcileError::new(format!(
-                    "garbage collection for deleted resource failed: {e}"
-                )));
-            }
-        }
-        let _ = ctx;
-        Ok(())
+        crate::pipeline::collect_garbage(&self.storage, &self.recorder, KIND, obj.as_ref()).await
     }
 }
 

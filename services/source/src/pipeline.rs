@@ -230,3 +230,91 @@ pub(crate) fn tempdir_in(root: &Path, prefix: &str) -> std::io::Result<PathBuf> 
         "unable to create a temporary directory",
     ))
 }
+
+/// Records a reconcile's events and announces its new artifact on the ArtifactEvents stream;
+/// the same for every source kind.
+pub(crate) async fn publish<K: kube::Resource<DynamicType = ()>>(
+    recorder: &ferroflux_runtime::events::EventRecorder,
+    artifact_events: &crate::artifact_events::ArtifactEventLog,
+    kind: &str,
+    obj: &K,
+    events: &[PendingEvent],
+    new_artifact: Option<&ferroflux_api::Artifact>,
+) {
+    use kube::ResourceExt;
+    for ev in events {
+        recorder
+            .publish(obj, ev.severity, &ev.reason, &ev.message, &ev.metadata)
+            .await;
+    }
+    if let Some(a) = new_artifact {
+        artifact_events.publish(ferroflux_proto::ArtifactEvent {
+            sequence: 0,
+            kind: kind.to_string(),
+            namespace: obj.namespace().unwrap_or_default(),
+            name: obj.name_any(),
+            revision: a.revision.clone(),
+            digest: a.digest.clone(),
+            url: a.url.clone(),
+            last_update_time: a
+                .last_update_time
+                .0
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string(),
+            size: a.size.unwrap_or(0),
+            metadata: a.metadata.clone().unwrap_or_default().into_iter().collect(),
+            generation: obj.meta().generation.unwrap_or(0),
+        });
+    }
+}
+
+/// What the driver does after a reconcile that ended with `result`.
+pub(crate) fn outcome(
+    result: PipelineResult,
+) -> Result<ferroflux_runtime::Outcome, ferroflux_runtime::ReconcileError> {
+    use ferroflux_runtime::{Outcome, ReconcileError};
+    match result {
+        PipelineResult::Success => Ok(Outcome::RequeueAtInterval),
+        PipelineResult::Waiting { after, .. } => Ok(Outcome::RequeueAfter(after)),
+        PipelineResult::Stalled { .. } => Ok(Outcome::AwaitChange),
+        PipelineResult::Failed { message, .. } => Err(ReconcileError::new(message)),
+    }
+}
+
+/// Removes a deleted object's artifacts (shared storage first, then local) and records the
+/// garbage collection; the same for every source kind.
+pub(crate) async fn collect_garbage<K: kube::Resource<DynamicType = ()>>(
+    storage: &crate::storage::Storage,
+    recorder: &ferroflux_runtime::events::EventRecorder,
+    kind: &str,
+    obj: &K,
+) -> Result<(), ferroflux_runtime::ReconcileError> {
+    use ferroflux_runtime::ReconcileError;
+    use kube::ResourceExt;
+    let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+    let failed = |e: &dyn std::fmt::Display| {
+        ReconcileError::new(format!(
+            "garbage collection for deleted resource failed: {e}"
+        ))
+    };
+    storage
+        .remove_all_remote(kind, &ns, &name)
+        .await
+        .map_err(|e| failed(&e))?;
+    match storage.remove_all(kind, &ns, &name) {
+        Ok(Some(_)) => {
+            recorder
+                .publish(
+                    obj,
+                    Severity::Trace,
+                    "GarbageCollectionSucceeded",
+                    "garbage collected artifacts for deleted resource",
+                    &BTreeMap::new(),
+                )
+                .await;
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(failed(&e)),
+    }
+}
