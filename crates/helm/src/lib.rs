@@ -11,6 +11,7 @@ mod date;
 mod decimal;
 mod go_regex;
 mod objects;
+pub mod package;
 mod render;
 mod schema;
 mod schema_format;
