@@ -1,6 +1,7 @@
-//! The registry client of OCIRepository, on oci-client (reqwest with rustls and aws-lc-rs, the
-//! same TLS stack as the rest of source-controller): tag listing, digest resolution (HEAD, GET
-//! as fallback), manifests by digest and layer downloads with a size limit and digest check.
+//! The registry client, on oci-client (reqwest with rustls and aws-lc-rs, the same TLS stack as
+//! the rest of the workspace): tag listing, digest resolution (HEAD, GET as fallback),
+//! manifests by tag or digest, blob downloads with a size limit and digest check, and the push
+//! side (blobs skipped when present, manifests under a tag or digest).
 
 use std::path::Path;
 use std::pin::Pin;
@@ -10,11 +11,11 @@ use std::time::Duration;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use oci_client::{Client, Reference, RegistryOperation};
 use tokio::io::AsyncWrite;
 
-use super::Repository;
 use super::auth::Credentials;
+use super::{Repository, Resolved};
 
 /// Upstream's user agent for registry requests (fluxcd/pkg/oci).
 pub const USER_AGENT: &str = "flux/v2";
@@ -82,6 +83,10 @@ pub struct ClientOptions {
     pub credentials: Option<Credentials>,
     /// Read and connect timeout of single requests.
     pub timeout: Option<Duration>,
+    /// Try plain HTTP when the registry does not answer HTTPS, keeping certificate checks
+    /// for HTTPS (what go-containerregistry does for registries on loopback and private
+    /// addresses, see [`is_local_registry`]). `insecure` implies it.
+    pub allow_http: bool,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -91,6 +96,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("ca_pem", &self.ca_pem.is_some())
             .field("proxy", &self.proxy.is_some())
             .field("credentials", &self.credentials)
+            .field("allow_http", &self.allow_http)
             .finish_non_exhaustive()
     }
 }
@@ -105,7 +111,7 @@ pub struct Registry {
 impl Registry {
     /// Builds the client; with `insecure`, probes whether the registry speaks HTTPS.
     pub async fn connect(repo: &Repository, opts: &ClientOptions) -> Result<Self, RegistryError> {
-        let https_ok = if opts.insecure {
+        let https_ok = if opts.insecure || opts.allow_http {
             probe_https(&repo.registry, opts).await
         } else {
             true
@@ -142,6 +148,18 @@ impl Registry {
             auth,
             repo: repo.clone(),
         })
+    }
+
+    /// The repository this client talks to.
+    pub fn repository(&self) -> &Repository {
+        &self.repo
+    }
+
+    fn reference(&self, r: &Resolved) -> Reference {
+        match r {
+            Resolved::Tag(t) => self.tag_ref(t),
+            Resolved::Digest(d) => self.digest_ref(d),
+        }
     }
 
     fn tag_ref(&self, tag: &str) -> Reference {
@@ -280,6 +298,111 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The raw manifest a tag or digest points at, its media type and its digest (the
+    /// registry's `Docker-Content-Digest`, else the digest of the bytes).
+    pub async fn pull_manifest(
+        &self,
+        reference: &Resolved,
+    ) -> Result<(Vec<u8>, String, String), RegistryError> {
+        let (raw, digest) = self
+            .client
+            .pull_manifest_raw(
+                &self.reference(reference),
+                &self.auth,
+                &MANIFEST_MEDIA_TYPES,
+            )
+            .await
+            .map_err(RegistryError::from_oci)?;
+        let computed = crate::build::sha256_digest(&raw);
+        if let Resolved::Digest(want) = reference
+            && *want != computed
+        {
+            return Err(RegistryError::Registry(format!(
+                "manifest digest mismatch: asked for {want}, got {computed}"
+            )));
+        }
+        let media_type = manifest_media_type(&raw);
+        let digest = if digest.is_empty() { computed } else { digest };
+        Ok((raw.to_vec(), media_type, digest))
+    }
+
+    /// Authenticates for pushing (a bearer token with pull and push scope, or basic
+    /// credentials); call once before the push methods.
+    pub async fn authorize_push(&self) -> Result<(), RegistryError> {
+        self.client
+            .auth(
+                &self.tag_ref(super::DEFAULT_TAG),
+                &self.auth,
+                RegistryOperation::Push,
+            )
+            .await
+            .map_err(RegistryError::from_oci)?;
+        Ok(())
+    }
+
+    /// Whether the repository has a blob.
+    pub async fn blob_exists(&self, digest: &str) -> Result<bool, RegistryError> {
+        self.client
+            .store_auth_if_needed(&self.repo.registry, &self.auth)
+            .await;
+        self.client
+            .blob_exists(&self.digest_ref(digest), digest)
+            .await
+            .map_err(RegistryError::from_oci)
+    }
+
+    /// Uploads a blob unless the repository has it already (as go-containerregistry does).
+    /// Returns whether it was uploaded.
+    pub async fn push_blob(&self, data: bytes::Bytes, digest: &str) -> Result<bool, RegistryError> {
+        if self.blob_exists(digest).await? {
+            return Ok(false);
+        }
+        self.client
+            .push_blob(&self.tag_ref(super::DEFAULT_TAG), data, digest)
+            .await
+            .map_err(RegistryError::from_oci)?;
+        Ok(true)
+    }
+
+    /// Puts a raw manifest under a tag (or its digest); returns the manifest's digest.
+    pub async fn push_manifest(
+        &self,
+        reference: &Resolved,
+        raw: Vec<u8>,
+        media_type: &str,
+    ) -> Result<String, RegistryError> {
+        let digest = crate::build::sha256_digest(&raw);
+        let content_type = media_type.parse().map_err(|_| {
+            RegistryError::Registry(format!("invalid manifest media type '{media_type}'"))
+        })?;
+        self.client
+            .push_manifest_raw(&self.reference(reference), raw, content_type)
+            .await
+            .map_err(RegistryError::from_oci)?;
+        Ok(digest)
+    }
+}
+
+/// Whether go-containerregistry talks plain HTTP to a registry without being told to: a
+/// `localhost` host, a loopback address (`127.*`, `::1`) or a private (RFC 1918) IPv4
+/// address, with or without a port.
+pub fn is_local_registry(registry: &str) -> bool {
+    let host = match registry.rsplit_once(':') {
+        Some((h, port)) if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => registry,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host == "localhost" {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private(),
+        Ok(std::net::IpAddr::V6(ip)) => ip.is_loopback(),
+        Err(_) => false,
+    }
+}
+
 /// The media type of a raw manifest: its `mediaType`, or by shape (`manifests` = index).
 pub fn manifest_media_type(raw: &[u8]) -> String {
     #[derive(serde::Deserialize)]
@@ -380,6 +503,29 @@ mod tests {
             manifest_media_type(br#"{"schemaVersion":2,"manifests":[]}"#),
             "application/vnd.oci.image.index.v1+json"
         );
+    }
+
+    #[test]
+    fn local_registries_as_go_containerregistry_reads_them() {
+        for r in [
+            "localhost:5000",
+            "localhost",
+            "127.0.0.1:5000",
+            "10.1.2.3",
+            "192.168.0.1:443",
+            "172.16.0.9",
+            "[::1]:5000",
+        ] {
+            assert!(is_local_registry(r), "{r}");
+        }
+        for r in [
+            "ghcr.io",
+            "8.8.8.8:5000",
+            "172.32.0.1",
+            "registry.local.example.com",
+        ] {
+            assert!(!is_local_registry(r), "{r}");
+        }
     }
 
     #[tokio::test]

@@ -5,7 +5,6 @@
 pub mod artifact_events;
 pub mod git;
 pub mod gitrepository;
-pub mod ignore;
 pub mod oci;
 pub mod ocirepository;
 pub mod pipeline;
@@ -13,6 +12,9 @@ pub mod semver;
 pub mod server;
 pub mod storage;
 pub mod verify;
+
+/// `.sourceignore` rules, shared with `ferroflux push artifact` through `ferroflux-oci`.
+pub use ferroflux_oci::ignore;
 
 use std::process::ExitCode;
 

@@ -448,6 +448,8 @@ impl<L: Lookup> Run<'_, L> {
             proxy,
             credentials: keychain.lookup(&repo.registry, &repo.path).cloned(),
             timeout: Some(self.obj.effective_timeout()),
+            // source-controller speaks HTTPS unless `insecure` says otherwise.
+            allow_http: false,
         };
         let registry = match Registry::connect(&repo, &opts).await {
             Ok(r) => r,
