@@ -127,6 +127,14 @@ pub trait Reconciler<K: Reconcilable>: Send + Sync + 'static {
     fn uses_finalizer(&self) -> bool {
         true
     }
+
+    /// Whether the driver adds the finalizer to this object before reconciling it (false for
+    /// objects a kind keeps static, e.g. a HelmRepository of type `oci`); removal on deletion
+    /// follows [`Reconciler::uses_finalizer`].
+    fn adds_finalizer(&self, obj: &K) -> bool {
+        let _ = obj;
+        self.uses_finalizer()
+    }
 }
 
 /// The reconciler of a kind whose behaviour a later milestone brings: it leaves the object
@@ -299,7 +307,10 @@ where
         return Ok(None);
     }
 
-    if uses_finalizer && !finalizers.iter().any(|f| f == FINALIZER) {
+    if uses_finalizer
+        && state.reconciler.adds_finalizer(&obj)
+        && !finalizers.iter().any(|f| f == FINALIZER)
+    {
         let mut with = finalizers.clone();
         with.push(FINALIZER.to_string());
         patch_finalizers(&api, &key.1, &with, obj.meta().resource_version.as_deref()).await?;

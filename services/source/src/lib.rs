@@ -5,6 +5,8 @@
 pub mod artifact_events;
 pub mod git;
 pub mod gitrepository;
+pub mod helm_http;
+pub mod helmrepository;
 pub mod oci;
 pub mod ocirepository;
 pub mod pipeline;
@@ -236,7 +238,19 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
 
     let git = manager.controller::<GitRepository, _>(GROUP, 2, reconciler, None);
     let oci = manager.controller::<OCIRepository, _>(GROUP, 2, oci_reconciler, None);
-    let helmrepo = manager.controller::<HelmRepository, _>(GROUP, 2, NotYetImplemented, None);
+    let helmrepo_reconciler = helmrepository::HelmRepositoryReconciler {
+        storage: storage.clone(),
+        events: events.clone(),
+        recorder: ferroflux_runtime::events::EventRecorder::new(
+            manager.client.clone(),
+            CONTROLLER,
+            &flags.runtime.events_addr,
+        ),
+        settings: helmrepository::Settings {
+            index_max_size: flags.helm_index_max_size,
+        },
+    };
+    let helmrepo = manager.controller::<HelmRepository, _>(GROUP, 2, helmrepo_reconciler, None);
     let chart = manager.controller::<HelmChart, _>(GROUP, 2, NotYetImplemented, None);
     let bucket = manager.controller::<Bucket, _>(GROUP, 2, NotYetImplemented, None);
     let controllers = async move {

@@ -2,6 +2,8 @@
 
 mod controller;
 mod gitrepository;
+mod helm_support;
+mod helmrepository;
 mod ocirepository;
 mod provider;
 mod registry;
