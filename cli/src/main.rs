@@ -1,5 +1,6 @@
 //! `ferroflux`: the command line of the ferroflux suite.
 
+mod artifact;
 mod engines;
 mod up;
 
@@ -35,6 +36,26 @@ enum Command {
     Helm {
         #[command(subcommand)]
         command: engines::HelmCommand,
+    },
+    /// Push OCI artifacts (`push artifact`), as `flux push`.
+    Push {
+        #[command(subcommand)]
+        command: artifact::PushCommand,
+    },
+    /// Pull OCI artifacts (`pull artifact`), as `flux pull`.
+    Pull {
+        #[command(subcommand)]
+        command: artifact::PullCommand,
+    },
+    /// Tag OCI artifacts (`tag artifact`), as `flux tag`.
+    Tag {
+        #[command(subcommand)]
+        command: artifact::TagCommand,
+    },
+    /// List OCI artifacts (`list artifacts`), as `flux list`.
+    List {
+        #[command(subcommand)]
+        command: artifact::ListCommand,
     },
     /// Run one controller in this process (used by `up` to start its child processes).
     #[command(hide = true)]
@@ -74,6 +95,10 @@ fn main() -> ExitCode {
         }
         Command::Kustomize { command } => engines::kustomize(command),
         Command::Helm { command } => engines::helm(command),
+        Command::Push { command } => artifact::push(command),
+        Command::Pull { command } => artifact::pull(command),
+        Command::Tag { command } => artifact::tag(command),
+        Command::List { command } => artifact::list(command),
         Command::Up(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -79,7 +79,8 @@ pub struct ClientOptions {
     pub ca_pem: Option<Vec<u8>>,
     /// Proxy URL, credentials included.
     pub proxy: Option<String>,
-    /// Registry credentials; anonymous when absent.
+    /// Registry credentials; anonymous when absent. An empty user name makes the password a
+    /// bearer token.
     pub credentials: Option<Credentials>,
     /// Read and connect timeout of single requests.
     pub timeout: Option<Duration>,
@@ -140,6 +141,8 @@ impl Registry {
         }
         let client = Client::try_from(config).map_err(RegistryError::from_oci)?;
         let auth = match &opts.credentials {
+            // A password without a user name is a registry token (`--creds <token>`).
+            Some(c) if c.username.is_empty() => RegistryAuth::Bearer(c.password.clone()),
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
             None => RegistryAuth::Anonymous,
         };
