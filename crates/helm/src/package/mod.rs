@@ -3,4 +3,5 @@
 //! values) and packaged again as `helm package` writes them ([`chart`]). Pure: bytes in,
 //! bytes out (directories are read, never written).
 
+pub mod chart;
 pub mod index;
