@@ -194,6 +194,23 @@ impl EventRecorder {
         }
     }
 
+    /// Records a Kubernetes Event only (never forwarded), with `annotations` as the Event's
+    /// annotations, keys as given (client-go's AnnotatedEventf).
+    pub async fn record_annotated<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        severity: Severity,
+        reason: &str,
+        message: &str,
+        annotations: &BTreeMap<String, String>,
+    ) {
+        let mut event = self.build_event(obj, severity, reason, message, &BTreeMap::new());
+        event.metadata = annotations.clone();
+        if let Err(e) = self.record_core_event(&event, severity).await {
+            tracing::debug!(error = %e, "failed to record Kubernetes event");
+        }
+    }
+
     async fn record_core_event(
         &self,
         ev: &FluxEvent,

@@ -2,14 +2,25 @@
 //! POST), routes them through Alerts to Providers, and turns Receiver webhooks into reconcile
 //! requests.
 
+pub mod alert;
+pub mod event;
 pub mod intake;
+pub mod provider;
+pub mod providers;
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::Parser;
-use ferroflux_api::Receiver;
+use ferroflux_api::{Alert, Provider, Receiver};
 use ferroflux_runtime::driver::NotYetImplemented;
+use ferroflux_runtime::events::EventRecorder;
 use ferroflux_runtime::{Manager, RuntimeOptions};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use kube::runtime::reflector::Store;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 const CONTROLLER: &str = "notification-controller";
 const GROUP: &str = "notification.toolkit.fluxcd.io";
@@ -41,12 +52,116 @@ pub struct Flags {
     export_http_path_metrics: bool,
 }
 
+/// One watch of a static kind (Alert, Provider): the cache routing reads, and the stream its
+/// reconciler runs on.
+#[allow(clippy::type_complexity)]
+fn watch_static<K>(
+    client: kube::Client,
+    namespace: Option<String>,
+    label_selector: &str,
+) -> (Store<K>, BoxStream<'static, Result<K, watcher::Error>>)
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: kube::Api<K> = match namespace {
+        Some(ns) => kube::Api::namespaced(client, &ns),
+        None => kube::Api::all(client),
+    };
+    let mut wc = watcher::Config::default().any_semantic();
+    if !label_selector.is_empty() {
+        wc = wc.labels(label_selector);
+    }
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, wc)
+        .default_backoff()
+        .modify(|obj: &mut K| {
+            obj.meta_mut().managed_fields = None;
+        })
+        .reflect(writer)
+        .applied_objects()
+        .boxed();
+    (reader, stream)
+}
+
+/// The alerting half of the controller: event intake, Alert and Provider caches and
+/// reconcilers, dispatcher. Used by [`run`] and by tests against a test API server.
+#[derive(Clone, Debug)]
+pub struct Wiring {
+    /// Where the event intake listens.
+    pub listen: std::net::SocketAddr,
+    pub rate_limit_interval: std::time::Duration,
+    /// `None` watches all namespaces.
+    pub namespace: Option<String>,
+    pub label_selector: String,
+    pub no_cross_namespace_refs: bool,
+    /// The ObjectLevelWorkloadIdentity feature gate.
+    pub workload_identity: bool,
+}
+
+impl Wiring {
+    /// Serves the intake and returns its address and the future running the Alert and
+    /// Provider loops until `shutdown` is cancelled.
+    pub async fn start(
+        self,
+        client: kube::Client,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> std::io::Result<(
+        std::net::SocketAddr,
+        impl std::future::Future<Output = ()> + Send + use<>,
+    )> {
+        let recorder = EventRecorder::new(client.clone(), CONTROLLER, "");
+        let (alerts, alert_stream) =
+            watch_static::<Alert>(client.clone(), self.namespace.clone(), &self.label_selector);
+        let (providers, provider_stream) =
+            watch_static::<Provider>(client.clone(), self.namespace.clone(), &self.label_selector);
+        let router = Arc::new(intake::Router {
+            client: client.clone(),
+            alerts: alerts.clone(),
+            providers: providers.clone(),
+            recorder: recorder.clone(),
+            dispatcher: provider::Dispatcher::new(recorder.clone()),
+            no_cross_namespace_refs: self.no_cross_namespace_refs,
+            workload_identity: self.workload_identity,
+        });
+        let s = shutdown.clone();
+        let (addr, _server) = ferroflux_runtime::serve::spawn_http(
+            self.listen,
+            intake::router(intake::Intake::new(self.rate_limit_interval, Some(router))),
+            async move { s.cancelled().await },
+        )
+        .await?;
+        let signal = |t: tokio_util::sync::CancellationToken| async move { t.cancelled().await };
+        let alert_loop = alert::AlertReconciler {
+            client: client.clone(),
+            recorder,
+        }
+        .run(alerts, alert_stream, signal(shutdown.clone()));
+        let provider_loop = provider::ProviderReconciler { client }.run(
+            providers,
+            provider_stream,
+            signal(shutdown),
+        );
+        Ok((addr, async move {
+            tokio::join!(alert_loop, provider_loop);
+        }))
+    }
+}
+
 /// Runs the controller until SIGTERM/SIGINT (or lost leadership).
 pub async fn run(mut flags: Flags) -> anyhow::Result<()> {
-    flags
+    let gates = flags
         .runtime
         .feature_gates(FEATURE_GATES)
         .map_err(anyhow::Error::msg)?;
+    let rate_limit_interval =
+        ferroflux_api::duration::parse_go_duration(&flags.rate_limit_interval)
+            .map_err(|e| anyhow::anyhow!("invalid --rate-limit-interval: {e}"))?;
     // For this controller --events-addr is its own listen address (upstream default :9090).
     if flags.runtime.events_addr.is_empty() {
         flags.runtime.events_addr = ":9090".into();
@@ -57,18 +172,27 @@ pub async fn run(mut flags: Flags) -> anyhow::Result<()> {
     // Our own events are not sent to ourselves over the network.
     runtime.events_addr.clear();
     let manager = Manager::start(CONTROLLER, runtime).await?;
-
-    let (addr, _server) = ferroflux_runtime::serve::spawn_http(
+    let wiring = Wiring {
         listen,
-        intake::router(intake::Intake),
-        manager.shutdown_signal(),
-    )
-    .await?;
+        rate_limit_interval,
+        namespace: manager.watch_namespace(),
+        label_selector: flags.runtime.watch_label_selector.clone(),
+        no_cross_namespace_refs: flags.runtime.no_cross_namespace_refs,
+        workload_identity: gates
+            .get("ObjectLevelWorkloadIdentity")
+            .copied()
+            .unwrap_or(false),
+    };
+    let (addr, alerting) = wiring
+        .start(manager.client.clone(), manager.shutdown_token())
+        .await?;
     tracing::info!(addr = %addr, "event intake listening (HTTP and gRPC)");
-
-    // Alert and Provider are static kinds (no status); their loops come with alerting.
-    let controllers = manager.controller::<Receiver, _>(GROUP, 4, NotYetImplemented, None);
-    manager.run(controllers).await?;
+    let receivers = manager.controller::<Receiver, _>(GROUP, 4, NotYetImplemented, None);
+    manager
+        .run(async move {
+            tokio::join!(alerting, receivers);
+        })
+        .await?;
     Ok(())
 }
 

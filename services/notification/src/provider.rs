@@ -1,0 +1,457 @@
+//! Provider: turning a Provider and its Secrets into notifier settings, the rules of which
+//! events go to which kind of provider, the asynchronous dispatcher (one bounded queue and a
+//! bounded number of in-flight deliveries per Provider, each delivery bounded by the Provider's
+//! timeout, failures reported as `NotificationDispatchFailed` warnings with the token masked),
+//! and the Provider reconciler (finalizer only, as upstream: Providers are static).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferroflux_api::provider::ProviderType;
+use ferroflux_api::{Alert, Provider};
+use ferroflux_runtime::events::{EventRecorder, Severity};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::Store;
+use kube::{Client, ResourceExt};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::alert::FINALIZER;
+use crate::event::{Event, mask_token};
+use crate::providers::{self, Delivery, Settings, Tls};
+
+/// Providers that set Git commit statuses.
+pub fn is_commit_status_provider(t: ProviderType) -> bool {
+    use ProviderType as T;
+    matches!(
+        t,
+        T::GitHub | T::GitLab | T::Gitea | T::BitbucketServer | T::Bitbucket | T::AzureDevOps
+    )
+}
+
+/// Providers that forward events as they are.
+pub fn is_generic_provider(t: ProviderType) -> bool {
+    matches!(t, ProviderType::Generic | ProviderType::GenericHmac)
+}
+
+/// Providers that comment on pull/merge requests.
+pub fn is_change_request_provider(t: ProviderType) -> bool {
+    use ProviderType as T;
+    matches!(
+        t,
+        T::GitHubPullRequestComment | T::GitLabMergeRequestComment | T::GiteaPullRequestComment
+    )
+}
+
+/// Whether the event is a commit status update (`<group>/commit_status: update`).
+pub fn is_commit_status_update(event: &Event) -> bool {
+    let key = format!("{}/commit_status", event.involved_object.group());
+    event.metadata.get(&key).is_some_and(|v| v == "update")
+}
+
+fn has_group_key(event: &Event, key: &str) -> bool {
+    let key = format!("{}/{key}", event.involved_object.group());
+    event.metadata.contains_key(&key)
+}
+
+/// What routing decides for one (event, provider type) pair.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Send,
+    /// Not for this kind of provider (silently skipped).
+    Skip,
+    /// Dropped: a commit status provider without commit metadata.
+    DroppedCommitStatus,
+    /// Dropped: a change request provider without change request metadata.
+    DroppedChangeRequest,
+}
+
+/// Upstream's rules of which events go to which kind of provider.
+pub fn route(t: ProviderType, event: &Event) -> Route {
+    let update = is_commit_status_update(event);
+    if !is_commit_status_provider(t) && !is_generic_provider(t) && update {
+        return Route::Skip;
+    }
+    if is_commit_status_provider(t)
+        && !has_group_key(event, "commit")
+        && !update
+        && event.severity != "error"
+    {
+        return Route::DroppedCommitStatus;
+    }
+    if is_change_request_provider(t) && !has_group_key(event, "change_request") {
+        return Route::DroppedChangeRequest;
+    }
+    Route::Send
+}
+
+fn secret_str(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
+}
+
+async fn get_secret(client: &Client, namespace: &str, name: &str) -> Result<Secret, String> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    api.get(name).await.map_err(|e| match e {
+        kube::Error::Api(s) if s.code == 404 => {
+            format!("failed to get secret '{namespace}/{name}': secret not found")
+        }
+        other => format!("failed to get secret '{namespace}/{name}': {other}"),
+    })
+}
+
+fn tls_from_secret(secret: &Secret) -> Option<Tls> {
+    let get = |keys: &[&str]| {
+        keys.iter().find_map(|k| {
+            secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(*k))
+                .map(|v| v.0.clone())
+        })
+    };
+    let tls = Tls {
+        ca: get(&["ca.crt", "caFile"]),
+        cert: get(&["tls.crt", "certFile"]),
+        key: get(&["tls.key", "keyFile"]),
+    };
+    (tls.ca.is_some() || tls.cert.is_some()).then_some(tls)
+}
+
+/// Resolves a Provider's settings (spec, `secretRef`, `proxySecretRef`, `certSecretRef`) as
+/// upstream's createNotifier does; the error says which part failed.
+pub async fn load_settings(client: &Client, provider: &Provider) -> Result<Settings, String> {
+    let ns = provider.namespace().unwrap_or_default();
+    let spec = &provider.spec;
+    let mut s = Settings {
+        url: spec.address.clone().unwrap_or_default(),
+        proxy: spec.proxy.clone().unwrap_or_default(),
+        username: spec.username.clone().unwrap_or_default(),
+        channel: spec.channel.clone().unwrap_or_default(),
+        provider_uid: provider.uid().unwrap_or_default(),
+        provider_name: provider.name_any(),
+        provider_namespace: ns.clone(),
+        ..Default::default()
+    };
+    let mut provider_secret = None;
+    if let Some(r) = &spec.secret_ref {
+        let secret = get_secret(client, &ns, &r.name).await?;
+        if let Some(addr) = secret_str(&secret, "address") {
+            if addr.len() > 2048 {
+                return Err(
+                    "invalid address in secret: address exceeds maximum length of 2048 bytes"
+                        .into(),
+                );
+            }
+            s.url = addr;
+        }
+        if let Some(proxy) = secret_str(&secret, "proxy") {
+            reqwest::Url::parse(&proxy)
+                .map_err(|_| format!("invalid 'proxy' in secret '{ns}/{}'", r.name))?;
+            s.proxy = proxy;
+        }
+        if let Some(h) = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get("headers"))
+            .map(|v| String::from_utf8_lossy(&v.0).to_string())
+        {
+            s.headers = serde_saphyr::from_str::<BTreeMap<String, String>>(&h)
+                .map_err(|e| format!("failed to read headers from secret: {e}"))?;
+        }
+        if let Some(token) = secret_str(&secret, "token") {
+            s.token = token;
+        }
+        let user = secret_str(&secret, "username");
+        let pass = secret_str(&secret, "password");
+        if let (Some(u), Some(p)) = (&user, &pass) {
+            s.username = u.clone();
+            s.password = p.clone();
+        }
+        s.secret_data = secret
+            .data
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        provider_secret = Some(secret);
+    }
+    if let Some(r) = &spec.proxy_secret_ref {
+        let secret = get_secret(client, &ns, &r.name).await?;
+        let addr = secret_str(&secret, "address").ok_or_else(|| {
+            format!(
+                "failed to get proxy URL: secret '{ns}/{}': key 'address' not found",
+                r.name
+            )
+        })?;
+        let mut url = reqwest::Url::parse(&addr)
+            .map_err(|e| format!("failed to get proxy URL: invalid address: {e}"))?;
+        if let Some(u) = secret_str(&secret, "username") {
+            let _ = url.set_username(&u);
+            let _ = url.set_password(secret_str(&secret, "password").as_deref());
+        }
+        s.proxy = url.to_string();
+    }
+    if let Some(r) = &spec.cert_secret_ref {
+        let secret = get_secret(client, &ns, &r.name).await?;
+        s.tls = tls_from_secret(&secret);
+        if s.tls.is_none() {
+            return Err(format!(
+                "failed to get TLS config: secret '{ns}/{}' has no TLS data",
+                r.name
+            ));
+        }
+    } else if let (Some(t), Some(secret)) = (spec.r#type, &provider_secret)
+        && is_commit_status_provider(t)
+    {
+        s.tls = tls_from_secret(secret).filter(|t| t.ca.is_some());
+    }
+    if spec.r#type == Some(ProviderType::GitLab) && s.token.is_empty() && !s.password.is_empty() {
+        s.token = s.password.clone();
+    }
+    Ok(s)
+}
+
+/// One delivery waiting in a Provider's queue.
+pub struct Job {
+    pub alert: Arc<Alert>,
+    pub event: Event,
+    pub delivery: Delivery,
+    pub settings: Settings,
+    pub timeout: Duration,
+}
+
+/// Deliveries waiting per Provider before new ones are refused.
+pub const QUEUE_CAPACITY: usize = 1024;
+/// Deliveries in flight per Provider.
+pub const IN_FLIGHT_PER_PROVIDER: usize = 32;
+
+/// The queue of each Provider, by namespace and name.
+type Queues = HashMap<(String, String), mpsc::Sender<Job>>;
+
+/// Sends deliveries asynchronously: one queue and worker per Provider, so a slow or failing
+/// Provider only ever delays its own deliveries.
+#[derive(Clone)]
+pub struct Dispatcher {
+    queues: Arc<Mutex<Queues>>,
+    recorder: EventRecorder,
+    http: reqwest::Client,
+}
+
+impl Dispatcher {
+    pub fn new(recorder: EventRecorder) -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!(
+                "ferroflux-notification-controller/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .unwrap_or_default();
+        Self {
+            queues: Arc::new(Mutex::new(HashMap::new())),
+            recorder,
+            http,
+        }
+    }
+
+    /// Queues `job` for the Provider `namespace/name`; a full queue is reported like a failed
+    /// delivery.
+    pub async fn enqueue(&self, namespace: &str, name: &str, job: Job) {
+        let key = (namespace.to_string(), name.to_string());
+        let sender = {
+            let Ok(mut queues) = self.queues.lock() else {
+                return;
+            };
+            queues
+                .entry(key)
+                .or_insert_with(|| self.spawn_worker())
+                .clone()
+        };
+        if let Err(e) = sender.try_send(job) {
+            let job = match e {
+                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
+            };
+            let err = format!("the delivery queue of provider '{namespace}/{name}' is full");
+            report_failure(&self.recorder, &job, &err).await;
+        }
+    }
+
+    fn spawn_worker(&self) -> mpsc::Sender<Job> {
+        let (tx, mut rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
+        let limit = Arc::new(Semaphore::new(IN_FLIGHT_PER_PROVIDER));
+        let recorder = self.recorder.clone();
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    break;
+                };
+                let recorder = recorder.clone();
+                let http = http.clone();
+                tokio::spawn(async move {
+                    let result = tokio::time::timeout(
+                        job.timeout,
+                        providers::send(&job.delivery, &job.settings, &http),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(format!(
+                            "postMessage failed: context deadline exceeded (timeout {:?})",
+                            job.timeout
+                        ))
+                    });
+                    if let Err(e) = result {
+                        report_failure(&recorder, &job, &e).await;
+                    }
+                    drop(permit);
+                });
+            }
+        });
+        tx
+    }
+}
+
+/// The `NotificationDispatchFailed` warning of a failed delivery, token masked.
+async fn report_failure(recorder: &EventRecorder, job: &Job, err: &str) {
+    let mut masked = mask_token(err, &job.settings.token);
+    masked = mask_token(&masked, &job.settings.password);
+    tracing::error!(
+        error = %masked,
+        alert = %job.alert.name_any(),
+        namespace = %job.alert.namespace().unwrap_or_default(),
+        "failed to send notification"
+    );
+    recorder
+        .publish(
+            job.alert.as_ref(),
+            Severity::Error,
+            "NotificationDispatchFailed",
+            &format!(
+                "failed to send notification for {}: {masked}",
+                job.event.involved_object.display()
+            ),
+            &BTreeMap::new(),
+        )
+        .await;
+}
+
+/// Looks up a Provider in the watch cache.
+pub fn find_provider(
+    store: &Store<Provider>,
+    namespace: &str,
+    name: &str,
+) -> Option<Arc<Provider>> {
+    store.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+}
+
+/// The Provider reconciler: keeps `finalizers.fluxcd.io` on Providers and removes it when
+/// they are deleted (upstream cleans its token cache there).
+#[derive(Clone)]
+pub struct ProviderReconciler {
+    pub client: Client,
+}
+
+impl ProviderReconciler {
+    async fn reconcile(&self, provider: Arc<Provider>) -> Result<Action, kube::Error> {
+        let has = provider.finalizers().iter().any(|f| f == FINALIZER);
+        let deleting = provider.metadata.deletion_timestamp.is_some();
+        let finalizers: Vec<String> = if deleting && has {
+            provider
+                .finalizers()
+                .iter()
+                .filter(|f| *f != FINALIZER)
+                .cloned()
+                .collect()
+        } else if !deleting && !has {
+            let mut f = provider.finalizers().to_vec();
+            f.push(FINALIZER.to_string());
+            f
+        } else {
+            return Ok(Action::await_change());
+        };
+        let api: Api<Provider> = Api::namespaced(
+            self.client.clone(),
+            &provider.namespace().unwrap_or_default(),
+        );
+        let patch = serde_json::json!({"metadata": {
+            "finalizers": finalizers, "resourceVersion": provider.resource_version()}});
+        api.patch(
+            &provider.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+        Ok(Action::await_change())
+    }
+
+    /// Runs the reconciler on the objects of `stream` (the shared Provider watch).
+    pub async fn run(
+        self,
+        store: Store<Provider>,
+        stream: futures::stream::BoxStream<
+            'static,
+            Result<Provider, kube::runtime::watcher::Error>,
+        >,
+        shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ) {
+        let this = Arc::new(self);
+        Controller::for_stream(stream, store)
+            .graceful_shutdown_on(shutdown)
+            .run(
+                |obj, ctx: Arc<ProviderReconciler>| async move { ctx.reconcile(obj).await },
+                |_obj, err, _ctx| {
+                    tracing::error!(error = %err, "Reconciler error");
+                    Action::requeue(Duration::from_secs(5))
+                },
+                this,
+            )
+            .for_each(|_| futures::future::ready(()))
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(meta: &[(&str, &str)], severity: &str) -> Event {
+        let mut e = Event {
+            severity: severity.into(),
+            ..Default::default()
+        };
+        e.involved_object.api_version = "kustomize.toolkit.fluxcd.io/v1".into();
+        for (k, v) in meta {
+            e.metadata
+                .insert(format!("kustomize.toolkit.fluxcd.io/{k}"), v.to_string());
+        }
+        e
+    }
+
+    #[test]
+    fn routing_rules() {
+        use ProviderType as T;
+        let update = event(&[("commit_status", "update")], "info");
+        assert_eq!(route(T::Slack, &update), Route::Skip);
+        assert_eq!(route(T::Generic, &update), Route::Send);
+        assert_eq!(route(T::GitHub, &update), Route::Send);
+        let plain = event(&[], "info");
+        assert_eq!(route(T::GitHub, &plain), Route::DroppedCommitStatus);
+        assert_eq!(route(T::GitHub, &event(&[], "error")), Route::Send);
+        assert_eq!(
+            route(T::GitHub, &event(&[("commit", "x")], "info")),
+            Route::Send
+        );
+        assert_eq!(
+            route(T::GitHubPullRequestComment, &plain),
+            Route::DroppedChangeRequest
+        );
+        assert_eq!(route(T::Slack, &plain), Route::Send);
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of notification-controller: provider payloads against local HTTP servers,
+//! real peers (Prometheus Alertmanager, nats-server), and the alerting pipeline against the test
+//! API server (crates/testenv).
+
+mod alerting;
+mod peers;
+mod providers;
+mod support;

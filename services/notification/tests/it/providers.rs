@@ -1,0 +1,356 @@
+//! Every provider type delivers to a local HTTP server; method, path, headers and the exact
+//! body are compared with what upstream's notifier of that type sends for the same event (the
+//! expected payloads are written from reading upstream's internal/notifier code and tests).
+
+use std::time::Duration;
+
+use ferroflux_api::provider::ProviderType;
+use notification_controller::event::Event;
+use notification_controller::providers::{self, Delivery, Settings};
+
+use crate::support::{Capture, Captured};
+
+const BODY_INFO: &str = r#"{"involvedObject":{"kind":"Kustomization","namespace":"flux-system","name":"podinfo","uid":"u-1","apiVersion":"kustomize.toolkit.fluxcd.io/v1"},"severity":"info","timestamp":"2026-01-01T00:00:00Z","message":"Applied revision: main@sha1:abc","reason":"ReconciliationSucceeded","metadata":{"revision":"main@sha1:abc","summary":"prod cluster"},"reportingController":"kustomize-controller"}"#;
+
+/// An info event as a provider receives it (metadata already merged).
+pub fn info_event() -> Event {
+    serde_json::from_str(BODY_INFO).unwrap()
+}
+
+/// An error event whose message needs Go's HTML-safe escapes.
+pub fn error_event() -> Event {
+    let mut e = info_event();
+    e.severity = "error".into();
+    e.reason = "HealthCheckFailed".into();
+    e.message = "Health check failed <timeout> & more".into();
+    e
+}
+
+fn settings(url: String) -> Settings {
+    Settings {
+        url,
+        ..Default::default()
+    }
+}
+
+async fn deliver(kind: ProviderType, s: &Settings, e: &Event, capture: &Capture) -> Vec<Captured> {
+    let delivery = providers::build(kind, s, e).expect("notifier builds");
+    let n = match &delivery {
+        Delivery::Http(r) => r.len(),
+        _ => 0,
+    };
+    let client = reqwest::Client::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        providers::send(&delivery, s, &client),
+    )
+    .await
+    .expect("delivery within 10s")
+    .expect("delivery succeeds");
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(capture.next(Duration::from_secs(5)).await);
+    }
+    out
+}
+
+fn assert_request(c: &Captured, method: &str, path: &str, body: &str) {
+    assert_eq!(c.method, method);
+    assert_eq!(c.path, path);
+    assert_eq!(c.header("content-type"), Some("application/json"));
+    assert_eq!(c.body_str(), body, "body of {method} {path}");
+}
+
+#[tokio::test]
+async fn generic_and_generic_hmac() {
+    let cap = Capture::start().await;
+    let mut s = settings(cap.url("/hook?x=1"));
+    s.headers.insert("X-Custom".into(), "yes".into());
+    let got = deliver(ProviderType::Generic, &s, &info_event(), &cap).await;
+    assert_request(&got[0], "POST", "/hook?x=1", BODY_INFO);
+    assert_eq!(
+        got[0].header("gotk-component"),
+        Some("kustomize-controller")
+    );
+    assert_eq!(got[0].header("x-custom"), Some("yes"));
+    assert_eq!(got[0].header("x-signature"), None);
+
+    s.token = "s3cr3t".into();
+    let got = deliver(ProviderType::GenericHmac, &s, &info_event(), &cap).await;
+    assert_request(&got[0], "POST", "/hook?x=1", BODY_INFO);
+    // HMAC-SHA256 of the body keyed with the token, computed independently (Python's hmac).
+    assert_eq!(
+        got[0].header("x-signature"),
+        Some("sha256=24fd82fdbb3acb6c0f8700f7739da3eb7cb3739693758fdf37295b972d674c48")
+    );
+    s.token.clear();
+    assert_eq!(
+        providers::build(ProviderType::GenericHmac, &s, &info_event()).unwrap_err(),
+        "HMAC key is empty"
+    );
+}
+
+#[tokio::test]
+async fn slack_discord_rocket() {
+    let cap = Capture::start().await;
+    let fields = r#""fields":[{"title":"revision","value":"main@sha1:abc","short":false},{"title":"summary","value":"prod cluster","short":false}]"#;
+    let mut s = settings(cap.url("/services/T/B/X"));
+    s.channel = "#flux".into();
+    s.token = "xoxb-1".into();
+    let got = deliver(ProviderType::Slack, &s, &info_event(), &cap).await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/services/T/B/X",
+        &format!(
+            r##"{{"channel":"#flux","username":"kustomize-controller","icon_url":"","icon_emoji":"","attachments":[{{"fallback":"kustomization/podinfo.flux-system: Applied revision: main@sha1:abc","color":"good","author_name":"kustomization/podinfo.flux-system","text":"Applied revision: main@sha1:abc","mrkdwn_in":["text"],{fields}}}]}}"##
+        ),
+    );
+    assert_eq!(got[0].header("authorization"), Some("Bearer xoxb-1"));
+
+    let mut s = settings(cap.url("/api/webhooks/1/abc"));
+    s.username = "flux-bot".into();
+    let got = deliver(ProviderType::Discord, &s, &error_event(), &cap).await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/api/webhooks/1/abc/slack",
+        &format!(
+            r#"{{"channel":"","username":"flux-bot","icon_url":"","icon_emoji":"","attachments":[{{"fallback":"","color":"danger","author_name":"kustomization/podinfo.flux-system","text":"Health check failed \u003ctimeout\u003e \u0026 more","mrkdwn_in":["text"],{fields}}}]}}"#
+        ),
+    );
+
+    let mut s = settings(cap.url("/hooks/rocket"));
+    s.channel = "general".into();
+    let got = deliver(ProviderType::Rocket, &s, &info_event(), &cap).await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/hooks/rocket",
+        &format!(
+            r##"{{"channel":"general","username":"","icon_url":"","icon_emoji":"","attachments":[{{"fallback":"","color":"#0076D7","author_name":"kustomization/podinfo.flux-system","text":"Applied revision: main@sha1:abc","mrkdwn_in":["text"],{fields}}}]}}"##
+        ),
+    );
+}
+
+#[tokio::test]
+async fn msteams_workflows_and_legacy_connector_through_a_proxy() {
+    let cap = Capture::start().await;
+    let s = settings(cap.url("/workflows/1"));
+    let got = deliver(ProviderType::MsTeams, &s, &error_event(), &cap).await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/workflows/1",
+        r#"{"type":"message","attachments":[{"contentType":"application/vnd.microsoft.card.adaptive","content":{"$schema":"http://adaptivecards.io/schemas/adaptive-card.json","type":"AdaptiveCard","version":"1.4","body":[{"type":"Container","items":[{"type":"TextBlock","text":"kustomization/podinfo.flux-system","size":"large","weight":"bolder","wrap":true},{"type":"TextBlock","text":"Health check failed \u003ctimeout\u003e \u0026 more","color":"attention","wrap":true},{"type":"FactSet","facts":[{"title":"summary","value":"prod cluster"},{"title":"revision","value":"main@sha1:abc"}]}]}],"msteams":{"width":"Full"}}}]}"#,
+    );
+
+    // An Office 365 connector address selects the MessageCard; the capture server acts as the
+    // HTTP proxy (the name does not resolve here, so only the proxy can have answered).
+    let mut s = settings("http://org.webhook.office.com/webhookb2/x".into());
+    s.proxy = cap.url("");
+    let got = deliver(ProviderType::MsTeams, &s, &info_event(), &cap).await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/webhookb2/x",
+        r#"{"@type":"MessageCard","@context":"http://schema.org/extensions","themeColor":"0076D7","summary":"kustomization/podinfo.flux-system","sections":[{"activityTitle":"Applied revision: main@sha1:abc","activitySubtitle":"kustomization/podinfo.flux-system","facts":[{"name":"revision","value":"main@sha1:abc"},{"name":"summary","value":"prod cluster"}]}]}"#,
+    );
+    assert_eq!(got[0].header("host"), Some("org.webhook.office.com"));
+}
+
+#[tokio::test]
+async fn googlechat_webex_lark() {
+    let cap = Capture::start().await;
+    let got = deliver(
+        ProviderType::GoogleChat,
+        &settings(cap.url("/v1/spaces/X/messages?key=k")),
+        &error_event(),
+        &cap,
+    )
+    .await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/v1/spaces/X/messages?key=k",
+        r##"{"cards":[{"header":{"title":"kustomization/podinfo.flux-system","subtitle":"kustomize-controller","imageUrl":null,"imageStyle":null},"sections":[{"header":"","widgets":[{"textParagraph":{"text":"\u003cfont color=\"#ff0000\"\u003eHealth check failed \u003ctimeout\u003e \u0026 more\u003c/font\u003e"},"keyValue":null}]},{"header":"","widgets":[{"textParagraph":null,"keyValue":{"topLabel":"revision","content":"main@sha1:abc","contentMultiline":false,"bottomLabel":null,"icon":null}},{"textParagraph":null,"keyValue":{"topLabel":"summary","content":"prod cluster","contentMultiline":false,"bottomLabel":null,"icon":null}}]}]}]}"##,
+    );
+
+    let mut s = settings(cap.url("/v1/messages"));
+    s.channel = "room-1".into();
+    s.token = "wt".into();
+    let got = deliver(ProviderType::Webex, &s, &info_event(), &cap).await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/v1/messages",
+        r#"{"roomId":"room-1","markdown":"✅ **kustomization/podinfo.flux-system**\nApplied revision: main@sha1:abc\n\u003e**revision**: main@sha1:abc\n\u003e**summary**: prod cluster\n"}"#,
+    );
+    assert_eq!(got[0].header("authorization"), Some("Bearer wt"));
+
+    let got = deliver(
+        ProviderType::Lark,
+        &settings(cap.url("/open-apis/bot/v2/hook/x")),
+        &error_event(),
+        &cap,
+    )
+    .await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/open-apis/bot/v2/hook/x",
+        r#"{"msg_type":"interactive","card":{"config":{"wide_screen_mode":true},"header":{"title":{"tag":"plain_text","content":"🚨 kustomization/podinfo.flux-system"},"template":"red"},"elements":[{"tag":"div","text":{"tag":"lark_md","content":"**Health check failed \u003ctimeout\u003e \u0026 more**\n\nrevision: main@sha1:abc\nsummary: prod cluster\n"}}]}}"#,
+    );
+}
+
+#[tokio::test]
+async fn telegram_and_matrix() {
+    let cap = Capture::start().await;
+    let mut s = settings(cap.url(""));
+    s.channel = "-100123:42".into();
+    s.token = "123:ABC".into();
+    let got = deliver(ProviderType::Telegram, &s, &info_event(), &cap).await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/bot123:ABC/sendMessage",
+        r#"{"chat_id":"-100123","message_thread_id":"42","text":"*💫 kustomization/podinfo/flux\\-system*\nApplied revision: main@sha1:abc\n\\- *revision*: main@sha1:abc\n\\- *summary*: prod cluster\n","parse_mode":"MarkdownV2"}"#,
+    );
+    s.token.clear();
+    assert_eq!(
+        providers::build(ProviderType::Telegram, &s, &info_event()).unwrap_err(),
+        "empty Telegram token"
+    );
+
+    let mut s = settings(cap.url(""));
+    s.channel = "!room:example.org".into();
+    s.token = "syt_x".into();
+    let got = deliver(ProviderType::Matrix, &s, &info_event(), &cap).await;
+    // The transaction id is the SHA-1 of the event JSON (computed independently).
+    assert_request(
+        &got[0],
+        "PUT",
+        "/_matrix/client/r0/rooms/!room:example.org/send/m.room.message/f2d0f9588bb8915de4631801c925b0f2ce46c545",
+        r#"{"body":"💫 kustomization/podinfo.flux-system\nApplied revision: main@sha1:abc\n- revision: main@sha1:abc\n- summary: prod cluster\n","msgtype":"m.text"}"#,
+    );
+    assert_eq!(got[0].header("authorization"), Some("Bearer syt_x"));
+}
+
+#[tokio::test]
+async fn alertmanager_grafana_opsgenie_datadog() {
+    let cap = Capture::start().await;
+    let mut s = settings(cap.url("/api/v2/alerts"));
+    s.username = "am".into();
+    s.password = "pw".into();
+    let got = deliver(ProviderType::Alertmanager, &s, &error_event(), &cap).await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/api/v2/alerts",
+        r#"[{"status":"firing","labels":{"alertname":"FluxKustomizationHealthcheckfailed","kind":"Kustomization","name":"podinfo","namespace":"flux-system","reason":"HealthCheckFailed","reportingcontroller":"kustomize-controller","revision":"main@sha1:abc","severity":"error"},"annotations":{"message":"Health check failed \u003ctimeout\u003e \u0026 more","summary":"prod cluster"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"0001-01-01T00:00:00Z"}]"#,
+    );
+    assert_eq!(got[0].header("authorization"), Some("Basic YW06cHc="));
+
+    let mut s = settings(cap.url("/api/annotations"));
+    s.username = "admin".into();
+    s.password = "pw".into();
+    let got = deliver(ProviderType::Grafana, &s, &info_event(), &cap).await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/api/annotations",
+        r#"{"when":1767225600,"text":"kustomization/podinfo.flux-system","tags":["flux","kustomize-controller","revision: main@sha1|abc","summary: prod cluster","kind: Kustomization","name: podinfo","namespace: flux-system"]}"#,
+    );
+    assert_eq!(got[0].header("authorization"), Some("Basic YWRtaW46cHc="));
+
+    let mut s = settings(cap.url("/v2/alerts"));
+    s.token = "og-key".into();
+    s.provider_uid = "p-uid".into();
+    let got = deliver(ProviderType::Opsgenie, &s, &info_event(), &cap).await;
+    // The alias is the SHA-256 of "<provider uid>/<kind>/<namespace>/<name>/<reason>".
+    assert_request(
+        &got[0],
+        "POST",
+        "/v2/alerts",
+        r#"{"message":"Kustomization/podinfo","alias":"d32ab551ddcbf6690f2ce978ecdbb47510acbebfcb38d8667b911912a7256301","description":"Applied revision: main@sha1:abc","details":{"revision":"main@sha1:abc","severity":"info","summary":"prod cluster"}}"#,
+    );
+    assert_eq!(got[0].header("authorization"), Some("GenieKey og-key"));
+
+    let mut s = settings(cap.url("/ignored/path"));
+    s.token = "dd-key".into();
+    let got = deliver(ProviderType::Datadog, &s, &info_event(), &cap).await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/api/v1/events",
+        r#"{"alert_type":"info","date_happened":1767225600,"source_type_name":"fluxcd","tags":["flux_reporting_controller:kustomize-controller","flux_reason:reconciliationsucceeded","kube_kind:kustomization","kube_name:podinfo","kube_namespace:flux-system","revision:main@sha1:abc","summary:prod cluster"],"text":"Applied revision: main@sha1:abc","title":"Events from the Kustomization podinfo/flux-system"}"#,
+    );
+    assert_eq!(got[0].header("dd-api-key"), Some("dd-key"));
+}
+
+#[tokio::test]
+async fn pagerduty_events_and_change_events() {
+    let cap = Capture::start().await;
+    let mut s = settings(cap.url("/v2/enqueue"));
+    s.channel = "rk".into();
+    let got = deliver(ProviderType::PagerDuty, &s, &info_event(), &cap).await;
+    assert_eq!(got.len(), 2);
+    assert_request(
+        &got[0],
+        "POST",
+        "/v2/enqueue",
+        r#"{"routing_key":"rk","event_action":"resolve","dedup_key":"u-1"}"#,
+    );
+    assert_request(
+        &got[1],
+        "POST",
+        "/v2/change/enqueue",
+        r#"{"routing_key":"rk","payload":{"source":"Flux kustomize-controller","summary":"reconciliation succeeded: kustomization/podinfo","timestamp":"2026-01-01T00:00:00Z","custom_details":{"message":"Applied revision: main@sha1:abc","metadata":{"revision":"main@sha1:abc","summary":"prod cluster"}}},"links":null}"#,
+    );
+    let got = deliver(ProviderType::PagerDuty, &s, &error_event(), &cap).await;
+    assert_eq!(got.len(), 1);
+    assert_request(
+        &got[0],
+        "POST",
+        "/v2/enqueue",
+        r#"{"routing_key":"rk","event_action":"trigger","dedup_key":"u-1","payload":{"summary":"health check failed: kustomization/podinfo","source":"Flux kustomize-controller","severity":"error","timestamp":"2026-01-01T00:00:00Z","component":"podinfo","group":"Kustomization","custom_details":{"message":"Health check failed \u003ctimeout\u003e \u0026 more","metadata":{"revision":"main@sha1:abc","summary":"prod cluster"}}}}"#,
+    );
+    let mut progressing = info_event();
+    progressing.reason = "Progressing".into();
+    assert!(matches!(
+        providers::build(ProviderType::PagerDuty, &s, &progressing).unwrap(),
+        Delivery::Nothing
+    ));
+}
+
+#[tokio::test]
+async fn failures_say_what_failed() {
+    let cap = Capture::start().await;
+    cap.answer("/bad", 400, Duration::ZERO, "invalid payload");
+    let s = settings(cap.url("/bad"));
+    let delivery = providers::build(ProviderType::Generic, &s, &info_event()).unwrap();
+    let err = providers::send(&delivery, &s, &reqwest::Client::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        "postMessage failed: request failed: request failed with status code 400: invalid payload"
+    );
+    assert!(
+        providers::build(
+            ProviderType::Slack,
+            &settings("not a url".into()),
+            &info_event()
+        )
+        .unwrap_err()
+        .starts_with("invalid Slack hook URL not a url")
+    );
+    // Slack's Web API answers 200 with ok=false on errors.
+    let mut s = settings(providers::slack::SLACK_API.into());
+    s.token = "x".into();
+    let built = providers::build(ProviderType::Slack, &s, &info_event()).unwrap();
+    match built {
+        Delivery::Http(r) => assert_eq!(r[0].validate, providers::Validate::SlackApi),
+        other => panic!("unexpected {other:?}"),
+    }
+}

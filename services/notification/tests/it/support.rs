@@ -1,0 +1,157 @@
+//! A capturing HTTP server: records every request (method, path with query, headers, body) and
+//! answers with a configurable status after a configurable delay per path prefix.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use tokio::sync::mpsc;
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Captured {
+    pub method: String,
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Captured {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_lowercase()).map(String::as_str)
+    }
+    pub fn body_str(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// How the server answers requests whose path starts with a prefix.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub prefix: String,
+    pub status: u16,
+    pub delay: Duration,
+    pub body: String,
+}
+
+pub struct Capture {
+    pub addr: SocketAddr,
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Captured>>,
+    answers: Arc<Mutex<Vec<Answer>>>,
+}
+
+impl Capture {
+    pub async fn start() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let answers: Arc<Mutex<Vec<Answer>>> = Arc::new(Mutex::new(Vec::new()));
+        let a = answers.clone();
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let tx = tx.clone();
+                let a = a.clone();
+                async move {
+                    let path = uri
+                        .path_and_query()
+                        .map(|p| p.to_string())
+                        .unwrap_or_default();
+                    let answer = a
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .find(|x| path.starts_with(&x.prefix))
+                        .cloned();
+                    let mut h = BTreeMap::new();
+                    for (k, v) in &headers {
+                        h.insert(k.as_str().to_string(), v.to_str().unwrap_or("").to_string());
+                    }
+                    let _ = tx.send(Captured {
+                        method: method.to_string(),
+                        path: path.clone(),
+                        headers: h,
+                        body: body.to_vec(),
+                    });
+                    match answer {
+                        Some(x) => {
+                            tokio::time::sleep(x.delay).await;
+                            (StatusCode::from_u16(x.status).unwrap(), x.body)
+                        }
+                        None => (StatusCode::OK, "{\"ok\":true}".to_string()),
+                    }
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            addr,
+            rx: tokio::sync::Mutex::new(rx),
+            answers,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn answer(&self, prefix: &str, status: u16, delay: Duration, body: &str) {
+        self.answers.lock().unwrap().push(Answer {
+            prefix: prefix.into(),
+            status,
+            delay,
+            body: body.into(),
+        });
+    }
+
+    /// The next request, or a panic after `timeout`.
+    pub async fn next(&self, timeout: Duration) -> Captured {
+        let mut rx = self.rx.lock().await;
+        tokio::time::timeout(timeout, rx.recv())
+            .await
+            .expect("timed out waiting for a request")
+            .expect("capture server stopped")
+    }
+
+    /// The next request within `timeout`, if any.
+    pub async fn try_next(&self, timeout: Duration) -> Option<Captured> {
+        let mut rx = self.rx.lock().await;
+        tokio::time::timeout(timeout, rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// Waits until `f` returns `Some`, polling every 100 ms, panicking after `secs` seconds.
+pub async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
