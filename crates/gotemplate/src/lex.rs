@@ -1,6 +1,8 @@
 //! The lexer: Go text/template's item stream, with trim markers, comments, raw strings,
 //! character constants and Go number syntax.
 
+use std::borrow::Cow;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Item {
     Error,
@@ -59,20 +61,22 @@ impl Item {
     }
 }
 
+/// One lexed item; `val` borrows the template text (only error messages are owned), so the
+/// parser's look-ahead copies no text.
 #[derive(Clone, Debug)]
-pub struct Token {
+pub struct Token<'a> {
     pub typ: Item,
     pub pos: usize,
-    pub val: String,
+    pub val: Cow<'a, str>,
     pub line: usize,
 }
 
-impl Token {
+impl Token<'_> {
     /// Go's `item.String()`, used in "unexpected X in Y" messages.
     pub fn describe(&self) -> String {
         match self.typ {
             Item::Eof => "EOF".into(),
-            Item::Error => self.val.clone(),
+            Item::Error => self.val.to_string(),
             t if t.is_keyword() => format!("<{}>", self.val),
             _ => {
                 if self.val.chars().count() > 10 {
@@ -149,7 +153,7 @@ pub struct Lexer<'a> {
     line: usize,
     start_line: usize,
     paren_depth: i32,
-    pub items: Vec<Token>,
+    pub items: Vec<Token<'a>>,
     break_ok: bool,
     continue_ok: bool,
 }
@@ -170,7 +174,7 @@ impl<'a> Lexer<'a> {
         right: &'a str,
         break_ok: bool,
         continue_ok: bool,
-    ) -> Vec<Token> {
+    ) -> Vec<Token<'a>> {
         let mut l = Lexer {
             input,
             left: if left.is_empty() { "{{" } else { left },
@@ -228,7 +232,7 @@ impl<'a> Lexer<'a> {
         self.items.push(Token {
             typ,
             pos: self.start,
-            val: self.input[self.start..self.pos].to_string(),
+            val: Cow::Borrowed(&self.input[self.start..self.pos]),
             line: self.start_line,
         });
         self.start = self.pos;
@@ -245,7 +249,7 @@ impl<'a> Lexer<'a> {
         self.items.push(Token {
             typ: Item::Error,
             pos: self.start,
-            val: msg,
+            val: Cow::Owned(msg),
             line: self.start_line,
         });
         self.start = 0;
@@ -291,7 +295,7 @@ impl<'a> Lexer<'a> {
                     self.items.push(Token {
                         typ: Item::Text,
                         pos: self.start,
-                        val: self.input[self.start..text_end].to_string(),
+                        val: Cow::Borrowed(&self.input[self.start..text_end]),
                         line: self.start_line,
                     });
                 }
@@ -309,7 +313,7 @@ impl<'a> Lexer<'a> {
             self.items.push(Token {
                 typ: Item::Text,
                 pos: self.start,
-                val: self.input[self.start..self.pos].to_string(),
+                val: Cow::Borrowed(&self.input[self.start..self.pos]),
                 line: self.start_line,
             });
             self.start = self.pos;
@@ -342,7 +346,7 @@ impl<'a> Lexer<'a> {
         self.items.push(Token {
             typ: Item::LeftDelim,
             pos: self.start,
-            val: self.input[self.start..self.pos].to_string(),
+            val: Cow::Borrowed(&self.input[self.start..self.pos]),
             line: self.start_line,
         });
         self.pos += after;

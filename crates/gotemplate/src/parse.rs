@@ -278,10 +278,10 @@ enum Parsed {
     Else,
 }
 
-struct Parser<'f> {
+struct Parser<'f, 'a> {
     parse_name: Rc<str>,
     text: Rc<str>,
-    toks: Vec<Token>,
+    toks: Vec<Token<'a>>,
     idx: usize,
     max_fetched: usize,
     vars: Vec<String>,
@@ -354,8 +354,8 @@ pub fn parse(
     Ok(out)
 }
 
-impl Parser<'_> {
-    fn fetch(&mut self, i: usize) -> &Token {
+impl<'a> Parser<'_, 'a> {
+    fn fetch(&mut self, i: usize) -> &Token<'a> {
         if i > self.max_fetched {
             self.max_fetched = i;
         }
@@ -363,7 +363,7 @@ impl Parser<'_> {
         &self.toks[i.min(last)]
     }
 
-    fn next(&mut self) -> Token {
+    fn next(&mut self) -> Token<'a> {
         let i = self.idx;
         self.idx += 1;
         self.fetch(i).clone()
@@ -373,12 +373,12 @@ impl Parser<'_> {
         self.idx -= 1;
     }
 
-    fn peek(&mut self) -> Token {
+    fn peek(&mut self) -> Token<'a> {
         let i = self.idx;
         self.fetch(i).clone()
     }
 
-    fn next_non_space(&mut self) -> Token {
+    fn next_non_space(&mut self) -> Token<'a> {
         loop {
             let t = self.next();
             if t.typ != Item::Space {
@@ -387,7 +387,7 @@ impl Parser<'_> {
         }
     }
 
-    fn peek_non_space(&mut self) -> Token {
+    fn peek_non_space(&mut self) -> Token<'a> {
         let t = self.next_non_space();
         self.backup();
         t
@@ -406,7 +406,7 @@ impl Parser<'_> {
         self.errorf(format!("unexpected {} in {}", tok.describe(), context))
     }
 
-    fn expect(&mut self, typ: Item, context: &str) -> PResult<Token> {
+    fn expect(&mut self, typ: Item, context: &str) -> PResult<Token<'a>> {
         let t = self.next_non_space();
         if t.typ != typ {
             return Err(self.unexpected(&t, context));
@@ -490,7 +490,7 @@ impl Parser<'_> {
     fn text_or_action(&mut self) -> PResult<Parsed> {
         let t = self.next_non_space();
         match t.typ {
-            Item::Text => Ok(Parsed::Node(Node::Text(t.val.as_str().into()))),
+            Item::Text => Ok(Parsed::Node(Node::Text(t.val.as_ref().into()))),
             Item::LeftDelim => self.action(),
             _ => Err(self.unexpected(&t, "input")),
         }
@@ -681,17 +681,17 @@ impl Parser<'_> {
                     self.next_non_space();
                     pipe.decl.push(Variable {
                         pos: v.pos,
-                        ident: vec![v.val.clone()],
+                        ident: vec![v.val.to_string()],
                     });
-                    self.vars.push(v.val.clone());
+                    self.vars.push(v.val.to_string());
                 }
                 Item::Char if next.val == "," => {
                     self.next_non_space();
                     pipe.decl.push(Variable {
                         pos: v.pos,
-                        ident: vec![v.val.clone()],
+                        ident: vec![v.val.to_string()],
                     });
-                    self.vars.push(v.val.clone());
+                    self.vars.push(v.val.to_string());
                     if context == "range" && pipe.decl.len() < 2 {
                         match self.peek_non_space().typ {
                             Item::Variable | Item::RightDelim | Item::RightParen => {
@@ -834,7 +834,7 @@ impl Parser<'_> {
                 }
                 Arg::Ident {
                     pos: t.pos,
-                    name: t.val.clone(),
+                    name: t.val.to_string(),
                 }
             }
             Item::Dot => Arg::Dot(t.pos),
@@ -866,7 +866,7 @@ impl Parser<'_> {
                 let s = unquote(&t.val).map_err(|e| self.errorf(e))?;
                 Arg::Str {
                     pos: t.pos,
-                    quoted: t.val.clone(),
+                    quoted: t.val.to_string(),
                     text: s.into(),
                 }
             }
