@@ -219,11 +219,27 @@ impl Router {
                 )
                 .await;
         }
-        let settings = provider::load_settings(&self.client, &p)
+        let commit_status = if provider::is_commit_status_provider(kind) {
+            if p.spec
+                .commit_status_expr
+                .as_ref()
+                .is_some_and(|e| !e.is_empty())
+            {
+                return Err(
+                    "failed to create commit status: spec.commitStatusExpr is not supported yet"
+                        .into(),
+                );
+            }
+            provider::default_commit_status(&p.uid().unwrap_or_default(), &notification)
+        } else {
+            String::new()
+        };
+        let mut settings = provider::load_settings(&self.client, &p)
             .await
             .map_err(|e| {
                 format!("failed to initialize notifier for provider '{provider_name}': {e}")
             })?;
+        settings.commit_status = commit_status;
         let delivery = providers::build(kind, &settings, &notification).map_err(|e| {
             let e = crate::event::mask_token(&e, &settings.token);
             format!(

@@ -52,9 +52,19 @@ pub fn is_commit_status_update(event: &Event) -> bool {
     event.metadata.get(&key).is_some_and(|v| v == "update")
 }
 
-fn has_group_key(event: &Event, key: &str) -> bool {
-    let key = format!("{}/{key}", event.involved_object.group());
-    event.metadata.contains_key(&key)
+/// Whether `event.toolkit.fluxcd.io/<key>` is set and not empty (the commit and change
+/// request keys come from object annotations, so they carry the event group).
+fn has_event_key(event: &Event, key: &str) -> bool {
+    let key = format!("{}/{key}", crate::event::EVENT_GROUP);
+    event.metadata.get(&key).is_some_and(|v| !v.is_empty())
+}
+
+/// Upstream's default commit status id: `<kind>/<name>/<first segment of the Provider UID>`,
+/// lower case.
+pub fn default_commit_status(provider_uid: &str, event: &Event) -> String {
+    let first = provider_uid.split('-').next().unwrap_or_default();
+    let o = &event.involved_object;
+    format!("{}/{}/{first}", o.kind, o.name).to_lowercase()
 }
 
 /// What routing decides for one (event, provider type) pair.
@@ -76,13 +86,13 @@ pub fn route(t: ProviderType, event: &Event) -> Route {
         return Route::Skip;
     }
     if is_commit_status_provider(t)
-        && !has_group_key(event, "commit")
+        && !has_event_key(event, "commit")
         && !update
         && event.severity != "error"
     {
         return Route::DroppedCommitStatus;
     }
-    if is_change_request_provider(t) && !has_group_key(event, "change_request") {
+    if is_change_request_provider(t) && !has_event_key(event, "change_request") {
         return Route::DroppedChangeRequest;
     }
     Route::Send
@@ -428,8 +438,14 @@ mod tests {
         };
         e.involved_object.api_version = "kustomize.toolkit.fluxcd.io/v1".into();
         for (k, v) in meta {
-            e.metadata
-                .insert(format!("kustomize.toolkit.fluxcd.io/{k}"), v.to_string());
+            // commit_status comes from the controller (object group), the commit and change
+            // request keys from annotations (event group).
+            let group = if *k == "commit_status" {
+                "kustomize.toolkit.fluxcd.io"
+            } else {
+                "event.toolkit.fluxcd.io"
+            };
+            e.metadata.insert(format!("{group}/{k}"), v.to_string());
         }
         e
     }
@@ -453,5 +469,11 @@ mod tests {
             Route::DroppedChangeRequest
         );
         assert_eq!(route(T::Slack, &plain), Route::Send);
+        // The commit key under the object's group does not count.
+        let mut wrong = event(&[], "info");
+        wrong
+            .metadata
+            .insert("kustomize.toolkit.fluxcd.io/commit".into(), "x".into());
+        assert_eq!(route(T::GitHub, &wrong), Route::DroppedCommitStatus);
     }
 }

@@ -4,8 +4,11 @@
 //! and 5xx) within the Provider's timeout.
 
 pub mod alertmanager;
+pub mod commitstatus;
 pub mod datadog;
 pub mod generic;
+pub mod github;
+pub mod gitlab;
 pub mod googlechat;
 pub mod grafana;
 pub mod lark;
@@ -46,6 +49,8 @@ pub struct Settings {
     pub provider_namespace: String,
     /// The whole Secret (NATS reads `creds` and `nkey` from it).
     pub secret_data: BTreeMap<String, Vec<u8>>,
+    /// The commit status id (context/name) of Git commit status providers.
+    pub commit_status: String,
 }
 
 /// TLS material of a Provider.
@@ -116,6 +121,8 @@ pub enum Delivery {
     Http(Vec<Request>),
     /// One message published on a NATS subject.
     Nats(nats::Publish),
+    /// A Git commit status: list the commit's statuses, create ours unless identical.
+    CommitStatus(commitstatus::Plan),
     /// Nothing to send (e.g. PagerDuty ignores `Progressing` events).
     Nothing,
 }
@@ -148,6 +155,10 @@ pub fn build(kind: ProviderType, s: &Settings, event: &Event) -> Result<Delivery
         T::PagerDuty => pagerduty::build(s, event),
         T::Datadog => one(datadog::build(s, event)),
         T::Nats => nats::build(s, event).map(Delivery::Nats),
+        T::GitHub => github::build(s, &s.commit_status, event)
+            .map(|p| p.map_or(Delivery::Nothing, Delivery::CommitStatus)),
+        T::GitLab => gitlab::build(s, &s.commit_status, event)
+            .map(|p| p.map_or(Delivery::Nothing, Delivery::CommitStatus)),
         other => Err(unsupported(other)),
     }
 }
@@ -302,6 +313,16 @@ pub async fn send(
     match delivery {
         Delivery::Nothing => Ok(()),
         Delivery::Nats(p) => nats::publish(p).await,
+        Delivery::CommitStatus(plan) => {
+            let own;
+            let client = if s.proxy.is_empty() && s.tls.is_none() {
+                shared
+            } else {
+                own = http_client(s)?;
+                &own
+            };
+            commitstatus::send(client, plan).await
+        }
         Delivery::Http(requests) => {
             let own;
             let client = if s.proxy.is_empty() && s.tls.is_none() {

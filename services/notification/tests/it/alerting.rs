@@ -452,3 +452,109 @@ async fn cross_namespace_refs_can_be_blocked() {
     assert!(cap.try_next(Duration::from_millis(500)).await.is_none());
     shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commit_status_updates_reach_git_providers_with_upstreams_id() {
+    let env = ferroflux_testenv::TestEnv::start(ferroflux_testenv::Options::default())
+        .await
+        .unwrap();
+    let client = env.client().await.unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in ferroflux_api::crdgen::crd_objects().unwrap() {
+        if crd.spec.group == "notification.toolkit.fluxcd.io" {
+            crds.create(&PostParams::default(), &crd).await.unwrap();
+        }
+    }
+    let cap = Capture::start().await;
+    cap.answer("/api/v3/repos/org/repo/commits/", 200, Duration::ZERO, "[]");
+    create::<Secret>(
+        &client,
+        json!({"metadata": {"name": "gh"}, "stringData": {"token": "ghp_t"}}),
+    )
+    .await;
+    create::<Provider>(
+        &client,
+        json!({"metadata": {"name": "github"},
+        "spec": {"type": "github", "address": cap.url("/org/repo"), "secretRef": {"name": "gh"}}}),
+    )
+    .await;
+    create::<Provider>(
+        &client,
+        json!({"metadata": {"name": "chat"},
+        "spec": {"type": "slack", "address": cap.url("/chat")}}),
+    )
+    .await;
+    for (name, provider) in [("status", "github"), ("chat", "chat")] {
+        create::<Alert>(
+            &client,
+            json!({"metadata": {"name": name},
+            "spec": {"providerRef": {"name": provider},
+                     "eventSources": [{"kind": "Kustomization", "name": "*"}]}}),
+        )
+        .await;
+    }
+    let uid = Api::<Provider>::namespaced(client.clone(), "default")
+        .get("github")
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (addr, loops) = Wiring {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        rate_limit_interval: Duration::from_secs(300),
+        namespace: None,
+        label_selector: String::new(),
+        no_cross_namespace_refs: false,
+        workload_identity: false,
+    }
+    .start(client.clone(), shutdown.clone())
+    .await
+    .unwrap();
+    tokio::spawn(loops);
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let mut e = event("podinfo", "Applied revision", &format!("main@sha1:{sha}"));
+    e["metadata"]["kustomize.toolkit.fluxcd.io/commit_status"] = "update".into();
+    let http = reqwest::Client::new();
+    assert_eq!(post(&http, addr, &e).await, 202);
+    let got = drain(&cap, Duration::from_millis(1500)).await;
+    // Only the Git provider: commit status updates are not chat messages.
+    let paths: Vec<(&str, &str)> = got
+        .iter()
+        .map(|c| (c.method.as_str(), c.path.as_str()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            (
+                "GET",
+                format!("/api/v3/repos/org/repo/commits/{sha}/statuses?per_page=50").as_str()
+            ),
+            (
+                "POST",
+                format!("/api/v3/repos/org/repo/statuses/{sha}").as_str()
+            ),
+        ]
+    );
+    let first = uid.split('-').next().unwrap();
+    assert_eq!(
+        got[1].json()["context"],
+        format!("kustomization/podinfo/{first}").as_str()
+    );
+    assert_eq!(got[1].json()["state"], "success");
+    // A plain info event (no commit key, no update) is dropped for the Git provider and sent
+    // to the chat.
+    assert_eq!(
+        post(
+            &http,
+            addr,
+            &event("podinfo", "other message", "main@sha1:x")
+        )
+        .await,
+        202
+    );
+    let got = drain(&cap, Duration::from_millis(1500)).await;
+    let paths: Vec<&str> = got.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(paths, ["/chat"]);
+    shutdown.cancel();
+}

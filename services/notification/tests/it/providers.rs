@@ -354,3 +354,107 @@ async fn failures_say_what_failed() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn with_revision(mut e: Event) -> Event {
+    e.metadata
+        .insert("revision".into(), format!("main@sha1:{SHA}"));
+    e
+}
+
+#[tokio::test]
+async fn github_commit_status() {
+    let cap = Capture::start().await;
+    cap.answer("/api/v3/repos/org/repo/commits/", 200, Duration::ZERO, "[]");
+    let mut s = settings(cap.url("/org/repo.git"));
+    s.token = "ghp_x".into();
+    s.commit_status = "kustomization/podinfo/7a6a3ec9".into();
+    let event = with_revision(info_event());
+    let delivery = providers::build(ProviderType::GitHub, &s, &event).unwrap();
+    providers::send(&delivery, &s, &reqwest::Client::new())
+        .await
+        .unwrap();
+    let list = cap.next(Duration::from_secs(5)).await;
+    assert_eq!(list.method, "GET");
+    assert_eq!(
+        list.path,
+        format!("/api/v3/repos/org/repo/commits/{SHA}/statuses?per_page=50")
+    );
+    assert_eq!(list.header("authorization"), Some("Bearer ghp_x"));
+    let create = cap.next(Duration::from_secs(5)).await;
+    assert_eq!(create.method, "POST");
+    assert_eq!(
+        create.path,
+        format!("/api/v3/repos/org/repo/statuses/{SHA}")
+    );
+    assert_eq!(create.header("authorization"), Some("Bearer ghp_x"));
+    assert_eq!(
+        create.body_str(),
+        "{\"state\":\"success\",\"description\":\"reconciliation succeeded\",\"context\":\"kustomization/podinfo/7a6a3ec9\"}\n"
+    );
+
+    // The same status already on the commit: listed, not posted again.
+    let cap = Capture::start().await;
+    cap.answer(
+        "/api/v3/repos/org/repo/commits/",
+        200,
+        Duration::ZERO,
+        r#"[{"context":"kustomization/podinfo/7a6a3ec9","state":"success","description":"reconciliation succeeded"}]"#,
+    );
+    s.url = cap.url("/org/repo");
+    let delivery = providers::build(ProviderType::GitHub, &s, &event).unwrap();
+    providers::send(&delivery, &s, &reqwest::Client::new())
+        .await
+        .unwrap();
+    assert_eq!(cap.next(Duration::from_secs(5)).await.method, "GET");
+    assert!(cap.try_next(Duration::from_millis(300)).await.is_none());
+
+    // Progressing events and events without a revision.
+    let mut progressing = event.clone();
+    progressing.reason = "Progressing".into();
+    assert!(matches!(
+        providers::build(ProviderType::GitHub, &s, &progressing).unwrap(),
+        Delivery::Nothing
+    ));
+    assert_eq!(
+        providers::build(ProviderType::GitHub, &s, &info_event()).unwrap_err(),
+        "failed to extract commit hash from 'main@sha1:abc' revision"
+    );
+}
+
+#[tokio::test]
+async fn gitlab_commit_status() {
+    let cap = Capture::start().await;
+    cap.answer(
+        "/api/v4/projects/group%2Frepo/repository/",
+        200,
+        Duration::ZERO,
+        "[]",
+    );
+    let mut s = settings(cap.url("/group/repo"));
+    s.token = "glpat-x".into();
+    s.commit_status = "kustomization/podinfo/7a6a3ec9".into();
+    let event = with_revision(error_event());
+    let delivery = providers::build(ProviderType::GitLab, &s, &event).unwrap();
+    providers::send(&delivery, &s, &reqwest::Client::new())
+        .await
+        .unwrap();
+    let list = cap.next(Duration::from_secs(5)).await;
+    assert_eq!(list.method, "GET");
+    assert_eq!(
+        list.path,
+        format!(
+            "/api/v4/projects/group%2Frepo/repository/commits/{SHA}/statuses?name=kustomization%2Fpodinfo%2F7a6a3ec9"
+        )
+    );
+    assert_eq!(list.header("private-token"), Some("glpat-x"));
+    let create = cap.next(Duration::from_secs(5)).await;
+    assert_request(
+        &create,
+        "POST",
+        &format!("/api/v4/projects/group%2Frepo/statuses/{SHA}"),
+        r#"{"state":"failed","name":"kustomization/podinfo/7a6a3ec9","description":"health check failed"}"#,
+    );
+    assert_eq!(create.header("private-token"), Some("glpat-x"));
+}
