@@ -7,6 +7,7 @@ pub mod event;
 pub mod intake;
 pub mod provider;
 pub mod providers;
+pub mod receiver;
 
 use std::process::ExitCode;
 
@@ -14,7 +15,6 @@ use std::sync::Arc;
 
 use clap::Parser;
 use ferroflux_api::{Alert, Provider, Receiver};
-use ferroflux_runtime::driver::NotYetImplemented;
 use ferroflux_runtime::events::EventRecorder;
 use ferroflux_runtime::{Manager, RuntimeOptions};
 use futures::StreamExt;
@@ -187,7 +187,29 @@ pub async fn run(mut flags: Flags) -> anyhow::Result<()> {
         .start(manager.client.clone(), manager.shutdown_token())
         .await?;
     tracing::info!(addr = %addr, "event intake listening (HTTP and gRPC)");
-    let receivers = manager.controller::<Receiver, _>(GROUP, 4, NotYetImplemented, None);
+    let index = receiver::ReceiverIndex::default();
+    let receiver_listen = ferroflux_runtime::flags::parse_listen_addr(&flags.receiver_addr)
+        .map_err(anyhow::Error::msg)?;
+    let (receiver_addr, _receiver_server) = ferroflux_runtime::serve::spawn_http(
+        receiver_listen,
+        receiver::router(receiver::ReceiverServer {
+            client: manager.client.clone(),
+            index: index.clone(),
+            no_cross_namespace_refs: flags.runtime.no_cross_namespace_refs,
+        }),
+        manager.shutdown_signal(),
+    )
+    .await?;
+    tracing::info!(addr = %receiver_addr, "webhook receiver listening");
+    let receivers = manager.controller_with_taps::<Receiver, _>(
+        GROUP,
+        4,
+        receiver::ReceiverReconciler {
+            recorder: EventRecorder::new(manager.client.clone(), CONTROLLER, ""),
+        },
+        None,
+        vec![index.tap()],
+    );
     manager
         .run(async move {
             tokio::join!(alerting, receivers);

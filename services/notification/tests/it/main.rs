@@ -5,4 +5,5 @@
 mod alerting;
 mod peers;
 mod providers;
+mod receivers;
 mod support;

@@ -1,0 +1,785 @@
+//! Receiver: the reconciler (webhook path from the token, Ready/TokenNotFound, terminal
+//! validation errors) and the webhook server (`--receiverAddr`, `/hook/<sha256(token + name +
+//! namespace)>`): request checks per receiver type, then the `reconcile.fluxcd.io/requestedAt`
+//! annotation on the selected objects.
+//!
+//! Status codes as upstream: 404 unknown path, 503 suspended or not ready, 400 when the request
+//! fails validation, 413 for bodies over 3 MiB, 500 when an object could not be annotated, 200
+//! otherwise.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ferroflux_api::Receiver;
+use ferroflux_api::conditions::{self as cond, notification_reason, reason as reasons};
+use ferroflux_api::receiver::{ReceiverResourceReference, ReceiverType};
+use ferroflux_runtime::driver::WatchTap;
+use ferroflux_runtime::events::{EventRecorder, Severity};
+use ferroflux_runtime::{Outcome, ReconcileContext, ReconcileError, Reconciler};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+
+use crate::intake::MAX_BODY_BYTES;
+
+/// Field manager of the Receiver status.
+pub const FIELD_MANAGER: &str = "notification-controller";
+
+/// The path a Receiver is served on: `/hook/<hex sha256(token + name + namespace)>`.
+pub fn webhook_path(token: &str, name: &str, namespace: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{token}{name}{namespace}").as_bytes());
+    format!("/hook/{}", hex::encode(digest))
+}
+
+/// API versions used when a resource reference has none (upstream's defaults).
+pub fn default_api_version(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Bucket" | "HelmChart" | "HelmRepository" | "GitRepository" | "OCIRepository" => {
+            Some("source.toolkit.fluxcd.io/v1")
+        }
+        "ImageRepository" => Some("image.toolkit.fluxcd.io/v1"),
+        "ArtifactGenerator" => Some("source.extensions.fluxcd.io/v1beta1"),
+        _ => None,
+    }
+}
+
+/// Receiver types this controller cannot verify yet: they are reported Stalled rather than
+/// accepting requests unchecked.
+fn unsupported(t: ReceiverType) -> Option<&'static str> {
+    match t {
+        ReceiverType::GenericOidc => Some("generic-oidc"),
+        ReceiverType::Gcr => Some("gcr"),
+        ReceiverType::Cdevents => Some("cdevents"),
+        _ => None,
+    }
+}
+
+/// Reads the `token` of the Receiver's Secret.
+async fn read_token(client: &Client, receiver: &Receiver) -> Result<String, String> {
+    let ns = receiver.namespace().unwrap_or_default();
+    let Some(r) = &receiver.spec.secret_ref else {
+        return Ok(String::new());
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let secret = api.get(&r.name).await.map_err(|e| {
+        format!(
+            "unable to read token from secret '{ns}/{}' error: {e}",
+            r.name
+        )
+    })?;
+    match secret.data.as_ref().and_then(|d| d.get("token")) {
+        Some(v) => Ok(String::from_utf8_lossy(&v.0).to_string()),
+        None => Err(format!(
+            "invalid '{ns}/{}' secret data: required fields 'token'",
+            r.name
+        )),
+    }
+}
+
+/// The Receiver reconciler run by the driver (which owns the finalizer, suspend and requeue).
+#[derive(Clone)]
+pub struct ReceiverReconciler {
+    pub recorder: EventRecorder,
+}
+
+impl Reconciler<Receiver> for ReceiverReconciler {
+    async fn reconcile(
+        &self,
+        obj: Arc<Receiver>,
+        ctx: ReconcileContext,
+    ) -> Result<Outcome, ReconcileError> {
+        let old = obj.status.clone().unwrap_or_default();
+        let mut status = old.clone();
+        let mut conditions = status.conditions.clone().unwrap_or_default();
+        let generation = obj.metadata.generation;
+        let now = || Time(jiff::Timestamp::now());
+        let mut result: Result<Outcome, ReconcileError> = Ok(Outcome::RequeueAtInterval);
+        let mut terminal = None;
+
+        let t = obj.spec.r#type;
+        let is_oidc = t == Some(ReceiverType::GenericOidc);
+        let has_oidc = obj
+            .spec
+            .oidc_providers
+            .as_ref()
+            .is_some_and(|p| !p.is_empty());
+        if is_oidc && !has_oidc {
+            terminal = Some((
+                notification_reason::VALIDATION_FAILED,
+                "generic-oidc receiver requires at least one oidcProvider".to_string(),
+            ));
+        } else if !is_oidc && has_oidc {
+            terminal = Some((
+                notification_reason::VALIDATION_FAILED,
+                "oidcProviders can only be set when type is generic-oidc".to_string(),
+            ));
+        } else if is_oidc && obj.spec.secret_ref.is_some() {
+            terminal = Some((
+                notification_reason::VALIDATION_FAILED,
+                "secretRef cannot be set when type is generic-oidc".to_string(),
+            ));
+        } else if !is_oidc && obj.spec.secret_ref.is_none() {
+            terminal = Some((
+                notification_reason::VALIDATION_FAILED,
+                "secretRef is required when type is not generic-oidc".to_string(),
+            ));
+        } else if let Some(name) = t.and_then(unsupported) {
+            terminal = Some((
+                notification_reason::VALIDATION_FAILED,
+                format!("receiver type {name:?} is not supported by this controller yet"),
+            ));
+        } else if obj
+            .spec
+            .resource_filter
+            .as_ref()
+            .is_some_and(|f| !f.is_empty())
+            || obj
+                .spec
+                .resources
+                .iter()
+                .flatten()
+                .any(|r| r.filter.as_ref().is_some_and(|f| !f.is_empty()))
+        {
+            terminal = Some((
+                notification_reason::VALIDATION_FAILED,
+                "CEL resource filters are not supported by this controller yet".to_string(),
+            ));
+        }
+
+        if let Some((reason, err)) = terminal {
+            let msg = format!("Reconciliation failed terminally due to configuration error: {err}");
+            cond::set(
+                &mut conditions,
+                cond::new_condition(cond::READY, cond::FALSE, reason, &msg, generation, now()),
+            );
+            cond::set(
+                &mut conditions,
+                cond::new_condition(cond::STALLED, cond::TRUE, reason, &msg, generation, now()),
+            );
+            cond::remove(&mut conditions, cond::RECONCILING);
+            status.observed_generation = generation;
+            tracing::error!(error = %err, "Reconciliation failed terminally due to configuration error");
+            self.recorder
+                .publish(
+                    obj.as_ref(),
+                    Severity::Error,
+                    reason,
+                    &msg,
+                    &BTreeMap::new(),
+                )
+                .await;
+            result = Ok(Outcome::AwaitChange);
+        } else {
+            cond::remove(&mut conditions, cond::STALLED);
+            match read_token(&ctx.client, &obj).await {
+                Err(e) => {
+                    cond::set(
+                        &mut conditions,
+                        cond::new_condition(
+                            cond::READY,
+                            cond::FALSE,
+                            notification_reason::TOKEN_NOT_FOUND,
+                            &e,
+                            generation,
+                            now(),
+                        ),
+                    );
+                    if let Some(c) = conditions.iter_mut().find(|c| c.type_ == cond::RECONCILING) {
+                        c.reason = reasons::PROGRESSING_WITH_RETRY.to_string();
+                    } else {
+                        cond::set(
+                            &mut conditions,
+                            cond::new_condition(
+                                cond::RECONCILING,
+                                cond::TRUE,
+                                reasons::PROGRESSING_WITH_RETRY,
+                                "Reconciliation in progress",
+                                generation,
+                                now(),
+                            ),
+                        );
+                    }
+                    status.webhook_path = None;
+                    result = Err(ReconcileError::new(e));
+                }
+                Ok(token) => {
+                    let path = webhook_path(
+                        &token,
+                        &obj.name_any(),
+                        &obj.namespace().unwrap_or_default(),
+                    );
+                    let msg = format!("Receiver initialized for path: {path}");
+                    cond::set(
+                        &mut conditions,
+                        cond::new_condition(
+                            cond::READY,
+                            cond::TRUE,
+                            reasons::SUCCEEDED,
+                            &msg,
+                            generation,
+                            now(),
+                        ),
+                    );
+                    cond::remove(&mut conditions, cond::RECONCILING);
+                    if status.webhook_path.as_deref() != Some(path.as_str()) {
+                        tracing::info!("{msg}");
+                    }
+                    status.webhook_path = Some(path);
+                    status.observed_generation = generation;
+                }
+            }
+        }
+        if let Some(v) = obj
+            .annotations()
+            .get(ferroflux_api::annotations::RECONCILE_REQUESTED_AT)
+        {
+            status.last_handled_reconcile_at = Some(v.clone());
+        }
+        status.conditions = Some(conditions);
+        let api: Api<Receiver> =
+            Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+        ferroflux_runtime::status::patch_status(
+            &api,
+            &obj.name_any(),
+            FIELD_MANAGER,
+            &old,
+            &status,
+        )
+        .await
+        .map_err(|e| ReconcileError::new(format!("failed to patch status: {e}")))?;
+        match &result {
+            Err(e) => {
+                self.recorder
+                    .publish(
+                        obj.as_ref(),
+                        Severity::Error,
+                        reasons::FAILED,
+                        &e.message,
+                        &BTreeMap::new(),
+                    )
+                    .await;
+            }
+            Ok(Outcome::RequeueAtInterval) => {
+                let msg = format!(
+                    "Reconciliation finished, next run in {}",
+                    ferroflux_api::duration::format_go(obj.requeue_after())
+                );
+                tracing::info!("{msg}");
+                self.recorder
+                    .publish(
+                        obj.as_ref(),
+                        Severity::Info,
+                        reasons::SUCCEEDED,
+                        &msg,
+                        &BTreeMap::new(),
+                    )
+                    .await;
+            }
+            Ok(_) => {}
+        }
+        result
+    }
+}
+
+/// The Receivers known from the driver's watch, for looking them up by webhook path.
+#[derive(Clone, Default)]
+pub struct ReceiverIndex {
+    inner: Arc<RwLock<IndexState>>,
+}
+
+#[derive(Default)]
+struct IndexState {
+    objects: HashMap<(String, String), Arc<Receiver>>,
+    /// Objects of a relist in progress.
+    staging: Option<HashMap<(String, String), Arc<Receiver>>>,
+}
+
+fn key(r: &Receiver) -> (String, String) {
+    (r.namespace().unwrap_or_default(), r.name_any())
+}
+
+impl ReceiverIndex {
+    /// The tap that keeps the index in line with the driver's watch.
+    pub fn tap(&self) -> WatchTap<Receiver> {
+        let index = self.clone();
+        Arc::new(move |event: &watcher::Event<Receiver>| {
+            let Ok(mut s) = index.inner.write() else {
+                return;
+            };
+            match event {
+                watcher::Event::Apply(r) => {
+                    s.objects.insert(key(r), Arc::new(r.clone()));
+                }
+                watcher::Event::Delete(r) => {
+                    s.objects.remove(&key(r));
+                }
+                watcher::Event::Init => s.staging = Some(HashMap::new()),
+                watcher::Event::InitApply(r) => {
+                    if let Some(st) = s.staging.as_mut() {
+                        st.insert(key(r), Arc::new(r.clone()));
+                    }
+                }
+                watcher::Event::InitDone => {
+                    if let Some(st) = s.staging.take() {
+                        s.objects = st;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Adds or replaces a Receiver (for callers without a watch).
+    pub fn insert(&self, r: Receiver) {
+        if let Ok(mut s) = self.inner.write() {
+            s.objects.insert(key(&r), Arc::new(r));
+        }
+    }
+
+    /// The Receiver whose `status.webhookPath` is `path`.
+    pub fn by_path(&self, path: &str) -> Option<Arc<Receiver>> {
+        let s = self.inner.read().ok()?;
+        s.objects
+            .values()
+            .find(|r| r.status.as_ref().and_then(|st| st.webhook_path.as_deref()) == Some(path))
+            .cloned()
+    }
+}
+
+/// The webhook server's state.
+#[derive(Clone)]
+pub struct ReceiverServer {
+    pub client: Client,
+    pub index: ReceiverIndex,
+    pub no_cross_namespace_refs: bool,
+}
+
+/// The router of the webhook server.
+pub fn router(server: ReceiverServer) -> axum::Router {
+    axum::Router::new()
+        .fallback(
+            move |uri: axum::http::Uri, headers: HeaderMap, body: axum::body::Body| {
+                let server = server.clone();
+                async move { server.handle(uri, headers, body).await }
+            },
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable())
+}
+
+/// Hex HMAC of `body` with `key`; `algo` is `sha1`, `sha256` or `sha512`.
+fn hmac_hex(algo: &str, key: &[u8], body: &[u8]) -> Option<String> {
+    use aws_lc_rs::hmac;
+    let alg = match algo {
+        "sha1" => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        "sha256" => hmac::HMAC_SHA256,
+        "sha512" => hmac::HMAC_SHA512,
+        _ => return None,
+    };
+    Some(hex::encode(
+        hmac::sign(&hmac::Key::new(alg, key), body).as_ref(),
+    ))
+}
+
+/// Checks a `<algo>=<hex>` signature of `body` (go-github's ValidateSignature).
+pub fn validate_signature(signature: &str, body: &[u8], key: &[u8]) -> Result<(), String> {
+    let Some((algo, hex_sig)) = signature.split_once('=') else {
+        return Err(format!("error parsing signature {signature:?}"));
+    };
+    let Some(expected) = hmac_hex(algo, key, body) else {
+        return Err(format!("unknown hash type prefix: {algo:?}"));
+    };
+    let Ok(given) = hex::decode(hex_sig) else {
+        return Err(format!("error decoding signature {signature:?}"));
+    };
+    let Ok(expected) = hex::decode(expected) else {
+        return Err("internal error".into());
+    };
+    if aws_lc_rs::constant_time::verify_slices_are_equal(&given, &expected).is_err() {
+        return Err("payload signature check failed".into());
+    }
+    Ok(())
+}
+
+/// go-github's ValidatePayload: the body (JSON, or the `payload` field of a form), checked
+/// against `X-Hub-Signature-256` (or `X-Hub-Signature`) when a token is set.
+pub fn validate_github_payload(
+    headers: &HeaderMap,
+    body: &[u8],
+    token: &str,
+) -> Result<Vec<u8>, String> {
+    let content_type = header(headers, "Content-Type");
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let payload = match media.as_str() {
+        "application/json" => body.to_vec(),
+        "application/x-www-form-urlencoded" => form_value(body, "payload")
+            .ok_or_else(|| "missing form field payload".to_string())?
+            .into_bytes(),
+        other => {
+            return Err(format!(
+                "webhook request has unsupported Content-Type {other:?}"
+            ));
+        }
+    };
+    if !token.is_empty() {
+        let mut sig = header(headers, "X-Hub-Signature-256");
+        if sig.is_empty() {
+            sig = header(headers, "X-Hub-Signature");
+        }
+        if sig.is_empty() {
+            return Err("missing signature".into());
+        }
+        // The signature covers the raw body.
+        validate_signature(&sig, body, token.as_bytes())?;
+    }
+    Ok(payload)
+}
+
+fn form_value(body: &[u8], field: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    for pair in text.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == field {
+            return Some(percent_decode(v));
+        }
+    }
+    None
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex_val(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex_val(b[i + 1]), hex_val(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+fn header(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn event_allowed(receiver: &Receiver, event: &str) -> bool {
+    match receiver.spec.events.as_ref().filter(|e| !e.is_empty()) {
+        None => true,
+        Some(list) => list.iter().any(|e| e.eq_ignore_ascii_case(event)),
+    }
+}
+
+/// Go's `time.Time.String()` of now in UTC (the annotation value upstream writes).
+pub fn go_time_string(t: jiff::Timestamp) -> String {
+    let dt = t.to_zoned(jiff::tz::TimeZone::UTC);
+    let nanos = dt.subsec_nanosecond();
+    let frac = if nanos == 0 {
+        String::new()
+    } else {
+        format!(".{nanos:09}").trim_end_matches('0').to_string()
+    };
+    format!("{}{frac} +0000 UTC", dt.strftime("%Y-%m-%d %H:%M:%S"))
+}
+
+impl ReceiverServer {
+    async fn handle(
+        &self,
+        uri: axum::http::Uri,
+        headers: HeaderMap,
+        body: axum::body::Body,
+    ) -> Response {
+        let request_uri = uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default();
+        if !request_uri.starts_with("/hook/") {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        tracing::info!(
+            "handling request: {}",
+            request_uri.trim_start_matches("/hook/")
+        );
+        let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(e) => {
+                let too_large = e.to_string().contains("length limit exceeded")
+                    || std::error::Error::source(&e)
+                        .is_some_and(|s| s.to_string().contains("length limit exceeded"));
+                return if too_large {
+                    StatusCode::PAYLOAD_TOO_LARGE.into_response()
+                } else {
+                    StatusCode::BAD_REQUEST.into_response()
+                };
+            }
+        };
+        let Some(receiver) = self.index.by_path(&request_uri) else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        let name = receiver.name_any();
+        let ns = receiver.namespace().unwrap_or_default();
+        let ready = receiver
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_deref())
+            .is_some_and(cond::is_ready);
+        if receiver.spec.suspend.unwrap_or(false) || !ready {
+            tracing::error!(name = %name, namespace = %ns,
+                "unable to process request: receiver is {}",
+                if receiver.spec.suspend.unwrap_or(false) { "suspended" } else { "not ready" });
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        if let Err(e) = self.validate(&receiver, &headers, &body).await {
+            tracing::error!(name = %name, namespace = %ns, error = %e, "unable to validate payload");
+            return StatusCode::BAD_REQUEST.into_response();
+        }
+        let mut failed = false;
+        for resource in receiver.spec.resources.iter().flatten() {
+            if let Err(e) = self.request_reconciliation(resource, &ns).await {
+                tracing::error!(name = %name, namespace = %ns, error = %e,
+                    resource = %format!("{}/{}", resource.kind.as_str(), resource.name),
+                    "unable to request reconciliation");
+                failed = true;
+            }
+        }
+        if failed {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        } else {
+            StatusCode::OK.into_response()
+        }
+    }
+
+    async fn validate(
+        &self,
+        receiver: &Receiver,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), String> {
+        let token = read_token(&self.client, receiver)
+            .await
+            .map_err(|e| format!("unable to read secret, error: {e}"))?;
+        let Some(t) = receiver.spec.r#type else {
+            return Err("receiver type is empty".into());
+        };
+        match t {
+            ReceiverType::Generic => Ok(()),
+            ReceiverType::GenericHmac => {
+                validate_signature(&header(headers, "X-Signature"), body, token.as_bytes())
+                    .map_err(|e| format!("unable to validate HMAC signature: {e}"))
+            }
+            ReceiverType::Github => {
+                validate_github_payload(headers, body, &token)
+                    .map_err(|e| format!("the GitHub signature header is invalid, err: {e}"))?;
+                let event = header(headers, "X-GitHub-Event");
+                if !event_allowed(receiver, &event) {
+                    return Err(format!("the GitHub event {event:?} is not authorised"));
+                }
+                tracing::info!("handling GitHub event: {event}");
+                Ok(())
+            }
+            ReceiverType::Gitlab => {
+                if header(headers, "X-Gitlab-Token") != token {
+                    return Err(
+                        "the X-Gitlab-Token header value does not match the receiver token".into(),
+                    );
+                }
+                let event = header(headers, "X-Gitlab-Event");
+                if !event_allowed(receiver, &event) {
+                    return Err(format!("the GitLab event {event:?} is not authorised"));
+                }
+                tracing::info!("handling GitLab event: {event}");
+                Ok(())
+            }
+            ReceiverType::Bitbucket => {
+                validate_github_payload(headers, body, &token).map_err(|e| {
+                    format!("the Bitbucket server signature header is invalid, err: {e}")
+                })?;
+                let event = header(headers, "X-Event-Key");
+                if !event_allowed(receiver, &event) {
+                    return Err(format!(
+                        "the Bitbucket server event {event:?} is not authorised"
+                    ));
+                }
+                tracing::info!("handling Bitbucket server event: {event}");
+                Ok(())
+            }
+            ReceiverType::Harbor => {
+                if header(headers, "Authorization") != token {
+                    return Err(
+                        "the Harbor Authorization header value does not match the receiver token"
+                            .into(),
+                    );
+                }
+                tracing::info!("handling Harbor event");
+                Ok(())
+            }
+            ReceiverType::Nexus => {
+                let sig = header(headers, "X-Nexus-Webhook-Signature");
+                if sig.is_empty() {
+                    return Err("the Nexus signature is missing from header".into());
+                }
+                let expected = hmac_hex("sha1", token.as_bytes(), body).unwrap_or_default();
+                if aws_lc_rs::constant_time::verify_slices_are_equal(
+                    sig.as_bytes(),
+                    expected.as_bytes(),
+                )
+                .is_err()
+                {
+                    return Err("invalid Nexus signature".into());
+                }
+                serde_json::from_slice::<serde_json::Value>(body)
+                    .map_err(|e| format!("cannot decode Nexus webhook payload: {e}"))?;
+                Ok(())
+            }
+            ReceiverType::Quay => serde_json::from_slice::<serde_json::Value>(body)
+                .map(|_| ())
+                .map_err(|e| format!("cannot decode Quay webhook payload: {e}")),
+            ReceiverType::Dockerhub => serde_json::from_slice::<serde_json::Value>(body)
+                .map(|_| ())
+                .map_err(|_| "cannot decode DockerHub webhook payload".to_string()),
+            ReceiverType::Acr => serde_json::from_slice::<serde_json::Value>(body)
+                .map(|_| ())
+                .map_err(|e| format!("cannot decode ACR webhook payload: {e}")),
+            other => Err(format!("recevier type {other:?} not supported")),
+        }
+    }
+
+    async fn request_reconciliation(
+        &self,
+        resource: &ReceiverResourceReference,
+        default_namespace: &str,
+    ) -> Result<(), String> {
+        let mut namespace = default_namespace.to_string();
+        if let Some(ns) = resource.namespace.as_ref().filter(|n| !n.is_empty()) {
+            if self.no_cross_namespace_refs && ns != default_namespace {
+                return Err("cross-namespace references are not allowed".into());
+            }
+            namespace = ns.clone();
+        }
+        let kind = resource.kind.as_str();
+        let api_version = match resource.api_version.as_ref().filter(|v| !v.is_empty()) {
+            Some(v) => v.clone(),
+            None => default_api_version(kind)
+                .ok_or_else(|| format!("apiVersion must be specified for kind {kind:?}"))?
+                .to_string(),
+        };
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), api_version.clone()),
+        };
+        let gvk = GroupVersionKind::gvk(&group, &version, kind);
+        let ar = ApiResource::from_gvk_with_plural(&gvk, &crate::alert::plural(kind));
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &namespace, &ar);
+        if resource.name == "*" {
+            let Some(labels) = &resource.match_labels else {
+                return Err("matchLabels field not set when using wildcard '*' as name".into());
+            };
+            let selector = labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let list = api
+                .list_metadata(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| {
+                    format!(
+                        "failed listing resources in namespace {namespace:?} by matching labels {labels:?}: {e}"
+                    )
+                })?;
+            if list.items.is_empty() {
+                tracing::error!(
+                    "error annotating resources: no {kind:?} resources found with matching labels {labels:?} in {namespace:?} namespace"
+                );
+                return Ok(());
+            }
+            for item in list.items {
+                self.annotate(&api, kind, &item.name_any(), &namespace)
+                    .await?;
+            }
+            Ok(())
+        } else {
+            api.get_metadata(&resource.name).await.map_err(|e| {
+                format!(
+                    "unable to read {kind} \"{namespace}/{}\" error: {e}",
+                    resource.name
+                )
+            })?;
+            self.annotate(&api, kind, &resource.name, &namespace).await
+        }
+    }
+
+    async fn annotate(
+        &self,
+        api: &Api<DynamicObject>,
+        kind: &str,
+        name: &str,
+        namespace: &str,
+    ) -> Result<(), String> {
+        let patch = serde_json::json!({"metadata": {"annotations": {
+            ferroflux_api::annotations::RECONCILE_REQUESTED_AT: go_time_string(jiff::Timestamp::now())
+        }}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| {
+                format!(
+                    "failed to annotate resource: '{kind}/{name}.{namespace}': unable to annotate {kind} \"{namespace}/{name}\" error: {e}"
+                )
+            })?;
+        tracing::info!("resource '{kind}/{name}.{namespace}' annotated");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_documented_test_vector() {
+        // docs.github.com, "Validating webhook deliveries": secret "It's a Secret to
+        // Everybody", payload "Hello, World!".
+        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(validate_signature(sig, b"Hello, World!", b"It's a Secret to Everybody").is_ok());
+        assert!(validate_signature(sig, b"Hello, World?", b"It's a Secret to Everybody").is_err());
+        assert!(validate_signature("md5=00", b"x", b"k").is_err());
+    }
+
+    #[test]
+    fn paths_and_times() {
+        use sha2::Digest;
+        let expected = hex::encode(sha2::Sha256::digest(b"tokenreceiverflux-system"));
+        assert_eq!(
+            webhook_path("token", "receiver", "flux-system"),
+            format!("/hook/{expected}")
+        );
+        let t: jiff::Timestamp = "2026-01-02T03:04:05.120Z".parse().unwrap();
+        assert_eq!(go_time_string(t), "2026-01-02 03:04:05.12 +0000 UTC");
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+    }
+}

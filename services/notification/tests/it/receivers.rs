@@ -1,0 +1,487 @@
+//! Receivers against the test API server: the reconciler publishes the webhook path, the
+//! webhook server checks requests as upstream does for each type and annotates the selected
+//! GitRepositories with `reconcile.fluxcd.io/requestedAt`; wrong signatures, wrong tokens,
+//! unlisted events, unknown paths and suspended receivers get upstream's status codes and
+//! annotate nothing.
+
+use std::time::Duration;
+
+use ferroflux_api::{GitRepository, Receiver};
+use ferroflux_runtime::driver::{DriverConfig, run};
+use ferroflux_runtime::events::EventRecorder;
+use ferroflux_runtime::metrics::Metrics;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use notification_controller::receiver::{
+    ReceiverIndex, ReceiverReconciler, ReceiverServer, router,
+};
+use serde_json::json;
+
+use crate::support::wait_for;
+
+const TOKEN: &str = "r3c31v3r-token";
+/// GitHub's documented webhook test vector.
+const GITHUB_SECRET: &str = "It's a Secret to Everybody";
+const GITHUB_PAYLOAD: &str = "Hello, World!";
+const GITHUB_SIGNATURE: &str =
+    "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+
+fn hmac(alg: aws_lc_rs::hmac::Algorithm, key: &str, body: &[u8]) -> String {
+    let key = aws_lc_rs::hmac::Key::new(alg, key.as_bytes());
+    hex::encode(aws_lc_rs::hmac::sign(&key, body).as_ref())
+}
+
+fn expected_path(token: &str, name: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "/hook/{}",
+        hex::encode(sha2::Sha256::digest(
+            format!("{token}{name}default").as_bytes()
+        ))
+    )
+}
+
+async fn requested_at(repos: &Api<GitRepository>, name: &str) -> Option<String> {
+    repos
+        .get(name)
+        .await
+        .unwrap()
+        .annotations()
+        .get("reconcile.fluxcd.io/requestedAt")
+        .cloned()
+}
+
+struct Hook {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Hook {
+    async fn send(&self, path: &str, headers: &[(&str, String)], body: &str) -> u16 {
+        let mut rb = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .body(body.to_string());
+        for (k, v) in headers {
+            rb = rb.header(*k, v);
+        }
+        rb.send().await.unwrap().status().as_u16()
+    }
+}
+
+async fn setup(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in ferroflux_api::crdgen::crd_objects().unwrap() {
+        if crd.spec.group == "notification.toolkit.fluxcd.io"
+            || crd.spec.group == "source.toolkit.fluxcd.io"
+        {
+            crds.create(&PostParams::default(), &crd).await.unwrap();
+        }
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    for (name, token) in [("token", TOKEN), ("github-token", GITHUB_SECRET)] {
+        let s: Secret = serde_json::from_value(
+            json!({"metadata": {"name": name}, "stringData": {"token": token}}),
+        )
+        .unwrap();
+        secrets.create(&PostParams::default(), &s).await.unwrap();
+    }
+    let repos: Api<GitRepository> = Api::namespaced(client.clone(), "default");
+    for (name, team) in [("app", "a"), ("app2", "a"), ("other", "b")] {
+        let r: GitRepository = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"team": team}},
+            "spec": {"url": "https://example.com/repo.git", "interval": "1h"}}))
+        .unwrap();
+        repos.create(&PostParams::default(), &r).await.unwrap();
+    }
+    let app = json!([{"kind": "GitRepository", "name": "app"}]);
+    let receivers: Api<Receiver> = Api::namespaced(client.clone(), "default");
+    for (name, spec) in [
+        (
+            "github",
+            json!({"type": "github", "events": ["push"], "resources": app,
+                          "secretRef": {"name": "github-token"}}),
+        ),
+        (
+            "gitlab",
+            json!({"type": "gitlab", "events": ["Push Hook"],
+                          "resources": [{"kind": "GitRepository", "name": "*",
+                                         "matchLabels": {"team": "a"}}],
+                          "secretRef": {"name": "token"}}),
+        ),
+        (
+            "bitbucket",
+            json!({"type": "bitbucket", "events": ["repo:refs_changed"],
+                             "resources": app, "secretRef": {"name": "token"}}),
+        ),
+        (
+            "hmac",
+            json!({"type": "generic-hmac", "resources": app, "secretRef": {"name": "token"}}),
+        ),
+        (
+            "harbor",
+            json!({"type": "harbor", "resources": app, "secretRef": {"name": "token"}}),
+        ),
+        (
+            "nexus",
+            json!({"type": "nexus", "resources": app, "secretRef": {"name": "token"}}),
+        ),
+        (
+            "broken",
+            json!({"type": "generic", "secretRef": {"name": "token"},
+                          "resources": [{"kind": "GitRepository", "name": "missing"}]}),
+        ),
+        (
+            "generic",
+            json!({"type": "generic", "resources": app, "secretRef": {"name": "token"}}),
+        ),
+        (
+            "no-secret",
+            json!({"type": "generic", "resources": app,
+                             "secretRef": {"name": "does-not-exist"}}),
+        ),
+    ] {
+        let r: Receiver =
+            serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap();
+        receivers.create(&PostParams::default(), &r).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn receivers_annotate_the_selected_objects() {
+    let env = ferroflux_testenv::TestEnv::start(ferroflux_testenv::Options::default())
+        .await
+        .unwrap();
+    let client = env.client().await.unwrap();
+    setup(&client).await;
+
+    let index = ReceiverIndex::default();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let s = shutdown.clone();
+    tokio::spawn(run::<Receiver, _>(
+        client.clone(),
+        DriverConfig {
+            controller: "receiver".into(),
+            group: "notification.toolkit.fluxcd.io".into(),
+            kind: "Receiver".into(),
+            concurrency: 4,
+            min_retry_delay: Duration::from_millis(200),
+            max_retry_delay: Duration::from_secs(2),
+            jitter_percentage: 0,
+            namespace: None,
+            label_selector: String::new(),
+        },
+        ReceiverReconciler {
+            recorder: EventRecorder::new(client.clone(), "notification-controller", ""),
+        },
+        Metrics::new(),
+        None,
+        vec![index.tap()],
+        async move { s.cancelled().await },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(ReceiverServer {
+        client: client.clone(),
+        index: index.clone(),
+        no_cross_namespace_refs: false,
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let hook = Hook {
+        http: reqwest::Client::new(),
+        base: format!("http://{addr}"),
+    };
+
+    // Ready with upstream's path; the index (fed by the driver's watch) knows them.
+    let receivers: Api<Receiver> = Api::namespaced(client.clone(), "default");
+    for name in [
+        "github",
+        "gitlab",
+        "bitbucket",
+        "hmac",
+        "harbor",
+        "nexus",
+        "broken",
+        "generic",
+    ] {
+        let token = if name == "github" {
+            GITHUB_SECRET
+        } else {
+            TOKEN
+        };
+        let path = expected_path(token, name);
+        let r = wait_for(&format!("receiver {name} ready"), 30, || {
+            let receivers = receivers.clone();
+            let index = index.clone();
+            let path = path.clone();
+            async move {
+                let r = receivers.get(name).await.ok()?;
+                let st = r.status.clone()?;
+                (st.webhook_path.as_deref() == Some(path.as_str())
+                    && index.by_path(&path).is_some_and(|x| x.status == r.status))
+                .then_some(r)
+            }
+        })
+        .await;
+        let ready = r
+            .status
+            .unwrap()
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.status, "True");
+        assert_eq!(ready.reason, "Succeeded");
+        assert_eq!(
+            ready.message,
+            format!("Receiver initialized for path: {path}")
+        );
+        assert!(
+            r.metadata
+                .finalizers
+                .unwrap()
+                .contains(&"finalizers.fluxcd.io".to_string())
+        );
+    }
+    // A missing Secret: TokenNotFound and no path.
+    let missing = wait_for("TokenNotFound", 30, || {
+        let receivers = receivers.clone();
+        async move {
+            let r = receivers.get("no-secret").await.ok()?;
+            let c = r
+                .status
+                .clone()?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "Ready")?;
+            (c.reason == "TokenNotFound").then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(missing.status.unwrap().webhook_path, None);
+
+    let repos: Api<GitRepository> = Api::namespaced(client.clone(), "default");
+    let json_ct = ("Content-Type", "application/json".to_string());
+
+    // GitHub: the documented test vector; wrong signature and unlisted event refused first.
+    let gh = expected_path(GITHUB_SECRET, "github");
+    let bad_sig = GITHUB_SIGNATURE.replace("757", "758");
+    assert_eq!(
+        hook.send(
+            &gh,
+            &[
+                json_ct.clone(),
+                ("X-GitHub-Event", "push".into()),
+                ("X-Hub-Signature-256", bad_sig)
+            ],
+            GITHUB_PAYLOAD
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        hook.send(
+            &gh,
+            &[
+                json_ct.clone(),
+                ("X-GitHub-Event", "issues".into()),
+                ("X-Hub-Signature-256", GITHUB_SIGNATURE.into())
+            ],
+            GITHUB_PAYLOAD
+        )
+        .await,
+        400
+    );
+    assert_eq!(requested_at(&repos, "app").await, None);
+    assert_eq!(
+        hook.send(
+            &gh,
+            &[
+                json_ct.clone(),
+                ("X-GitHub-Event", "push".into()),
+                ("X-Hub-Signature-256", GITHUB_SIGNATURE.into())
+            ],
+            GITHUB_PAYLOAD
+        )
+        .await,
+        200
+    );
+    let first = requested_at(&repos, "app").await.expect("app annotated");
+    assert!(first.ends_with(" +0000 UTC"), "{first}");
+    assert_eq!(requested_at(&repos, "other").await, None);
+
+    // GitLab: token header and event; name "*" with matchLabels annotates app and app2 only.
+    let gl = expected_path(TOKEN, "gitlab");
+    assert_eq!(
+        hook.send(
+            &gl,
+            &[
+                ("X-Gitlab-Token", "wrong".into()),
+                ("X-Gitlab-Event", "Push Hook".into())
+            ],
+            "{}"
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        hook.send(
+            &gl,
+            &[
+                ("X-Gitlab-Token", TOKEN.into()),
+                ("X-Gitlab-Event", "Tag Push Hook".into())
+            ],
+            "{}"
+        )
+        .await,
+        400
+    );
+    assert_eq!(requested_at(&repos, "app2").await, None);
+    assert_eq!(
+        hook.send(
+            &gl,
+            &[
+                ("X-Gitlab-Token", TOKEN.into()),
+                ("X-Gitlab-Event", "push hook".into())
+            ],
+            "{}"
+        )
+        .await,
+        200
+    );
+    assert!(requested_at(&repos, "app2").await.is_some());
+    assert_eq!(requested_at(&repos, "other").await, None);
+
+    // Bitbucket Server: GitHub-style signature, X-Event-Key.
+    let bb = expected_path(TOKEN, "bitbucket");
+    let body = r#"{"eventKey":"repo:refs_changed"}"#;
+    let sig = format!(
+        "sha256={}",
+        hmac(aws_lc_rs::hmac::HMAC_SHA256, TOKEN, body.as_bytes())
+    );
+    assert_eq!(
+        hook.send(
+            &bb,
+            &[
+                json_ct.clone(),
+                ("X-Event-Key", "repo:refs_changed".into()),
+                ("X-Hub-Signature", sig.clone())
+            ],
+            body
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        hook.send(
+            &bb,
+            &[
+                json_ct.clone(),
+                ("X-Event-Key", "pr:opened".into()),
+                ("X-Hub-Signature", sig)
+            ],
+            body
+        )
+        .await,
+        400
+    );
+
+    // generic-hmac with each algorithm upstream accepts.
+    let hm = expected_path(TOKEN, "hmac");
+    for (prefix, alg) in [
+        ("sha1", aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
+        ("sha256", aws_lc_rs::hmac::HMAC_SHA256),
+        ("sha512", aws_lc_rs::hmac::HMAC_SHA512),
+    ] {
+        let sig = format!("{prefix}={}", hmac(alg, TOKEN, b"payload"));
+        let before = requested_at(&repos, "app").await;
+        assert_eq!(
+            hook.send(&hm, &[("X-Signature", sig)], "payload").await,
+            200,
+            "{prefix}"
+        );
+        assert_ne!(requested_at(&repos, "app").await, before, "{prefix}");
+    }
+    let wrong = format!(
+        "sha256={}",
+        hmac(aws_lc_rs::hmac::HMAC_SHA256, "other", b"payload")
+    );
+    assert_eq!(
+        hook.send(&hm, &[("X-Signature", wrong)], "payload").await,
+        400
+    );
+    assert_eq!(hook.send(&hm, &[], "payload").await, 400);
+
+    // Harbor: the Authorization header is the token.
+    let hb = expected_path(TOKEN, "harbor");
+    assert_eq!(
+        hook.send(&hb, &[("Authorization", "nope".into())], "{}")
+            .await,
+        400
+    );
+    assert_eq!(
+        hook.send(&hb, &[("Authorization", TOKEN.into())], "{}")
+            .await,
+        200
+    );
+
+    // Nexus: hex HMAC-SHA1 of the body.
+    let nx = expected_path(TOKEN, "nexus");
+    let body = r#"{"action":"CREATED","repositoryName":"charts"}"#;
+    let sig = hmac(
+        aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        TOKEN,
+        body.as_bytes(),
+    );
+    assert_eq!(
+        hook.send(&nx, &[("X-Nexus-Webhook-Signature", sig)], body)
+            .await,
+        200
+    );
+    assert_eq!(
+        hook.send(&nx, &[("X-Nexus-Webhook-Signature", "00".into())], body)
+            .await,
+        400
+    );
+
+    // An object that does not exist: 500. Unknown paths: 404.
+    assert_eq!(
+        hook.send(&expected_path(TOKEN, "broken"), &[], "{}").await,
+        500
+    );
+    assert_eq!(
+        hook.send(&expected_path("x", "nobody"), &[], "{}").await,
+        404
+    );
+    assert_eq!(hook.send("/not-a-hook", &[], "{}").await, 404);
+
+    // Suspended: 503 and nothing annotated.
+    let gen_path = expected_path(TOKEN, "generic");
+    assert_eq!(hook.send(&gen_path, &[], "").await, 200);
+    receivers
+        .patch(
+            "generic",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": true}})),
+        )
+        .await
+        .unwrap();
+    wait_for("suspension seen", 10, || {
+        let index = index.clone();
+        let p = gen_path.clone();
+        async move {
+            index
+                .by_path(&p)
+                .filter(|r| r.spec.suspend == Some(true))
+                .map(|_| ())
+        }
+    })
+    .await;
+    let before = requested_at(&repos, "app").await;
+    assert_eq!(hook.send(&gen_path, &[], "").await, 503);
+    assert_eq!(requested_at(&repos, "app").await, before);
+    shutdown.cancel();
+}
