@@ -9,6 +9,8 @@ use ferroflux_gotemplate::Value;
 use ferroflux_gotemplate::gofmt::format_float_shortest;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
+mod fast;
+
 /// A Helm value read from YAML.
 struct YValue(Value);
 
@@ -141,6 +143,13 @@ fn read_options() -> serde_saphyr::Options {
     }
 }
 
+/// One plain scalar as the full reader types it (for the fast reader).
+fn resolve_scalar(s: &str) -> Option<Value> {
+    serde_saphyr::from_str_with_options::<YValue>(s, read_options())
+        .ok()
+        .map(|y| y.0)
+}
+
 /// Parse one YAML document into a value (numbers become float64, like sigs.k8s.io/yaml). As
 /// go-yaml's `Unmarshal`, only the first document of a stream is read; errors read like
 /// go-yaml's (`yaml: line 2: mapping values are not allowed in this context`).
@@ -148,6 +157,25 @@ pub fn parse_yaml(text: &str) -> Result<Value, String> {
     if text.trim().is_empty() {
         return Ok(Value::Nil);
     }
+    if let Some(v) = fast::parse(text, &resolve_scalar) {
+        // debug builds (the test suites) check every text the fast reader reads against the
+        // full reader
+        #[cfg(debug_assertions)]
+        {
+            let full = parse_yaml_full(text).map(|f| format!("{f:?}"));
+            assert_eq!(
+                full,
+                Ok(format!("{v:?}")),
+                "fast and full YAML readers differ on {text:?}"
+            );
+        }
+        return Ok(v);
+    }
+    parse_yaml_full(text)
+}
+
+/// [`parse_yaml`] with the full reader only.
+fn parse_yaml_full(text: &str) -> Result<Value, String> {
     let opts = read_options();
     let tab = tab_line_error(text);
     match serde_saphyr::from_str_with_options::<YValue>(text, opts) {
@@ -1774,6 +1802,106 @@ mod tests {
     fn parses_like_sigs_yaml() {
         let v = parse_yaml("a: yes\nb: 0755\nc: 1e3\nd: [1, x]\n").unwrap();
         assert_eq!(v.to_go_string(), "map[a:true b:493 c:1000 d:[1 x]]");
+    }
+
+    /// Where the fast reader reads a text, the full reader reads the same value.
+    fn agree(text: &str) -> bool {
+        match fast::parse(text, &resolve_scalar) {
+            Some(v) => {
+                let full = parse_yaml_full(text);
+                assert_eq!(
+                    full.as_ref().map(|f| format!("{f:?}")),
+                    Ok(format!("{v:?}")),
+                    "fast and full readers differ on {text:?}"
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn fast_reader_agrees_with_full_reader() {
+        let read = [
+            "a: 1\nb: x\n",
+            "a:\n  b: c\n  d:\n  - 1\n  - two\n  e: []\n  f: {}\n",
+            "k: v # comment\n# c\nl: 'it''s' # c\nm: \"q\\\"x\\\\y\\n\"\n",
+            "s: |\n  line1\n\n  line2\n\nt: |-\n  x\n  y\nu: |+\n  x\n\n\nv: >\n  a\n  b\n\n  c\nw: x\n",
+            "s: |\n  a\n  b",
+            "s: >-\n  a\n  b",
+            "s: |+\n  a\n",
+            "- a\n- b: 1\n  c: 2\n-   d: x\n    e:\n    - f\n-\n  g: h\n- \n",
+            "a:\n- 1\n- 2\nb: null\nc: ~\nd: true\ne: no\nf: 0755\ng: 1.5\nh: 0x1F\ni: -3\nj: Yes\nk: 2024-01-01\n",
+            "a: infinity\nb: NaN\nc: nanny\nd: Inf\ne: information\n",
+            "a: http://x:80/y\nb: a:b\nc: x #y\nd: x#y\n",
+            "\"quoted key\": 1\n'single': 2\nplain key: 3\n",
+            "a:\n  # comment\n  b: 1\n\n  c: 2\n",
+            "a: [1, 2]\nb: [\"x\", 'y', z, true, 0755]\nc: [ ]\nd:\n  []\ne: [1,2]\n",
+            "- --flag=1\n- -3\n- \"k\": v\n- 'x'\n- |\n  x\n- >-\n  y\n- [a]\n- --a=b,c\n- :8080\n",
+            "a: one\n  two\n\n  three\n   four\nb:\n- x\n  y\n# c\nc: z\n  w\n",
+            "description: NGINX is\n  a server, and (more)\n  its ability.\nk: v\n",
+            "d: one of\n  \"a\", \"b\" or 'c'\n  [x] {y}\n",
+            "a: |\nb: >-\n\nc: |\n# c\nd: x\ninfo: 1\nnull_key: 2\n",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  annotations:\n    helm.sh/hook: pre-install\ndata:\n  f: |\n    # not a comment\n    k=v",
+        ];
+        for t in read {
+            assert!(agree(t), "fast reader declined {t:?}");
+        }
+        let declined = [
+            "a: &x 1\nb: *x\n",
+            "a: !!str 1\n",
+            "a: b\n  c: d\n",
+            "a: b\n  - c\n",
+            "a: b\n  # c\n  d\n",
+            "a: 'x\n  y'\n",
+            "a: 1\na: 2\n",
+            "a:\tb\n",
+            "? a\n: b\n",
+            "a: |2\n   x\n",
+            "a: >\n  x\n    y\n  z\n",
+            "1: a\n",
+            "a: b: c\n",
+            "- - a\n",
+            "x\n",
+            "a: 1\n---\nb: 2\n",
+            "a: |\n   \n  x\n",
+            "a: [1, [2]]\n",
+            "a: [1, {b: 2}]\n",
+            "a: [1,]\n",
+            "a: [1\n",
+        ];
+        for t in declined {
+            assert!(!agree(t), "fast reader read {t:?}");
+        }
+        // every YAML file of the chart corpus, where present
+        let root = std::env::var_os("FERROFLUX_CORPUS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+            })
+            .join("charts");
+        let mut stack = vec![root];
+        let (mut n, mut fast_read) = (0, 0);
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml")
+                    && let Ok(t) = std::fs::read_to_string(&p)
+                    && !t.contains("{{")
+                {
+                    n += 1;
+                    if agree(&t) {
+                        fast_read += 1;
+                    }
+                }
+            }
+        }
+        eprintln!("corpus YAML files: {n}, read by the fast reader: {fast_read}");
     }
 
     #[test]
