@@ -61,6 +61,29 @@ pub fn revision(event: &Event) -> Result<String, String> {
     parse_revision(rev)
 }
 
+/// Hex SHA-1 of a string (Bitbucket status keys).
+pub fn sha1_hex(s: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, s.as_bytes());
+    hex::encode(d.as_ref())
+}
+
+/// `kind/name`, lower case (the status name of Bitbucket).
+pub fn lower_name(event: &Event) -> String {
+    let o = &event.involved_object;
+    format!("{}/{}", o.kind, o.name).to_lowercase()
+}
+
+/// A GET request with no body.
+pub fn get(url: String) -> Request {
+    Request {
+        method: "GET",
+        url,
+        headers: Vec::new(),
+        body: Vec::new(),
+        validate: super::Validate::Status2xx,
+    }
+}
+
 /// The status description: the reason as lower-case words (`reconciliation succeeded`).
 pub fn description(event: &Event) -> String {
     super::pagerduty::split_camel_case(&event.reason)
@@ -81,10 +104,12 @@ pub struct Plan {
     pub list_error: &'static str,
     /// Prefix of the error when creating fails (empty: the error as is).
     pub create_error: &'static str,
+    /// A 404 from the list request means "no status yet" (Bitbucket's single-status GETs).
+    pub missing_ok: bool,
 }
 
 pub async fn send(client: &reqwest::Client, plan: &Plan) -> Result<(), String> {
-    let listed = fetch_json(client, &plan.list)
+    let listed = fetch_json(client, &plan.list, plan.missing_ok)
         .await
         .map_err(|e| format!("{}: {e}", plan.list_error))?;
     if (plan.duplicate)(&listed, &plan.create) {
@@ -99,7 +124,11 @@ pub async fn send(client: &reqwest::Client, plan: &Plan) -> Result<(), String> {
     })
 }
 
-async fn fetch_json(client: &reqwest::Client, req: &Request) -> Result<serde_json::Value, String> {
+async fn fetch_json(
+    client: &reqwest::Client,
+    req: &Request,
+    missing_ok: bool,
+) -> Result<serde_json::Value, String> {
     let mut rb = client.get(&req.url);
     for (k, v) in &req.headers {
         rb = rb.header(k, v);
@@ -107,6 +136,9 @@ async fn fetch_json(client: &reqwest::Client, req: &Request) -> Result<serde_jso
     let resp = rb.send().await.map_err(|e| e.to_string())?;
     let status = resp.status();
     let body = resp.bytes().await.map_err(|e| e.to_string())?;
+    if missing_ok && status.as_u16() == 404 {
+        return Ok(serde_json::Value::Null);
+    }
     if !status.is_success() {
         return Err(format!(
             "{} {}: {} {}",

@@ -110,5 +110,23 @@ pub fn build(s: &Settings, commit_status: &str, event: &Event) -> Result<Option<
         duplicate,
         list_error: "could not list commit statuses",
         create_error: "could not create commit status",
+        missing_ok: false,
     }))
+}
+
+/// `githubdispatch`: a `repository_dispatch` with event type `<kind>/<name>.<namespace>` and
+/// the event JSON as client payload.
+pub fn dispatch(s: &Settings, event: &Event) -> Result<Request, String> {
+    let token = token(s)?;
+    let (base, owner, repo) = repository(s)?;
+    let o = &event.involved_object;
+    // go-github's encoder (no HTML escaping) around the event as json.Marshal wrote it.
+    let event_type = serde_json::to_string(&format!("{}/{}.{}", o.kind, o.name, o.namespace))
+        .map_err(|e| e.to_string())?;
+    let mut body = format!("{{\"event_type\":{event_type},\"client_payload\":").into_bytes();
+    body.extend_from_slice(&event.to_go_json());
+    body.extend_from_slice(b"}\n");
+    let mut req = Request::post_json(format!("{base}repos/{owner}/{repo}/dispatches"), body);
+    headers(&mut req, &token);
+    Ok(req)
 }

@@ -97,5 +97,6 @@ pub fn build(s: &Settings, commit_status: &str, event: &Event) -> Result<Option<
         duplicate,
         list_error: "unable to list commit status",
         create_error: "",
+        missing_ok: false,
     }))
 }

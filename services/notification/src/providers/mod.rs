@@ -4,9 +4,11 @@
 //! and 5xx) within the Provider's timeout.
 
 pub mod alertmanager;
+pub mod bitbucket;
 pub mod commitstatus;
 pub mod datadog;
 pub mod generic;
+pub mod gitea;
 pub mod github;
 pub mod gitlab;
 pub mod googlechat;
@@ -159,6 +161,14 @@ pub fn build(kind: ProviderType, s: &Settings, event: &Event) -> Result<Delivery
             .map(|p| p.map_or(Delivery::Nothing, Delivery::CommitStatus)),
         T::GitLab => gitlab::build(s, &s.commit_status, event)
             .map(|p| p.map_or(Delivery::Nothing, Delivery::CommitStatus)),
+        T::Gitea => gitea::build(s, &s.commit_status, event).map(Delivery::CommitStatus),
+        T::Bitbucket => {
+            bitbucket::cloud(s, event).map(|p| p.map_or(Delivery::Nothing, Delivery::CommitStatus))
+        }
+        T::BitbucketServer => {
+            bitbucket::server(s, event).map(|p| p.map_or(Delivery::Nothing, Delivery::CommitStatus))
+        }
+        T::GitHubDispatch => one(github::dispatch(s, event)),
         other => Err(unsupported(other)),
     }
 }

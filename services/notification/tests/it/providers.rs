@@ -458,3 +458,154 @@ async fn gitlab_commit_status() {
     );
     assert_eq!(create.header("private-token"), Some("glpat-x"));
 }
+
+/// SHA-1 of "kustomization/podinfo/7a6a3ec9" (Bitbucket's status key), computed independently.
+const BB_KEY: &str = "ef7c014031dbfc6f8c5b2074b78f8cbc2fab518e";
+
+#[tokio::test]
+async fn gitea_commit_status_and_github_dispatch() {
+    let cap = Capture::start().await;
+    cap.answer("/api/v1/repos/org/repo/commits/", 200, Duration::ZERO, "[]");
+    let mut s = settings(cap.url("/org/repo"));
+    s.token = "gt".into();
+    s.commit_status = "kustomization/podinfo/7a6a3ec9".into();
+    let got = deliver_plan(
+        ProviderType::Gitea,
+        &s,
+        &with_revision(info_event()),
+        &cap,
+        2,
+    )
+    .await;
+    assert_eq!(got[0].method, "GET");
+    assert_eq!(
+        got[0].path,
+        format!("/api/v1/repos/org/repo/commits/{SHA}/statuses?limit=50&page=1")
+    );
+    assert_eq!(got[0].header("authorization"), Some("token gt"));
+    assert_request(
+        &got[1],
+        "POST",
+        &format!("/api/v1/repos/org/repo/statuses/{SHA}"),
+        r#"{"state":"success","target_url":"","description":"reconciliation succeeded","context":"kustomization/podinfo/7a6a3ec9"}"#,
+    );
+    assert_eq!(got[1].header("authorization"), Some("token gt"));
+
+    let mut s = settings(cap.url("/org/repo"));
+    s.token = "ghp_d".into();
+    let got = deliver(ProviderType::GitHubDispatch, &s, &info_event(), &cap).await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/api/v3/repos/org/repo/dispatches",
+        &format!(
+            "{{\"event_type\":\"Kustomization/podinfo.flux-system\",\"client_payload\":{BODY_INFO}}}\n"
+        ),
+    );
+    assert_eq!(got[0].header("authorization"), Some("Bearer ghp_d"));
+}
+
+#[tokio::test]
+async fn bitbucket_cloud_and_server_build_statuses() {
+    let cap = Capture::start().await;
+    // No status yet: the Go clients read 404 as "none".
+    cap.answer(
+        &format!("/2.0/repositories/org/repo/commit/{SHA}/statuses/build/{BB_KEY}"),
+        404,
+        Duration::ZERO,
+        "",
+    );
+    cap.answer(
+        &format!("/bitbucket/rest/api/latest/projects/proj/repos/repo/commits/{SHA}/builds?key="),
+        404,
+        Duration::ZERO,
+        "",
+    );
+    let mut s = settings("https://bitbucket.org/org/repo.git".into());
+    s.token = "user:app-pass".into();
+    s.commit_status = "kustomization/podinfo/7a6a3ec9".into();
+    let event = with_revision(error_event());
+    let plan = providers::bitbucket::cloud_with_base(&s, &event, &cap.url("/2.0"))
+        .unwrap()
+        .unwrap();
+    providers::send(&Delivery::CommitStatus(plan), &s, &reqwest::Client::new())
+        .await
+        .unwrap();
+    let get = cap.next(Duration::from_secs(5)).await;
+    assert_eq!(get.method, "GET");
+    assert_eq!(
+        get.path,
+        format!("/2.0/repositories/org/repo/commit/{SHA}/statuses/build/{BB_KEY}")
+    );
+    assert_eq!(
+        get.header("authorization"),
+        Some("Basic dXNlcjphcHAtcGFzcw==")
+    );
+    let post = cap.next(Duration::from_secs(5)).await;
+    assert_eq!(post.method, "POST");
+    assert_eq!(
+        post.path,
+        format!("/2.0/repositories/org/repo/commit/{SHA}/statuses/build")
+    );
+    assert_eq!(
+        post.body_str(),
+        format!(
+            r#"{{"key":"{BB_KEY}","url":"https://bitbucket.org","state":"FAILED","name":"kustomization/podinfo","description":"health check failed"}}"#
+        )
+    );
+
+    let address = cap.url("/bitbucket/scm/proj/repo.git");
+    let mut s = settings(address.clone());
+    s.token = "bt".into();
+    s.commit_status = "kustomization/podinfo/7a6a3ec9".into();
+    let delivery = providers::build(
+        ProviderType::BitbucketServer,
+        &s,
+        &with_revision(info_event()),
+    )
+    .unwrap();
+    providers::send(&delivery, &s, &reqwest::Client::new())
+        .await
+        .unwrap();
+    let get = cap.next(Duration::from_secs(5)).await;
+    assert_eq!(get.method, "GET");
+    assert_eq!(
+        get.path,
+        format!(
+            "/bitbucket/rest/api/latest/projects/proj/repos/repo/commits/{SHA}/builds?key={BB_KEY}"
+        )
+    );
+    assert_eq!(get.header("authorization"), Some("Bearer bt"));
+    assert_eq!(get.header("x-atlassian-token"), Some("no-check"));
+    let post = cap.next(Duration::from_secs(5)).await;
+    assert_eq!(post.method, "POST");
+    assert_eq!(
+        post.path,
+        format!("/bitbucket/rest/api/latest/projects/proj/repos/repo/commits/{SHA}/builds")
+    );
+    assert_eq!(
+        post.body_str(),
+        format!(
+            "{{\"description\":\"reconciliation succeeded\",\"key\":\"{BB_KEY}\",\"name\":\"kustomization/podinfo [reconciliation succeeded]\",\"state\":\"SUCCESSFUL\",\"url\":\"{address}\"}}\n"
+        )
+    );
+    assert_eq!(post.header("x-requested-with"), Some("XMLHttpRequest"));
+}
+
+async fn deliver_plan(
+    kind: ProviderType,
+    s: &Settings,
+    e: &Event,
+    capture: &Capture,
+    n: usize,
+) -> Vec<Captured> {
+    let delivery = providers::build(kind, s, e).expect("notifier builds");
+    providers::send(&delivery, s, &reqwest::Client::new())
+        .await
+        .expect("delivery succeeds");
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(capture.next(Duration::from_secs(5)).await);
+    }
+    out
+}
