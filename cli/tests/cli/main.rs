@@ -1,6 +1,7 @@
 //! CLI tests: the embedded demo (`ferroflux up`) and leader election between controller
 //! processes, each run as real processes against testenv.
 
+mod artifact;
 mod engines;
 mod leader;
 mod up;

@@ -7,6 +7,9 @@
 //! - [`tool`]: an external program a test runs (oracles such as `helm` and `sops`, servers such
 //!   as `sshd`), found on `PATH` or where `scripts/get-oracles` installs; a missing one is a
 //!   failure with a one-line hint, never a skip.
+//! - [`registry`]: a real OCI registry (Debian's `docker-registry`) on 127.0.0.1.
+
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 
