@@ -13,6 +13,7 @@ pub mod github;
 pub mod gitlab;
 pub mod googlechat;
 pub mod grafana;
+pub mod incidentio;
 pub mod lark;
 pub mod matrix;
 pub mod msteams;
@@ -22,6 +23,8 @@ pub mod pagerduty;
 pub mod slack;
 pub mod telegram;
 pub mod webex;
+pub mod zoom;
+pub mod zulip;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -169,6 +172,9 @@ pub fn build(kind: ProviderType, s: &Settings, event: &Event) -> Result<Delivery
             bitbucket::server(s, event).map(|p| p.map_or(Delivery::Nothing, Delivery::CommitStatus))
         }
         T::GitHubDispatch => one(github::dispatch(s, event)),
+        T::Zulip => one(zulip::build(s, event)),
+        T::Zoom => one(zoom::build(s, event)),
+        T::IncidentIo => incidentio::build(s, event),
         other => Err(unsupported(other)),
     }
 }

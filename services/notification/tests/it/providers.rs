@@ -609,3 +609,50 @@ async fn deliver_plan(
     }
     out
 }
+
+#[tokio::test]
+async fn zulip_zoom_incidentio() {
+    let cap = Capture::start().await;
+    let mut s = settings(cap.url("/ignored"));
+    s.channel = "flux/alerts".into();
+    s.username = "bot@example.com".into();
+    s.password = "zk".into();
+    let got = deliver(ProviderType::Zulip, &s, &info_event(), &cap).await;
+    assert_eq!(got[0].method, "POST");
+    assert_eq!(got[0].path, "/api/v1/messages");
+    assert_eq!(
+        got[0].header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    // Encoded independently (Python's urlencode over the sorted fields).
+    assert_eq!(
+        got[0].body_str(),
+        "content=%23%23+Flux+Status%0A%0A%E2%84%B9%EF%B8%8F+Kustomization%2Fflux-system%2Fpodinfo%0A%0AApplied+revision%3A+main%40sha1%3Aabc%0A%0AMetadata%3A%0A%2A+%60revision%60%3A+main%40sha1%3Aabc%0A%2A+%60summary%60%3A+prod+cluster%0A&to=flux&topic=alerts&type=stream"
+    );
+    assert_eq!(
+        got[0].header("authorization"),
+        Some("Basic Ym90QGV4YW1wbGUuY29tOnpr")
+    );
+
+    let mut s = settings(cap.url("/inbound/x?token=1"));
+    s.token = "zt".into();
+    let got = deliver(ProviderType::Zoom, &s, &info_event(), &cap).await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/inbound/x?format=full&token=1",
+        r#"{"content":{"head":{"text":"kustomization/podinfo.flux-system","sub_head":{"text":"info"}},"body":[{"type":"message","text":"Applied revision: main@sha1:abc"},{"type":"fields","items":[{"key":"revision","value":"main@sha1:abc"},{"key":"summary","value":"prod cluster"}]}]}}"#,
+    );
+    assert_eq!(got[0].header("authorization"), Some("zt"));
+
+    let mut s = settings(cap.url("/v2/alert_events/http/1"));
+    s.token = "inc".into();
+    let got = deliver(ProviderType::IncidentIo, &s, &error_event(), &cap).await;
+    assert_request(
+        &got[0],
+        "POST",
+        "/v2/alert_events/http/1",
+        r#"{"title":"kustomization/podinfo.flux-system: HealthCheckFailed","status":"firing","deduplication_key":"u-1","description":"Health check failed \u003ctimeout\u003e \u0026 more","metadata":{"reason":"HealthCheckFailed","reportingController":"kustomize-controller","revision":"main@sha1:abc","severity":"error","summary":"prod cluster"}}"#,
+    );
+    assert_eq!(got[0].header("authorization"), Some("Bearer inc"));
+}
