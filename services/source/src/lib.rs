@@ -6,6 +6,7 @@ pub mod artifact_events;
 pub mod git;
 pub mod gitrepository;
 pub mod helm_http;
+pub mod helmchart;
 pub mod helmrepository;
 pub mod oci;
 pub mod ocirepository;
@@ -251,7 +252,26 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         },
     };
     let helmrepo = manager.controller::<HelmRepository, _>(GROUP, 2, helmrepo_reconciler, None);
-    let chart = manager.controller::<HelmChart, _>(GROUP, 2, NotYetImplemented, None);
+    let chart_reconciler = helmchart::HelmChartReconciler {
+        storage: storage.clone(),
+        events: events.clone(),
+        recorder: ferroflux_runtime::events::EventRecorder::new(
+            manager.client.clone(),
+            CONTROLLER,
+            &flags.runtime.events_addr,
+        ),
+        settings: helmchart::Settings {
+            index_max_size: flags.helm_index_max_size,
+            limits: ferroflux_helm::package::chart::Limits {
+                max_chart_size: flags.helm_chart_max_size,
+                max_file_size: flags.helm_chart_file_max_size,
+                ..Default::default()
+            },
+            requeue_dependency: flags.runtime.requeue_dependency,
+        },
+        scratch_root: std::env::temp_dir().join("source-controller"),
+    };
+    let chart = manager.controller::<HelmChart, _>(GROUP, 2, chart_reconciler, None);
     let bucket = manager.controller::<Bucket, _>(GROUP, 2, NotYetImplemented, None);
     let controllers = async move {
         tokio::join!(git, oci, helmrepo, chart, bucket);

@@ -128,10 +128,11 @@ pub(crate) fn now() -> Time {
 }
 
 /// Negative-polarity conditions in summary priority order.
-pub(crate) const NEGATIVE: [&str; 4] = [
+pub(crate) const NEGATIVE: [&str; 5] = [
     cond::STORAGE_OPERATION_FAILED,
     cond::FETCH_FAILED,
     cond::INCLUDE_UNAVAILABLE,
+    cond::BUILD_FAILED,
     cond::ARTIFACT_OUTDATED,
 ];
 

@@ -3,6 +3,7 @@
 mod controller;
 mod gitrepository;
 mod helm_support;
+mod helmchart;
 mod helmrepository;
 mod ocirepository;
 mod provider;
