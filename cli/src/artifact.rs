@@ -156,6 +156,54 @@ pub struct ListArgs {
     registry: RegistryArgs,
 }
 
+/// The artifact commands alone, for running `ferroflux push artifact ...` in-process (the
+/// end-to-end tests do): `args` are what follows `ferroflux`.
+#[derive(clap::Parser, Debug)]
+#[command(name = "ferroflux")]
+struct ArtifactCli {
+    #[command(subcommand)]
+    command: ArtifactCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ArtifactCommand {
+    Push {
+        #[command(subcommand)]
+        command: PushCommand,
+    },
+    Pull {
+        #[command(subcommand)]
+        command: PullCommand,
+    },
+    Tag {
+        #[command(subcommand)]
+        command: TagCommand,
+    },
+    List {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+}
+
+/// Runs one artifact command (`["push", "artifact", "oci://...", ...]`) as the `ferroflux`
+/// binary would, on its own runtime: call it outside async contexts (or in `spawn_blocking`).
+pub fn run<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::Parser as _;
+    let cli = ArtifactCli::try_parse_from(
+        std::iter::once(std::ffi::OsString::from("ferroflux")).chain(args.into_iter().map(Into::into)),
+    )?;
+    match cli.command {
+        ArtifactCommand::Push { command } => push(command),
+        ArtifactCommand::Pull { command } => pull(command),
+        ArtifactCommand::Tag { command } => tag(command),
+        ArtifactCommand::List { command } => list(command),
+    }
+}
+
 fn action(msg: &str) {
     eprintln!("► {msg}");
 }

@@ -1,7 +1,8 @@
 //! `ferroflux`: the command line of the ferroflux suite.
 
-mod artifact;
 mod engines;
+
+use ferroflux_cli::artifact;
 mod up;
 
 use std::ffi::OsString;

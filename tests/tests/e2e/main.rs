@@ -5,6 +5,7 @@ mod bad_input;
 mod dependencies;
 mod faults;
 mod lifecycle;
+mod oci;
 mod readiness;
 mod sops;
 mod sync;
