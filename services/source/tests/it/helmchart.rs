@@ -597,3 +597,192 @@ async fn bad_input_keeps_the_last_artifact() {
     .await;
     let _ = helm_try;
 }
+
+/// Writes `dir` as the GitRepository `name`'s artifact (revision `main@sha1:<commit>`).
+fn git_source(env: &Env, name: &str, dir: &Path, commit: &str) -> GitRepository {
+    let mut artifact = env.storage.new_artifact_for(
+        "GitRepository",
+        "default",
+        name,
+        &format!("main@sha1:{commit}"),
+        &format!("{commit}.tar.gz"),
+    );
+    env.storage.mkdir_all(&artifact).unwrap();
+    env.storage
+        .archive(&mut artifact, dir, &|_, _| false, Default::default())
+        .unwrap();
+    let mut repo: GitRepository = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"url": "https://example.com/repo.git", "interval": "1m"},
+    }))
+    .unwrap();
+    repo.status = Some(ferroflux_api::gitrepository::GitRepositoryStatus {
+        artifact: Some(artifact),
+        ..Default::default()
+    });
+    repo
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+// helm runs as a blocking child process while the test server answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_chart_with_local_and_remote_dependencies_renders_as_helm() {
+    // A chart repository (basic auth) with podinfo.
+    let repo = versions_repo();
+    let server = serve_http(repo.dir.path(), Some(("user", "pass"))).await;
+    let url = server.url("/");
+
+    // The Git tree: an umbrella chart with a file:// dependency and a remote one, next to the
+    // local chart. (No alias: source-controller renames an aliased subchart, which `helm
+    // template` then reports missing, upstream as here.)
+    let tree = tempfile::tempdir().unwrap();
+    let charts = tree.path().join("charts");
+    create_chart(&charts, "lib-local", &[]);
+    create_chart(&charts, "umbrella", &[]);
+    let chart_yaml = format!(
+        "apiVersion: v2\nname: umbrella\ndescription: An umbrella chart\ntype: application\nversion: 0.3.0\nappVersion: \"1.16.0\"\ndependencies:\n- name: lib-local\n  version: \">=0.1.0\"\n  repository: file://../lib-local\n- name: podinfo\n  version: \"~1.1\"\n  repository: {url}\n"
+    );
+    std::fs::write(charts.join("umbrella/Chart.yaml"), &chart_yaml).unwrap();
+    std::fs::write(
+        charts.join("umbrella/values.yaml"),
+        std::fs::read_to_string(charts.join("umbrella/values.yaml")).unwrap()
+            + "lib-local:\n  replicaCount: 4\npodinfo:\n  service:\n    port: 9999\n",
+    )
+    .unwrap();
+
+    let env = Env::new();
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let git = git_source(&env, "tree", tree.path(), commit);
+    let mut lookup = ChartLookup::default()
+        .with_secret("creds", &[("username", b"user"), ("password", b"pass")]);
+    lookup.git_repos.push(git);
+    let obj = helm_chart(
+        "umbrella",
+        1,
+        json!({"chart": "charts/umbrella", "sourceRef": {"kind": "GitRepository", "name": "tree"}}),
+    );
+
+    // Without a HelmRepository for the URL the index is fetched without credentials.
+    env.fails(
+        &obj,
+        &lookup,
+        cond::BUILD_FAILED,
+        "DependencyBuildError",
+        "dependency build error: failed to add remote dependency 'podinfo'",
+    )
+    .await;
+
+    // With one (credentials from its secretRef, its stored index), the chart builds.
+    let hr = env
+        .repository(
+            helm_repository(
+                "podinfo-charts",
+                1,
+                json!({"url": url, "interval": "1m", "secretRef": {"name": "creds"}}),
+            ),
+            &lookup,
+        )
+        .await;
+    lookup.helm_repos.push(hr);
+    let (obj, out) = env.ready(&obj, &lookup).await;
+    let a = out.status.artifact.clone().unwrap();
+    assert_eq!(a.revision, "0.3.0");
+    assert_eq!(a.path, "helmchart/default/umbrella/umbrella-0.3.0.tgz");
+    let ready = cond::get(out.status.conditions.as_deref().unwrap(), cond::READY).unwrap();
+    assert_eq!(
+        ready.message,
+        "packaged 'umbrella' chart with version '0.3.0'"
+    );
+    assert!(out.events.iter().any(
+        |e| e.reason == "ResolvedDependencies" && e.message == "resolved 2 chart dependencies"
+    ));
+    assert_eq!(
+        out.status.observed_source_artifact_revision.as_deref(),
+        Some(format!("main@sha1:{commit}").as_str())
+    );
+
+    // The same directory through `helm dependency build` renders identically.
+    let home = tempfile::tempdir().unwrap();
+    let work = home.path().join("tree");
+    copy_dir(tree.path(), &work);
+    helm(
+        home.path(),
+        &[
+            "repo",
+            "add",
+            "podinfo-charts",
+            &url,
+            "--username",
+            "user",
+            "--password",
+            "pass",
+        ],
+    );
+    helm(
+        home.path(),
+        &[
+            "dependency",
+            "build",
+            work.join("charts/umbrella").to_str().unwrap(),
+        ],
+    );
+    let theirs = template(home.path(), &work.join("charts/umbrella"), &[]);
+    let ours = template(home.path(), &env.artifact_path(&out), &[]);
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.contains("port: 9999") && ours.contains("replicas: 4"),
+        "{ours}"
+    );
+
+    // Revision strategy: the commit's first 12 hex digits as build metadata.
+    let mut by_rev = obj.clone();
+    by_rev.spec.reconcile_strategy = Some(ferroflux_api::helmchart::ReconcileStrategy::Revision);
+    by_rev.metadata.generation = Some(2);
+    let (_, out) = env.ready(&by_rev, &lookup).await;
+    assert_eq!(out.status.artifact.unwrap().revision, "0.3.0+0123456789ab");
+
+    // A values file outside the chart (paths are relative to the source root), and one that
+    // tries to leave the root.
+    std::fs::write(
+        tree.path().join("prod.yaml"),
+        "lib-local:\n  replicaCount: 7\n",
+    )
+    .unwrap();
+    let git = git_source(&env, "tree", tree.path(), commit);
+    lookup.git_repos = vec![git];
+    let mut with_values = obj.clone();
+    with_values.metadata.generation = Some(3);
+    with_values.spec.values_files = Some(vec![
+        "charts/umbrella/values.yaml".into(),
+        "prod.yaml".into(),
+    ]);
+    let (_, out) = env.ready(&with_values, &lookup).await;
+    assert_eq!(out.status.artifact.clone().unwrap().revision, "0.3.0+3");
+    let rendered = template(home.path(), &env.artifact_path(&out), &[]);
+    assert!(rendered.contains("replicas: 7"), "{rendered}");
+    let mut escape = with_values.clone();
+    escape.metadata.generation = Some(4);
+    escape.spec.values_files = Some(vec!["../../etc/passwd".into()]);
+    env.fails(
+        &escape,
+        &lookup,
+        cond::BUILD_FAILED,
+        "ValuesFilesError",
+        "no values file found at path '/etc/passwd' (reference '../../etc/passwd')",
+    )
+    .await;
+}
