@@ -8,7 +8,9 @@
 //!    (target: at most 15 MiB);
 //! 4. (`oci`) pulling and storing an OCIRepository artifact of 5,000 files / ~50 MB from a
 //!    local `docker-registry` versus `skopeo copy` of the same artifact to a directory
-//!    (target: at most 1.0x the time).
+//!    (target: at most 1.0x the time);
+//! 5. (`rss-oci`) idle RSS as in 3, watching 100 ready OCIRepositories of a small artifact in a
+//!    local `docker-registry` (target: at most 15 MiB).
 //!
 //! Run with `cargo bench -p source-controller` (needs git, nginx and wrk:
 //! `apt-get install -y nginx-light wrk`; the `oci` part docker-registry and skopeo:
@@ -214,7 +216,15 @@ fn rss_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn bench_idle_rss(url: &str) -> (u64, u64, usize) {
+/// The kind of the 100 objects the RSS part watches: GitRepositories of a Git repository over
+/// HTTP with basic auth, or OCIRepositories of a small artifact in a local registry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RssKind {
+    Git,
+    Oci,
+}
+
+async fn bench_idle_rss(url: &str, kind: RssKind) -> (u64, u64, usize) {
     use k8s_openapi::api::core::v1::Secret;
     let env = ferroflux_testenv::TestEnv::start(ferroflux_testenv::Options::default())
         .await
@@ -266,18 +276,38 @@ async fn bench_idle_rss(url: &str) -> (u64, u64, usize) {
         )
         .await
         .unwrap();
-    let api: Api<GitRepository> = Api::namespaced(client.clone(), "default");
+    let (plural, kind_name) = match kind {
+        RssKind::Git => ("gitrepositories", "GitRepository"),
+        RssKind::Oci => ("ocirepositories", "OCIRepository"),
+    };
+    let resource = kube::api::ApiResource {
+        group: "source.toolkit.fluxcd.io".into(),
+        version: "v1".into(),
+        api_version: "source.toolkit.fluxcd.io/v1".into(),
+        kind: kind_name.into(),
+        plural: plural.into(),
+    };
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &resource);
     let count: usize = std::env::var("FERROFLUX_BENCH_REPOS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     for i in 0..count {
+        let spec = match kind {
+            RssKind::Git => {
+                json!({"url": url, "interval": "10m", "ref": {"branch": "main"}, "secretRef": {"name": "auth"}})
+            }
+            RssKind::Oci => {
+                json!({"url": url, "interval": "10m", "ref": {"tag": "v1"}, "insecure": true})
+            }
+        };
         api.create(
             &PostParams::default(),
             &serde_json::from_value(json!({
-                "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": kind_name,
                 "metadata": {"name": format!("repo-{i:03}"), "namespace": "default"},
-                "spec": {"url": url, "interval": "10m", "ref": {"branch": "main"}, "secretRef": {"name": "auth"}},
+                "spec": spec,
             }))
             .unwrap(),
         )
@@ -291,10 +321,12 @@ async fn bench_idle_rss(url: &str) -> (u64, u64, usize) {
             .items
             .iter()
             .filter(|o| {
-                o.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_deref())
-                    .is_some_and(ferroflux_api::conditions::is_ready)
+                o.data["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
             })
             .count();
         if ready == count {
@@ -302,7 +334,7 @@ async fn bench_idle_rss(url: &str) -> (u64, u64, usize) {
         }
         assert!(
             Instant::now() < deadline,
-            "only {ready}/100 GitRepositories became ready"
+            "only {ready}/{count} {kind_name} objects became ready"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -456,6 +488,24 @@ fn main() {
         );
         }
         }
+        if run("rss-oci") {
+        let reg = registry::start(None, None);
+        reg.push(
+            "small",
+            Some("v1"),
+            registry::FLUX_CONFIG,
+            &[registry::Layer::flux(&[("app.yaml", "kind: ConfigMap\n")])],
+            &std::collections::BTreeMap::new(),
+        )
+        .await;
+        let (rss, hwm, count) = bench_idle_rss(&reg.url("small"), RssKind::Oci).await;
+        println!(
+            "idle RSS watching {count} ready OCIRepositories: {:.1} MiB (peak {:.1} MiB), ratio to target {:.2}x (target <= 15 MiB)",
+            rss as f64 / 1024.0,
+            hwm as f64 / 1024.0,
+            rss as f64 / 1024.0 / 15.0
+        );
+        }
         if run("oci") {
         need("skopeo", "apt-get install -y skopeo");
         let (reg, url, tree) = oci_fixture().await;
@@ -471,7 +521,7 @@ fn main() {
         if run("rss") {
         let http = support::http_git(&repos.base(), "user", "pass").await;
         let small = format!("http://{}/small.git", http.addr);
-        let (rss, hwm, count) = bench_idle_rss(&small).await;
+        let (rss, hwm, count) = bench_idle_rss(&small, RssKind::Git).await;
         println!(
             "idle RSS watching {count} ready GitRepositories: {:.1} MiB (peak {:.1} MiB), ratio to target {:.2}x (target <= 15 MiB)",
             rss as f64 / 1024.0,
