@@ -1445,6 +1445,102 @@ pub async fn run_pipeline<L: Lookup>(
     }
 }
 
+/// Which HelmCharts use which source: `(namespace, kind, name)` to chart names, fed by the
+/// HelmChart watch (upstream's source index of the HelmChart controller).
+#[derive(Clone, Default)]
+pub struct SourceIndex {
+    inner: Arc<
+        std::sync::Mutex<BTreeMap<(String, String, String), std::collections::BTreeSet<String>>>,
+    >,
+}
+
+impl SourceIndex {
+    fn key(chart: &HelmChart) -> Option<(String, String, String)> {
+        let r = chart.spec.source_ref.as_ref()?;
+        Some((
+            chart.namespace().unwrap_or_default(),
+            r.kind.to_string(),
+            r.name.clone(),
+        ))
+    }
+
+    fn remove(&self, ns: &str, name: &str) {
+        if let Ok(mut m) = self.inner.lock() {
+            for (k, charts) in m.iter_mut() {
+                if k.0 == ns {
+                    charts.remove(name);
+                }
+            }
+            m.retain(|_, c| !c.is_empty());
+        }
+    }
+
+    fn upsert(&self, chart: &HelmChart) {
+        let ns = chart.namespace().unwrap_or_default();
+        let name = chart.name_any();
+        self.remove(&ns, &name);
+        if let (Some(k), Ok(mut m)) = (Self::key(chart), self.inner.lock()) {
+            m.entry(k).or_default().insert(name);
+        }
+    }
+
+    /// The charts using a source.
+    pub fn charts_of(&self, namespace: &str, kind: &str, name: &str) -> Vec<String> {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|m| {
+                m.get(&(namespace.to_string(), kind.to_string(), name.to_string()))
+                    .map(|c| c.iter().cloned().collect())
+            })
+            .unwrap_or_default()
+    }
+
+    /// The tap keeping the index current from the HelmChart watch.
+    pub fn tap(&self) -> ferroflux_runtime::driver::WatchTap<HelmChart> {
+        let index = self.clone();
+        Arc::new(move |event: &kube::runtime::watcher::Event<HelmChart>| {
+            use kube::runtime::watcher::Event;
+            match event {
+                Event::Apply(c) | Event::InitApply(c) => index.upsert(c),
+                Event::Delete(c) => index.remove(&c.namespace().unwrap_or_default(), &c.name_any()),
+                Event::Init | Event::InitDone => {}
+            }
+        })
+    }
+}
+
+/// Reconcile requests for the HelmCharts of every source that stored a new artifact (the
+/// in-process artifact events of HelmRepositories, GitRepositories and Buckets).
+pub fn source_triggers(
+    events: &ArtifactEventLog,
+    index: SourceIndex,
+) -> futures::stream::BoxStream<'static, kube::runtime::reflector::ObjectRef<HelmChart>> {
+    use futures::StreamExt;
+    let (_, _, rx, _) = events.subscribe(0);
+    tokio_stream::wrappers::BroadcastStream::new(rx)
+        .filter_map(move |ev| {
+            let refs: Vec<kube::runtime::reflector::ObjectRef<HelmChart>> = match ev {
+                Ok(ev)
+                    if matches!(
+                        ev.kind.as_str(),
+                        "HelmRepository" | "GitRepository" | "Bucket"
+                    ) =>
+                {
+                    index
+                        .charts_of(&ev.namespace, &ev.kind, &ev.name)
+                        .into_iter()
+                        .map(|c| kube::runtime::reflector::ObjectRef::new(&c).within(&ev.namespace))
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            futures::future::ready(Some(futures::stream::iter(refs)))
+        })
+        .flatten()
+        .boxed()
+}
+
 /// Sources and Secrets from the API server.
 #[derive(Clone)]
 pub struct KubeLookup {
@@ -1592,5 +1688,51 @@ mod tests {
             check_constraint("^2", "1.2.5").unwrap_err(),
             "can't get a valid version for constraint '^2'"
         );
+    }
+
+    #[tokio::test]
+    async fn new_source_artifacts_trigger_their_charts() {
+        use futures::StreamExt;
+        let chart = |name: &str, kind: &str, source: &str| -> HelmChart {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmChart",
+                "metadata": {"name": name, "namespace": "apps"},
+                "spec": {"chart": "x", "interval": "1m", "sourceRef": {"kind": kind, "name": source}},
+            }))
+            .unwrap()
+        };
+        let index = SourceIndex::default();
+        let tap = index.tap();
+        use kube::runtime::watcher::Event;
+        tap(&Event::Apply(chart("a", "HelmRepository", "charts")));
+        tap(&Event::Apply(chart("b", "HelmRepository", "charts")));
+        tap(&Event::Apply(chart("c", "GitRepository", "charts")));
+        tap(&Event::Apply(chart("b", "GitRepository", "other")));
+        assert_eq!(index.charts_of("apps", "HelmRepository", "charts"), ["a"]);
+        tap(&Event::Delete(chart("a", "HelmRepository", "charts")));
+        assert!(
+            index
+                .charts_of("apps", "HelmRepository", "charts")
+                .is_empty()
+        );
+        tap(&Event::Apply(chart("a", "HelmRepository", "charts")));
+
+        let log = ArtifactEventLog::new(16);
+        let mut triggers = source_triggers(&log, index);
+        let event = |kind: &str, name: &str| ferroflux_proto::ArtifactEvent {
+            kind: kind.into(),
+            namespace: "apps".into(),
+            name: name.into(),
+            ..Default::default()
+        };
+        log.publish(event("OCIRepository", "charts"));
+        log.publish(event("GitRepository", "charts"));
+        log.publish(event("HelmRepository", "charts"));
+        let first = triggers.next().await.unwrap();
+        assert_eq!(
+            (first.name.as_str(), first.namespace.as_deref()),
+            ("c", Some("apps"))
+        );
+        assert_eq!(triggers.next().await.unwrap().name, "a");
     }
 }

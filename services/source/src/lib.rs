@@ -271,7 +271,14 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         },
         scratch_root: std::env::temp_dir().join("source-controller"),
     };
-    let chart = manager.controller::<HelmChart, _>(GROUP, 2, chart_reconciler, None);
+    let chart_sources = helmchart::SourceIndex::default();
+    let chart = manager.controller_with_taps::<HelmChart, _>(
+        GROUP,
+        2,
+        chart_reconciler,
+        Some(helmchart::source_triggers(&events, chart_sources.clone())),
+        vec![chart_sources.tap()],
+    );
     let bucket = manager.controller::<Bucket, _>(GROUP, 2, NotYetImplemented, None);
     let controllers = async move {
         tokio::join!(git, oci, helmrepo, chart, bucket);
