@@ -1449,10 +1449,11 @@ pub async fn run_pipeline<L: Lookup>(
 /// HelmChart watch (upstream's source index of the HelmChart controller).
 #[derive(Clone, Default)]
 pub struct SourceIndex {
-    inner: Arc<
-        std::sync::Mutex<BTreeMap<(String, String, String), std::collections::BTreeSet<String>>>,
-    >,
+    inner: Arc<std::sync::Mutex<ChartsBySource>>,
 }
+
+/// `(namespace, kind, name)` of a source to the names of the charts using it.
+type ChartsBySource = BTreeMap<(String, String, String), std::collections::BTreeSet<String>>;
 
 impl SourceIndex {
     fn key(chart: &HelmChart) -> Option<(String, String, String)> {
