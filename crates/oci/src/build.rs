@@ -338,7 +338,7 @@ impl<W: Write> TarWriter<W> {
             pax_name = &pax_name[..NAME_SIZE];
         }
         let pax_name = pax_name.trim_end_matches('/');
-        let blk = header_block(pax_name, "", 0, record.len() as u64, b'x');
+        let blk = header_block_with(pax_name, "", 0, record.len() as u64, b'x', false);
         self.inner.write_all(&blk)?;
         self.inner.write_all(record.as_bytes())?;
         let pad = (512 - record.len() % 512) % 512;
@@ -413,6 +413,19 @@ fn put_octal(field: &mut [u8], x: u64) {
 
 /// One 512-byte USTAR/PAX header block as Go's `templateV7Plus` + `setFormat` fill it.
 fn header_block(name: &str, prefix: &str, mode: u64, size: u64, typeflag: u8) -> [u8; 512] {
+    header_block_with(name, prefix, mode, size, typeflag, true)
+}
+
+/// A header block; `dev` fills `devmajor`/`devminor` with zeros as `templateV7Plus` does
+/// (Go's `writeRawFile`, which writes PAX extended headers, leaves them empty).
+fn header_block_with(
+    name: &str,
+    prefix: &str,
+    mode: u64,
+    size: u64,
+    typeflag: u8,
+    dev: bool,
+) -> [u8; 512] {
     let mut b = [0u8; 512];
     put_str(&mut b[0..100], name);
     put_octal(&mut b[100..108], mode);
@@ -425,8 +438,10 @@ fn header_block(name: &str, prefix: &str, mode: u64, size: u64, typeflag: u8) ->
     b[257..263].copy_from_slice(b"ustar\0");
     b[263..265].copy_from_slice(b"00");
     // uname [265..297], gname [297..329] empty
-    put_octal(&mut b[329..337], 0); // devmajor
-    put_octal(&mut b[337..345], 0); // devminor
+    if dev {
+        put_octal(&mut b[329..337], 0); // devmajor
+        put_octal(&mut b[337..345], 0); // devminor
+    }
     put_str(&mut b[345..500], prefix);
     // The checksum counts its own field as spaces; written as 6 digits, NUL, space.
     b[148..156].copy_from_slice(b"        ");
