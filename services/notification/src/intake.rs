@@ -220,17 +220,17 @@ impl Router {
                 .await;
         }
         let commit_status = if provider::is_commit_status_provider(kind) {
-            if p.spec
-                .commit_status_expr
-                .as_ref()
-                .is_some_and(|e| !e.is_empty())
-            {
-                return Err(
-                    "failed to create commit status: spec.commitStatusExpr is not supported yet"
-                        .into(),
-                );
+            match p.spec.commit_status_expr.as_ref().filter(|e| !e.is_empty()) {
+                Some(expr) => commit_status_from_expr(expr, &notification, &p, &alert)
+                    .map_err(|e| {
+                        format!(
+                            "failed to create commit status: failed to evaluate the spec.commitStatusExpr CEL expression for the event: {e}"
+                        )
+                    })?,
+                None => {
+                    provider::default_commit_status(&p.uid().unwrap_or_default(), &notification)
+                }
             }
-            provider::default_commit_status(&p.uid().unwrap_or_default(), &notification)
         } else {
             String::new()
         };
@@ -262,6 +262,26 @@ impl Router {
             .await;
         Ok(())
     }
+}
+
+/// Evaluates a Provider's `commitStatusExpr` with the variables `event`, `provider` and
+/// `alert` (the objects as JSON).
+pub fn commit_status_from_expr(
+    expr: &str,
+    event: &Event,
+    provider: &Provider,
+    alert: &Alert,
+) -> Result<String, String> {
+    let e = crate::cel::Expression::new(expr)
+        .map_err(|e| format!("failed to compile expression: {e}"))?;
+    let event = serde_json::to_value(event).map_err(|e| e.to_string())?;
+    let provider = serde_json::to_value(provider).map_err(|e| e.to_string())?;
+    let alert = serde_json::to_value(alert).map_err(|e| e.to_string())?;
+    e.eval_string(&[
+        ("event", &event),
+        ("provider", &provider),
+        ("alert", &alert),
+    ])
 }
 
 /// The intake: rate limiter and router (none in tests of the intake alone).
@@ -396,6 +416,34 @@ mod tests {
             "metadata": {"kustomize.toolkit.fluxcd.io/revision": "main@sha1:abc"},
             "reportingController": "kustomize-controller"
         })
+    }
+
+    #[test]
+    fn commit_status_expressions() {
+        let event: Event = serde_json::from_value(sample()).unwrap();
+        let provider: Provider = serde_json::from_value(serde_json::json!({
+            "apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+            "metadata": {"name": "gh", "uid": "1234-5678"}, "spec": {"type": "github"}}))
+        .unwrap();
+        let alert: Alert = serde_json::from_value(serde_json::json!({
+            "apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
+            "metadata": {"name": "ops"}, "spec": {}}))
+        .unwrap();
+        assert_eq!(
+            commit_status_from_expr(
+                "event.involvedObject.kind + '/' + event.involvedObject.name + '/' + alert.metadata.name",
+                &event,
+                &provider,
+                &alert
+            )
+            .unwrap(),
+            "Kustomization/podinfo/ops"
+        );
+        assert!(
+            commit_status_from_expr("1 + 1", &event, &provider, &alert)
+                .unwrap_err()
+                .contains("as string")
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! requests.
 
 pub mod alert;
+pub mod cel;
 pub mod event;
 pub mod intake;
 pub mod provider;

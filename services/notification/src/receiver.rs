@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ferroflux_api::Receiver;
-use ferroflux_api::conditions::{self as cond, notification_reason, reason as reasons};
+use ferroflux_api::conditions::{self as cond, notification_reason, reason, reason as reasons};
 use ferroflux_api::receiver::{ReceiverResourceReference, ReceiverType};
 use ferroflux_runtime::driver::WatchTap;
 use ferroflux_runtime::events::{EventRecorder, Severity};
@@ -83,6 +83,59 @@ async fn read_token(client: &Client, receiver: &Receiver) -> Result<String, Stri
     }
 }
 
+/// The terminal configuration errors of a Receiver, in upstream's order: CEL filters, then
+/// the OIDC/secretRef rules; plus the types this controller cannot verify yet.
+pub fn validate_spec(obj: &Receiver) -> Option<(&'static str, String)> {
+    if let Some(f) = obj.spec.resource_filter.as_ref().filter(|f| !f.is_empty())
+        && let Err(e) = crate::cel::Expression::new(f)
+    {
+        return Some((
+            reason::INVALID_CEL_EXPRESSION,
+            format!("invalid resourceFilter expression: {e}"),
+        ));
+    }
+    for (i, r) in obj.spec.resources.iter().flatten().enumerate() {
+        if let Some(f) = r.filter.as_ref().filter(|f| !f.is_empty())
+            && let Err(e) = crate::cel::Expression::new(f)
+        {
+            return Some((
+                reason::INVALID_CEL_EXPRESSION,
+                format!(
+                    "invalid filter expression for resources[{i}] (kind={:?}, name={:?}): {e}",
+                    r.kind.as_str(),
+                    r.name
+                ),
+            ));
+        }
+    }
+    let t = obj.spec.r#type;
+    let is_oidc = t == Some(ReceiverType::GenericOidc);
+    let has_oidc = obj
+        .spec
+        .oidc_providers
+        .as_ref()
+        .is_some_and(|p| !p.is_empty());
+    let invalid = |m: &str| Some((notification_reason::VALIDATION_FAILED, m.to_string()));
+    if is_oidc && !has_oidc {
+        return invalid("generic-oidc receiver requires at least one oidcProvider");
+    }
+    if !is_oidc && has_oidc {
+        return invalid("oidcProviders can only be set when type is generic-oidc");
+    }
+    if is_oidc && obj.spec.secret_ref.is_some() {
+        return invalid("secretRef cannot be set when type is generic-oidc");
+    }
+    if !is_oidc && obj.spec.secret_ref.is_none() {
+        return invalid("secretRef is required when type is not generic-oidc");
+    }
+    if let Some(name) = t.and_then(unsupported) {
+        return invalid(&format!(
+            "receiver type {name:?} is not supported by this controller yet"
+        ));
+    }
+    None
+}
+
 /// The Receiver reconciler run by the driver (which owns the finalizer, suspend and requeue).
 #[derive(Clone)]
 pub struct ReceiverReconciler {
@@ -101,57 +154,7 @@ impl Reconciler<Receiver> for ReceiverReconciler {
         let generation = obj.metadata.generation;
         let now = || Time(jiff::Timestamp::now());
         let mut result: Result<Outcome, ReconcileError> = Ok(Outcome::RequeueAtInterval);
-        let mut terminal = None;
-
-        let t = obj.spec.r#type;
-        let is_oidc = t == Some(ReceiverType::GenericOidc);
-        let has_oidc = obj
-            .spec
-            .oidc_providers
-            .as_ref()
-            .is_some_and(|p| !p.is_empty());
-        if is_oidc && !has_oidc {
-            terminal = Some((
-                notification_reason::VALIDATION_FAILED,
-                "generic-oidc receiver requires at least one oidcProvider".to_string(),
-            ));
-        } else if !is_oidc && has_oidc {
-            terminal = Some((
-                notification_reason::VALIDATION_FAILED,
-                "oidcProviders can only be set when type is generic-oidc".to_string(),
-            ));
-        } else if is_oidc && obj.spec.secret_ref.is_some() {
-            terminal = Some((
-                notification_reason::VALIDATION_FAILED,
-                "secretRef cannot be set when type is generic-oidc".to_string(),
-            ));
-        } else if !is_oidc && obj.spec.secret_ref.is_none() {
-            terminal = Some((
-                notification_reason::VALIDATION_FAILED,
-                "secretRef is required when type is not generic-oidc".to_string(),
-            ));
-        } else if let Some(name) = t.and_then(unsupported) {
-            terminal = Some((
-                notification_reason::VALIDATION_FAILED,
-                format!("receiver type {name:?} is not supported by this controller yet"),
-            ));
-        } else if obj
-            .spec
-            .resource_filter
-            .as_ref()
-            .is_some_and(|f| !f.is_empty())
-            || obj
-                .spec
-                .resources
-                .iter()
-                .flatten()
-                .any(|r| r.filter.as_ref().is_some_and(|f| !f.is_empty()))
-        {
-            terminal = Some((
-                notification_reason::VALIDATION_FAILED,
-                "CEL resource filters are not supported by this controller yet".to_string(),
-            ));
-        }
+        let terminal = validate_spec(&obj);
 
         if let Some((reason, err)) = terminal {
             let msg = format!("Reconciliation failed terminally due to configuration error: {err}");
@@ -507,6 +510,73 @@ pub fn go_time_string(t: jiff::Timestamp) -> String {
     format!("{}{frac} +0000 UTC", dt.strftime("%Y-%m-%d %H:%M:%S"))
 }
 
+/// The CEL filters of one request: `resourceFilter` and each resource's `filter`, with the
+/// request body (JSON, else `{}`) as `req`.
+pub struct Filters {
+    top: Option<crate::cel::Expression>,
+    per_resource: Vec<Option<crate::cel::Expression>>,
+    req: serde_json::Value,
+}
+
+impl Filters {
+    /// `None` when the Receiver has no filter at all.
+    pub fn new(
+        receiver: &Receiver,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Option<Self>, String> {
+        let compile = |f: Option<&String>| -> Result<Option<crate::cel::Expression>, String> {
+            match f.filter(|f| !f.is_empty()) {
+                Some(f) => crate::cel::Expression::new(f).map(Some),
+                None => Ok(None),
+            }
+        };
+        let top = compile(receiver.spec.resource_filter.as_ref())?;
+        let per_resource = receiver
+            .spec
+            .resources
+            .iter()
+            .flatten()
+            .map(|r| compile(r.filter.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if top.is_none() && per_resource.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let is_json = header(headers, "Content-Type").split(',').any(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
+        let req = if is_json {
+            serde_json::from_slice(body)
+                .map_err(|e| format!("failed to parse request body as JSON: {e}"))?
+        } else {
+            serde_json::json!({})
+        };
+        Ok(Some(Self {
+            top,
+            per_resource,
+            req,
+        }))
+    }
+
+    /// Whether the object (its metadata as JSON) passes the filters of resource `index`.
+    pub fn accept(&self, index: usize, res: &serde_json::Value) -> Result<bool, String> {
+        let vars = [("res", res), ("req", &self.req)];
+        if let Some(top) = &self.top
+            && !top.eval_bool(&vars)?
+        {
+            return Ok(false);
+        }
+        match self.per_resource.get(index).and_then(Option::as_ref) {
+            Some(f) => f.eval_bool(&vars),
+            None => Ok(true),
+        }
+    }
+}
+
 impl ReceiverServer {
     async fn handle(
         &self,
@@ -558,9 +628,18 @@ impl ReceiverServer {
             tracing::error!(name = %name, namespace = %ns, error = %e, "unable to validate payload");
             return StatusCode::BAD_REQUEST.into_response();
         }
+        let filters = match Filters::new(&receiver, &headers, &body) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(name = %name, namespace = %ns, error = %e,
+                    "unable to create resource filters");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        };
         let mut failed = false;
-        for resource in receiver.spec.resources.iter().flatten() {
-            if let Err(e) = self.request_reconciliation(resource, &ns).await {
+        for (i, resource) in receiver.spec.resources.iter().flatten().enumerate() {
+            let filter = filters.as_ref().map(|f| (f, i));
+            if let Err(e) = self.request_reconciliation(resource, &ns, filter).await {
                 tracing::error!(name = %name, namespace = %ns, error = %e,
                     resource = %format!("{}/{}", resource.kind.as_str(), resource.name),
                     "unable to request reconciliation");
@@ -673,6 +752,7 @@ impl ReceiverServer {
         &self,
         resource: &ReceiverResourceReference,
         default_namespace: &str,
+        filter: Option<(&Filters, usize)>,
     ) -> Result<(), String> {
         let mut namespace = default_namespace.to_string();
         if let Some(ns) = resource.namespace.as_ref().filter(|n| !n.is_empty()) {
@@ -687,6 +767,25 @@ impl ReceiverServer {
             None => default_api_version(kind)
                 .ok_or_else(|| format!("apiVersion must be specified for kind {kind:?}"))?
                 .to_string(),
+        };
+        let accept = |meta: &kube::core::PartialObjectMeta<DynamicObject>| -> Result<bool, String> {
+            let Some((filters, i)) = filter else {
+                return Ok(true);
+            };
+            // As upstream's PartialObjectMetadata: the object's own apiVersion and kind.
+            let mut res = serde_json::to_value(meta).map_err(|e| e.to_string())?;
+            res["apiVersion"] = serde_json::Value::String(api_version.clone());
+            res["kind"] = serde_json::Value::String(kind.to_string());
+            let ok = filters.accept(i, &res)?;
+            if !ok {
+                tracing::debug!(
+                    "resource '{}/{}.{}' NOT annotated because CEL expression returned false",
+                    resource.kind.as_str(),
+                    meta.name_any(),
+                    meta.namespace().unwrap_or_default()
+                );
+            }
+            Ok(ok)
         };
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
@@ -719,17 +818,22 @@ impl ReceiverServer {
                 return Ok(());
             }
             for item in list.items {
-                self.annotate(&api, kind, &item.name_any(), &namespace)
-                    .await?;
+                if accept(&item)? {
+                    self.annotate(&api, kind, &item.name_any(), &namespace)
+                        .await?;
+                }
             }
             Ok(())
         } else {
-            api.get_metadata(&resource.name).await.map_err(|e| {
+            let meta = api.get_metadata(&resource.name).await.map_err(|e| {
                 format!(
                     "unable to read {kind} \"{namespace}/{}\" error: {e}",
                     resource.name
                 )
             })?;
+            if !accept(&meta)? {
+                return Ok(());
+            }
             self.annotate(&api, kind, &resource.name, &namespace).await
         }
     }

@@ -485,3 +485,135 @@ async fn receivers_annotate_the_selected_objects() {
     assert_eq!(requested_at(&repos, "app").await, before);
     shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cel_filters_select_objects_and_invalid_ones_stall() {
+    let env = ferroflux_testenv::TestEnv::start(ferroflux_testenv::Options::default())
+        .await
+        .unwrap();
+    let client = env.client().await.unwrap();
+    setup(&client).await;
+    let receivers: Api<Receiver> = Api::namespaced(client.clone(), "default");
+    for (name, spec) in [
+        (
+            "filtered",
+            json!({"type": "generic", "secretRef": {"name": "token"},
+            "resourceFilter": "req.ref == 'refs/heads/main'",
+            "resources": [{"kind": "GitRepository", "name": "*", "matchLabels": {"team": "a"},
+                           "filter": "res.metadata.name == 'app2' && res.kind == 'GitRepository'"}]}),
+        ),
+        (
+            "bad-cel",
+            json!({"type": "generic", "secretRef": {"name": "token"},
+            "resources": [{"kind": "GitRepository", "name": "app", "filter": "res.metadata.("}]}),
+        ),
+    ] {
+        let r: Receiver =
+            serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap();
+        receivers.create(&PostParams::default(), &r).await.unwrap();
+    }
+    let index = ReceiverIndex::default();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let s = shutdown.clone();
+    tokio::spawn(run::<Receiver, _>(
+        client.clone(),
+        DriverConfig {
+            controller: "receiver".into(),
+            group: "notification.toolkit.fluxcd.io".into(),
+            kind: "Receiver".into(),
+            concurrency: 4,
+            min_retry_delay: Duration::from_millis(200),
+            max_retry_delay: Duration::from_secs(2),
+            jitter_percentage: 0,
+            namespace: None,
+            label_selector: String::new(),
+        },
+        ReceiverReconciler {
+            recorder: EventRecorder::new(client.clone(), "notification-controller", ""),
+        },
+        Metrics::new(),
+        None,
+        vec![index.tap()],
+        async move { s.cancelled().await },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(ReceiverServer {
+        client: client.clone(),
+        index: index.clone(),
+        no_cross_namespace_refs: false,
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let hook = Hook {
+        http: reqwest::Client::new(),
+        base: format!("http://{addr}"),
+    };
+    let path = expected_path(TOKEN, "filtered");
+    wait_for("filtered receiver indexed", 30, || {
+        let index = index.clone();
+        let path = path.clone();
+        async move {
+            index
+                .by_path(&path)
+                .filter(|r| {
+                    r.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
+                .map(|_| ())
+        }
+    })
+    .await;
+    let stalled = wait_for("bad-cel stalled", 30, || {
+        let receivers = receivers.clone();
+        async move {
+            let r = receivers.get("bad-cel").await.ok()?;
+            r.status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "Stalled")
+        }
+    })
+    .await;
+    assert_eq!(stalled.reason, "InvalidCELExpression");
+    assert!(
+        stalled.message.starts_with(
+            "Reconciliation failed terminally due to configuration error: invalid filter expression for resources[0] (kind=\"GitRepository\", name=\"app\"): "
+        ),
+        "{}",
+        stalled.message
+    );
+
+    let repos: Api<GitRepository> = Api::namespaced(client.clone(), "default");
+    let json_ct = ("Content-Type", "application/json".to_string());
+    // The top-level filter refuses other branches: nothing annotated.
+    assert_eq!(
+        hook.send(
+            &path,
+            std::slice::from_ref(&json_ct),
+            r#"{"ref":"refs/heads/dev"}"#
+        )
+        .await,
+        200
+    );
+    for name in ["app", "app2", "other"] {
+        assert_eq!(requested_at(&repos, name).await, None, "{name}");
+    }
+    // main: of the team-a repositories, only app2 passes the resource's own filter.
+    assert_eq!(
+        hook.send(
+            &path,
+            std::slice::from_ref(&json_ct),
+            r#"{"ref":"refs/heads/main"}"#
+        )
+        .await,
+        200
+    );
+    assert!(requested_at(&repos, "app2").await.is_some());
+    assert_eq!(requested_at(&repos, "app").await, None);
+    assert_eq!(requested_at(&repos, "other").await, None);
+    // A JSON body that does not parse: upstream answers 500.
+    assert_eq!(hook.send(&path, &[json_ct], "{not json").await, 500);
+    shutdown.cancel();
+}
