@@ -2,6 +2,7 @@
 
 mod controller;
 mod gitrepository;
+mod helm_controller;
 mod helm_support;
 mod helmchart;
 mod helmrepository;
