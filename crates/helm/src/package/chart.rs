@@ -510,99 +510,116 @@ pub fn load_dir(root: &Path, chart: &Path, limits: Limits) -> Result<Chart, Pack
         Err(_) => crate::chart::Ignore::parse(""),
     }
     .map_err(|e| err(e.to_string()))?;
-    let mut files = Vec::new();
-    let mut total = 0u64;
-    walk_dir(&root, &dir, "", &ignore, limits, &mut total, &mut files, 0)?;
-    load_files(files, limits)
+    let mut walk = Walk {
+        root: &root,
+        ignore: &ignore,
+        limits,
+        total: 0,
+        out: Vec::new(),
+        seen: std::collections::HashSet::new(),
+    };
+    walk.dir(&dir, "", 0)?;
+    load_files(walk.out, limits)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn walk_dir(
-    root: &Path,
-    dir: &Path,
-    rel: &str,
-    ignore: &crate::chart::Ignore,
+/// A directory walk: symlinks followed when they stay inside `root`, each real directory
+/// read once (link cycles end), `.helmignore` rules and size limits applied.
+struct Walk<'a> {
+    root: &'a Path,
+    ignore: &'a crate::chart::Ignore,
     limits: Limits,
-    total: &mut u64,
-    out: &mut Vec<File>,
-    depth: usize,
-) -> Result<(), PackageError> {
-    if depth > 64 {
-        return Err(err(format!("{rel}: directory nesting too deep")));
-    }
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| err(format!("{}: {e}", dir.display())))?
-        .filter_map(Result::ok)
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let relp = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let path = e.path();
-        let link = std::fs::symlink_metadata(&path).map_err(|er| err(format!("{relp}: {er}")))?;
-        let real = if link.file_type().is_symlink() {
-            let target = path
-                .canonicalize()
-                .map_err(|er| err(format!("{relp}: {er}")))?;
-            if !target.starts_with(root) {
+    total: u64,
+    out: Vec<File>,
+    seen: std::collections::HashSet<PathBuf>,
+}
+
+impl Walk<'_> {
+    fn dir(&mut self, dir: &Path, rel: &str, depth: usize) -> Result<(), PackageError> {
+        if depth > 64 {
+            return Err(err(format!("{rel}: directory nesting too deep")));
+        }
+        let real_dir = dir
+            .canonicalize()
+            .map_err(|e| err(format!("{}: {e}", dir.display())))?;
+        if !self.seen.insert(real_dir) {
+            return Ok(());
+        }
+        let (root, limits) = (self.root, self.limits);
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| err(format!("{}: {e}", dir.display())))?
+            .filter_map(Result::ok)
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let relp = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let path = e.path();
+            let link =
+                std::fs::symlink_metadata(&path).map_err(|er| err(format!("{relp}: {er}")))?;
+            let real = if link.file_type().is_symlink() {
+                let target = path
+                    .canonicalize()
+                    .map_err(|er| err(format!("{relp}: {er}")))?;
+                if !target.starts_with(root) {
+                    return Err(err(format!(
+                        "cannot load {relp}: symlink points outside of the source root"
+                    )));
+                }
+                target
+            } else {
+                path.clone()
+            };
+            let md = std::fs::metadata(&real).map_err(|er| err(format!("{relp}: {er}")))?;
+            if md.is_dir() {
+                if !self.ignore.ignore(&relp, true) {
+                    self.dir(&real, &relp, depth + 1)?;
+                }
+                continue;
+            }
+            if self.ignore.ignore(&relp, false) {
+                continue;
+            }
+            if !md.is_file() {
                 return Err(err(format!(
-                    "cannot load {relp}: symlink points outside of the source root"
+                    "cannot load irregular file {relp} as it has file mode type bits set"
                 )));
             }
-            target
-        } else {
-            path.clone()
-        };
-        let md = std::fs::metadata(&real).map_err(|er| err(format!("{relp}: {er}")))?;
-        if md.is_dir() {
-            if !ignore.ignore(&relp, true) {
-                walk_dir(root, &real, &relp, ignore, limits, total, out, depth + 1)?;
+            if md.len() > limits.max_file_size {
+                return Err(err(format!(
+                    "size of '{relp}' exceeds '{}' bytes limit",
+                    limits.max_file_size
+                )));
             }
-            continue;
+            self.total += md.len();
+            if self.total > limits.max_total_size || self.out.len() >= 100_000 {
+                return Err(err(format!(
+                    "chart is larger than the maximum size {} (or 100000 files)",
+                    limits.max_total_size
+                )));
+            }
+            let mut data =
+                std::fs::read(&real).map_err(|er| err(format!("error reading {relp}: {er}")))?;
+            if data.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                data.drain(..3);
+            }
+            let mtime = md
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            self.out.push(File {
+                name: relp,
+                data,
+                mtime,
+            });
         }
-        if ignore.ignore(&relp, false) {
-            continue;
-        }
-        if !md.is_file() {
-            return Err(err(format!(
-                "cannot load irregular file {relp} as it has file mode type bits set"
-            )));
-        }
-        if md.len() > limits.max_file_size {
-            return Err(err(format!(
-                "size of '{relp}' exceeds '{}' bytes limit",
-                limits.max_file_size
-            )));
-        }
-        *total += md.len();
-        if *total > limits.max_total_size {
-            return Err(err(format!(
-                "chart is larger than the maximum size {}",
-                limits.max_total_size
-            )));
-        }
-        let mut data =
-            std::fs::read(&real).map_err(|er| err(format!("error reading {relp}: {er}")))?;
-        if data.starts_with(&[0xEF, 0xBB, 0xBF]) {
-            data.drain(..3);
-        }
-        let mtime = md
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        out.push(File {
-            name: relp,
-            data,
-            mtime,
-        });
+        Ok(())
     }
-    Ok(())
 }
 
 /// `root` joined with a relative path that may not leave it (`..` is clamped at the root, as
@@ -612,10 +629,8 @@ pub fn secure_join(root: &Path, rel: &Path) -> Result<PathBuf, PackageError> {
     for c in rel.components() {
         match c {
             Component::Normal(p) => out.push(p),
-            Component::ParentDir => {
-                if out != root {
-                    out.pop();
-                }
+            Component::ParentDir if out != root => {
+                out.pop();
             }
             _ => {}
         }
@@ -959,6 +974,26 @@ mod tests {
             ..Limits::default()
         };
         assert!(load_archive(&data, big).is_err());
+    }
+
+    #[test]
+    fn directories_with_link_cycles_and_escapes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("src");
+        let c = root.join("chart");
+        std::fs::create_dir_all(c.join("templates")).unwrap();
+        std::fs::write(c.join("Chart.yaml"), CHART).unwrap();
+        std::fs::write(c.join("values.yaml"), "a: 1\n").unwrap();
+        std::fs::write(c.join("templates/cm.yaml"), "x\n").unwrap();
+        std::os::unix::fs::symlink(".", c.join("templates/a")).unwrap();
+        std::os::unix::fs::symlink(".", c.join("templates/b")).unwrap();
+        let chart = load_dir(&root, Path::new("chart"), Limits::default()).unwrap();
+        assert_eq!(chart.templates.len(), 1);
+        std::fs::write(tmp.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("secret"), c.join("leak")).unwrap();
+        let e = load_dir(&root, Path::new("chart"), Limits::default()).unwrap_err();
+        assert!(e.0.contains("symlink points outside"), "{e}");
+        assert!(load_dir(&root, Path::new("../src/chart/../../"), Limits::default()).is_err());
     }
 
     #[test]
