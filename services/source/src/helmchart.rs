@@ -102,6 +102,7 @@ enum BuildReason {
     ValuesFiles,
     DependencyBuild,
     ChartPackage,
+    ChartVerification,
     Unknown,
 }
 
@@ -114,6 +115,7 @@ impl BuildReason {
             Self::ValuesFiles => source_reason::VALUES_FILES_ERROR,
             Self::DependencyBuild => source_reason::DEPENDENCY_BUILD_ERROR,
             Self::ChartPackage => source_reason::CHART_PACKAGE_ERROR,
+            Self::ChartVerification => source_reason::CHART_VERIFICATION_ERROR,
             Self::Unknown => "Unknown",
         }
     }
@@ -125,6 +127,7 @@ impl BuildReason {
             Self::ValuesFiles => "values files merge error",
             Self::DependencyBuild => "dependency build error",
             Self::ChartPackage => "chart package error",
+            Self::ChartVerification => "chart verification error",
             Self::Unknown => "unknown build error",
         }
     }
@@ -138,7 +141,11 @@ impl BuildReason {
     fn is_build(self) -> bool {
         matches!(
             self,
-            Self::MetadataPatch | Self::ValuesFiles | Self::DependencyBuild | Self::ChartPackage
+            Self::MetadataPatch
+                | Self::ValuesFiles
+                | Self::DependencyBuild
+                | Self::ChartPackage
+                | Self::ChartVerification
         )
     }
 }
@@ -525,6 +532,13 @@ impl<L: Lookup> Run<'_, L> {
             if r.is_build() {
                 self.c().delete(cond::FETCH_FAILED);
                 self.c().mark_true(cond::BUILD_FAILED, r.reason(), message);
+                if r == BuildReason::ChartVerification {
+                    self.c().mark_false(
+                        cond::SOURCE_VERIFIED,
+                        source_reason::VERIFICATION_ERROR,
+                        message,
+                    );
+                }
             } else {
                 self.c().delete(cond::BUILD_FAILED);
                 self.c().mark_true(cond::FETCH_FAILED, r.reason(), message);
@@ -621,6 +635,20 @@ impl<L: Lookup> Run<'_, L> {
                 )));
             }
         };
+        // Upstream verifies only OCI charts; for an HTTP repository its verifier answers
+        // "not implemented".
+        if self
+            .obj
+            .spec
+            .verify
+            .as_ref()
+            .is_some_and(|v| v.provider.is_some())
+        {
+            return Err(Outcome2::Build(build_err(
+                BuildReason::ChartVerification,
+                "not implemented",
+            )));
+        }
         let values_files = self.obj.spec.values_files.clone().unwrap_or_default();
         let effective = effective_values_files(&values_files).to_vec();
         let metadata = if effective.is_empty() {

@@ -595,6 +595,29 @@ async fn bad_input_keeps_the_last_artifact() {
         "invalid chart name 'Bad_Name'",
     )
     .await;
+
+    // spec.verify on an HTTP repository: upstream's verifier is not implemented for it.
+    let mut verify = obj.clone();
+    verify.metadata.generation = Some(7);
+    verify.spec.verify = serde_json::from_value(json!({"provider": "cosign"})).unwrap();
+    let out = env
+        .fails(
+            &verify,
+            &lookup,
+            cond::BUILD_FAILED,
+            "ChartVerificationError",
+            "chart verification error: not implemented",
+        )
+        .await;
+    let sv = cond::get(
+        out.status.conditions.as_deref().unwrap(),
+        cond::SOURCE_VERIFIED,
+    )
+    .unwrap();
+    assert_eq!(
+        (sv.status.as_str(), sv.reason.as_str()),
+        ("False", "VerificationError")
+    );
     let _ = helm_try;
 }
 
