@@ -72,6 +72,8 @@ pub struct Settings {
     pub limits: Limits,
     /// `--requeue-dependency`: the wait for a source artifact.
     pub requeue_dependency: Duration,
+    /// The parsed-index cache shared with the HelmRepository reconciler.
+    pub cache: Option<crate::helm_cache::IndexCache>,
 }
 
 impl Default for Settings {
@@ -80,6 +82,7 @@ impl Default for Settings {
             index_max_size: crate::helmrepository::DEFAULT_INDEX_MAX_SIZE,
             limits: Limits::default(),
             requeue_dependency: Duration::from_secs(30),
+            cache: None,
         }
     }
 }
@@ -263,7 +266,7 @@ fn revision_metadata(kind: HelmChartSourceKind, revision: &str) -> String {
 struct DepRepo {
     getter: Getter,
     url: String,
-    index: Option<IndexFile>,
+    index: Option<Arc<IndexFile>>,
 }
 
 struct Run<'a, L: Lookup> {
@@ -737,13 +740,23 @@ impl<L: Lookup> Run<'_, L> {
         Ok(result)
     }
 
-    async fn load_index(&self, artifact: &Artifact) -> Result<IndexFile, String> {
+    /// The index a HelmRepository stored: from the cache when it holds it, else read from
+    /// storage (and cached).
+    async fn load_index(&self, artifact: &Artifact) -> Result<Arc<IndexFile>, String> {
+        if let Some(idx) = self
+            .settings
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&artifact.path))
+        {
+            return Ok(idx);
+        }
         let path = self
             .storage
             .local_path(&artifact.path)
             .map_err(|e| e.to_string())?;
         let max = self.settings.index_max_size;
-        tokio::task::spawn_blocking(move || {
+        let idx = tokio::task::spawn_blocking(move || {
             let md = std::fs::metadata(&path).map_err(|e| e.to_string())?;
             if md.len() > max {
                 return Err(format!(
@@ -755,7 +768,13 @@ impl<L: Lookup> Run<'_, L> {
             IndexFile::from_bytes(&data).map_err(|e| format!("failed to load index: {e}"))
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())??;
+        let idx = Arc::new(idx);
+        if let Some(c) = &self.settings.cache {
+            // A full cache only costs the next reconcile a read.
+            let _ = c.set(&artifact.path, idx.clone());
+        }
+        Ok(idx)
     }
 
     /// Downloads a chart version: its first URL, resolved against the repository URL; the
@@ -1063,7 +1082,9 @@ impl<L: Lookup> Run<'_, L> {
                 )
                 .await
                 .map_err(|e| e.to_string())?;
-            r.index = Some(IndexFile::from_bytes(&data).map_err(|e| e.to_string())?);
+            r.index = Some(Arc::new(
+                IndexFile::from_bytes(&data).map_err(|e| e.to_string())?,
+            ));
         }
         let Some(index) = r.index.as_ref() else {
             return Err("no chart index".into());

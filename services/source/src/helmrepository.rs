@@ -44,12 +44,15 @@ pub const DEFAULT_INDEX_MAX_SIZE: u64 = 50 << 20;
 pub struct Settings {
     /// `--helm-index-max-size`.
     pub index_max_size: u64,
+    /// The parsed-index cache shared with the HelmChart reconciler (`--helm-cache-max-size`).
+    pub cache: Option<crate::helm_cache::IndexCache>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             index_max_size: DEFAULT_INDEX_MAX_SIZE,
+            cache: None,
         }
     }
 }
@@ -328,6 +331,9 @@ impl<L: Lookup> Run<'_, L> {
 
     async fn write_artifact(&mut self, fetched: Fetched) -> Result<(), StepError> {
         let Some(index) = fetched.index else {
+            if let (Some(c), Some(a)) = (&self.settings.cache, &self.status.artifact) {
+                c.touch(&a.path);
+            }
             self.event(
                 Severity::Trace,
                 source_reason::ARTIFACT_UP_TO_DATE,
@@ -387,6 +393,15 @@ impl<L: Lookup> Run<'_, L> {
             return Err(self.storage_failed(e));
         }
         self.status.artifact = Some(artifact.clone());
+        if let Some(c) = &self.settings.cache
+            && let Err(e) = c.set(&artifact.path, Arc::new(index))
+        {
+            self.event(
+                Severity::Trace,
+                source_reason::CACHE_OPERATION_FAILED,
+                format!("failed to cache index: {e}"),
+            );
+        }
         match self.storage.symlink(&artifact, INDEX_LINK) {
             Ok(url) => self.status.url = Some(url),
             Err(e) => self.event(

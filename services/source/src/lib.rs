@@ -5,6 +5,7 @@
 pub mod artifact_events;
 pub mod git;
 pub mod gitrepository;
+pub mod helm_cache;
 pub mod helm_http;
 pub mod helmchart;
 pub mod helmrepository;
@@ -239,6 +240,24 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
 
     let git = manager.controller::<GitRepository, _>(GROUP, 2, reconciler, None);
     let oci = manager.controller::<OCIRepository, _>(GROUP, 2, oci_reconciler, None);
+    let helm_cache_ttl = ferroflux_api::duration::parse_go_duration(&flags.helm_cache_ttl)
+        .map_err(|e| anyhow::anyhow!("invalid --helm-cache-ttl: {e}"))?;
+    let helm_cache_purge =
+        ferroflux_api::duration::parse_go_duration(&flags.helm_cache_purge_interval)
+            .map_err(|e| anyhow::anyhow!("invalid --helm-cache-purge-interval: {e}"))?;
+    let helm_cache =
+        helm_cache::IndexCache::new(flags.helm_cache_max_size as usize, helm_cache_ttl);
+    if let Some(cache) = helm_cache.clone()
+        && !helm_cache_purge.is_zero()
+    {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(helm_cache_purge);
+            loop {
+                tick.tick().await;
+                cache.purge();
+            }
+        });
+    }
     let helmrepo_reconciler = helmrepository::HelmRepositoryReconciler {
         storage: storage.clone(),
         events: events.clone(),
@@ -249,6 +268,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         ),
         settings: helmrepository::Settings {
             index_max_size: flags.helm_index_max_size,
+            cache: helm_cache.clone(),
         },
     };
     let helmrepo = manager.controller::<HelmRepository, _>(GROUP, 2, helmrepo_reconciler, None);
@@ -268,6 +288,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                 ..Default::default()
             },
             requeue_dependency: flags.runtime.requeue_dependency,
+            cache: helm_cache,
         },
         scratch_root: std::env::temp_dir().join("source-controller"),
     };

@@ -809,3 +809,53 @@ async fn git_chart_with_local_and_remote_dependencies_renders_as_helm() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn index_cache_serves_charts_without_reading_storage() {
+    let repo = versions_repo();
+    let server = serve_http(repo.dir.path(), None).await;
+    let mut env = Env::new();
+    let cache =
+        source_controller::helm_cache::IndexCache::new(10, Duration::from_secs(60)).unwrap();
+    let mut lookup = ChartLookup::default();
+    let hr = helm_repository(
+        "charts",
+        1,
+        json!({"url": server.url("/"), "interval": "1m"}),
+    );
+    let settings = source_controller::helmrepository::Settings {
+        cache: Some(cache.clone()),
+        ..Default::default()
+    };
+    let out =
+        source_controller::helmrepository::run_pipeline(&hr, &env.storage, &lookup, &settings)
+            .await;
+    assert_eq!(out.result, PipelineResult::Success);
+    assert_eq!(cache.len(), 1);
+    let artifact = out.status.artifact.clone().unwrap();
+    lookup.helm_repos.push(HelmRepository {
+        status: Some(out.status),
+        ..hr
+    });
+    // The stored index is damaged: only the cache can answer.
+    std::fs::write(env.storage.local_path(&artifact.path).unwrap(), b"{").unwrap();
+    let obj = helm_chart(
+        "podinfo",
+        1,
+        json!({"chart": "podinfo", "version": "~1.1", "sourceRef": {"kind": "HelmRepository", "name": "charts"}}),
+    );
+    env.settings.cache = Some(cache);
+    let (_, out) = env.ready(&obj, &lookup).await;
+    assert_eq!(out.status.artifact.unwrap().revision, "1.1.0");
+    env.settings.cache = None;
+    let mut other = obj.clone();
+    other.metadata.generation = Some(2);
+    env.fails(
+        &other,
+        &lookup,
+        cond::FETCH_FAILED,
+        "ChartPullError",
+        "failed to load index",
+    )
+    .await;
+}
