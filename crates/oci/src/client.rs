@@ -9,10 +9,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use tokio::io::AsyncWrite;
+
+/// The descriptor and manifest types the client's methods take and return (oci-client's), so
+/// users need no direct dependency on oci-client.
+pub use oci_client::manifest::{OciDescriptor, OciImageIndex, OciImageManifest};
 
 use super::auth::Credentials;
 use super::{Repository, Resolved};
