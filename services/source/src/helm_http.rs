@@ -291,6 +291,17 @@ pub struct Limit {
     pub limit_name: &'static str,
 }
 
+/// `url` with its password, if any, replaced by `***`.
+pub fn redact(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
@@ -351,12 +362,15 @@ impl Getter {
             && base.port() == url.port()
     }
 
-    /// GETs `url` into memory, refusing bodies larger than the limit.
+    /// GETs `url` into memory, refusing bodies larger than the limit. Errors show the URL
+    /// with any password replaced by `***` (as Go's HTTP client does).
     pub async fn get(&self, url: &str, limit: Limit) -> Result<Vec<u8>, GetError> {
         let parsed = Url::parse(url).map_err(|e| GetError::Transport {
-            url: url.to_string(),
+            url: redact(url),
             message: e.to_string(),
         })?;
+        let url = redact(url);
+        let url = url.as_str();
         let mut req = self.client.get(parsed.clone());
         if self.sends_credentials(&parsed)
             && let Some((u, p)) = &self.opts.basic_auth
@@ -367,7 +381,7 @@ impl Getter {
         }
         let transport = |e: reqwest::Error| GetError::Transport {
             url: url.to_string(),
-            message: error_chain(&e),
+            message: error_chain(&e.without_url()),
         };
         let mut resp = req.send().await.map_err(transport)?;
         let status = resp.status();
@@ -437,5 +451,10 @@ mod tests {
             r("http://h/a/", "https://o:8443/c.tgz"),
             "https://o:8443/c.tgz"
         );
+        assert_eq!(
+            redact("https://u:secret@h/charts/"),
+            "https://u:***@h/charts/"
+        );
+        assert_eq!(redact("https://h/charts/"), "https://h/charts/");
     }
 }

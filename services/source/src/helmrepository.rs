@@ -471,7 +471,7 @@ fn notify(
     };
     let message = format!(
         "stored fetched index of {size} from '{}'",
-        obj.spec.url.as_deref().unwrap_or_default()
+        helm_http::redact(obj.spec.url.as_deref().unwrap_or_default())
     );
     let metadata = BTreeMap::from([
         ("revision".to_string(), artifact.revision.clone()),

@@ -362,6 +362,26 @@ async fn bad_input_keeps_the_last_artifact() {
     )
     .await;
 
+    // A password in the URL never reaches the status.
+    let secret_url = helm_repository(
+        "bad",
+        1,
+        json!({"url": format!("http://u:topsecret@127.0.0.1:{port}/charts"), "interval": "1m"}),
+    );
+    let secret_url = HelmRepository {
+        status: obj.status.clone(),
+        ..secret_url
+    };
+    let out = env
+        .fails(&secret_url, &lookup, "Failed", "http://u:***@127.0.0.1")
+        .await;
+    assert!(
+        !serde_json::to_string(&out.status)
+            .unwrap()
+            .contains("topsecret")
+    );
+    assert!(!out.events.iter().any(|e| e.message.contains("topsecret")));
+
     // Recovery: the same artifact, a Succeeded event.
     let failed = env.run(&gone, &lookup).await;
     let mut recovering = obj.clone();
