@@ -281,7 +281,10 @@ impl Registry {
                 limit,
             });
         }
-        let file = tokio::fs::File::create(dest).await?;
+        // Buffered: every write to a tokio File is a hop to the blocking pool, and the
+        // response arrives in chunks of a few KiB.
+        let file =
+            tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::create(dest).await?);
         let mut out = Limited {
             inner: file,
             written: 0,
@@ -291,6 +294,10 @@ impl Registry {
             .client
             .pull_blob(&self.digest_ref(&desc.digest), desc, &mut out)
             .await;
+        if res.is_ok() {
+            use tokio::io::AsyncWriteExt as _;
+            out.inner.flush().await?;
+        }
         if let Some(limit) = limit
             && out.written > limit
         {
