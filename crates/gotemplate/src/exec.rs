@@ -1,5 +1,6 @@
 //! The executor: walks parse trees the way Go's text/template does.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -49,11 +50,17 @@ impl Default for Options {
     }
 }
 
+type ParseCache = Rc<RefCell<HashMap<(String, String), Rc<[Rc<Tree>]>>>>;
+
 /// A set of associated templates sharing functions and definitions (Go's `*template.Template`
 /// with its common namespace).
 #[derive(Clone)]
 pub struct Templates {
-    trees: HashMap<String, Rc<Tree>>,
+    /// Keys are shared strings so that copying the set (`tpl`) copies no text.
+    trees: HashMap<Rc<str>, Rc<Tree>>,
+    /// Texts parsed by [`Env::execute_text`] (`tpl`), by template name and text; shared by the
+    /// copies of the set, emptied when functions or delimiters change.
+    parsed: ParseCache,
     funcs: Rc<HashMap<String, Func>>,
     builtins: Rc<HashMap<String, Func>>,
     /// Name of the root template (used in "no template ... associated with template X").
@@ -74,6 +81,7 @@ impl Templates {
     pub fn new(root_name: &str) -> Self {
         Templates {
             trees: HashMap::new(),
+            parsed: Rc::default(),
             funcs: Rc::new(HashMap::new()),
             builtins: Rc::new(builtins::table()),
             root_name: root_name.to_string(),
@@ -85,17 +93,20 @@ impl Templates {
 
     /// Set the action delimiters (empty strings mean `{{` and `}}`).
     pub fn delims(&mut self, left: &str, right: &str) {
+        self.parsed.borrow_mut().clear();
         self.left = left.to_string();
         self.right = right.to_string();
     }
 
     /// Register a function (replacing one of the same name).
     pub fn add_func(&mut self, f: Func) {
+        self.parsed.borrow_mut().clear();
         Rc::make_mut(&mut self.funcs).insert(f.name().to_string(), f);
     }
 
     /// Register several functions.
     pub fn add_funcs(&mut self, fs: impl IntoIterator<Item = Func>) {
+        self.parsed.borrow_mut().clear();
         let m = Rc::make_mut(&mut self.funcs);
         for f in fs {
             m.insert(f.name().to_string(), f);
@@ -114,26 +125,29 @@ impl Templates {
         let builtins = self.builtins.clone();
         let has = move |n: &str| funcs.contains_key(n) || builtins.contains_key(n);
         let trees = parse::parse(name, text, &self.left, &self.right, &has)?;
-        self.associate(trees, name);
+        self.associate(trees.into_iter().map(Rc::new), name);
         Ok(())
     }
 
     /// Add parsed trees to the set as Go's `associate` does (an empty tree never replaces a
     /// defined one); returns the tree named `main` from this parse, installed or not.
-    fn associate(&mut self, trees: Vec<Tree>, main: &str) -> Option<Rc<Tree>> {
+    fn associate(
+        &mut self,
+        trees: impl IntoIterator<Item = Rc<Tree>>,
+        main: &str,
+    ) -> Option<Rc<Tree>> {
         let mut found = None;
         for t in trees {
-            let t = Rc::new(t);
             if t.name == main {
                 found = Some(t.clone());
             }
-            if let Some(old) = self.trees.get(&t.name)
+            if let Some(old) = self.trees.get(t.name.as_str())
                 && t.is_empty()
                 && !old.root.is_empty()
             {
                 continue;
             }
-            self.trees.insert(t.name.clone(), t);
+            self.trees.insert(Rc::from(t.name.as_str()), t);
         }
         found
     }
@@ -145,7 +159,7 @@ impl Templates {
 
     /// Names of all templates in the set.
     pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.trees.keys().cloned().collect();
+        let mut v: Vec<String> = self.trees.keys().map(|k| k.to_string()).collect();
         v.sort();
         v
     }
@@ -526,7 +540,7 @@ impl<'a> State<'a> {
     fn walk_template(&mut self, dot: &V, t: &'a TemplateCall) -> R<()> {
         self.cur = Cur::Tmpl(t);
         let set = self.set;
-        let Some(tmpl) = set.trees.get(&t.name) else {
+        let Some(tmpl) = set.trees.get(t.name.as_str()) else {
             return Err(self.errorf(format!("template {} not defined", quote(&t.name))));
         };
         if self.depth >= set.options.max_depth {
@@ -1058,11 +1072,22 @@ impl Env for State<'_> {
     /// `AddParseTree` gives the new template its tree either way).
     fn execute_text(&mut self, name: &str, text: &str, data: Value) -> Result<String, Error> {
         let mut set = self.set.clone();
-        let funcs = set.funcs.clone();
-        let builtins = set.builtins.clone();
-        let has = move |n: &str| funcs.contains_key(n) || builtins.contains_key(n);
-        let trees = parse::parse(name, text, &set.left, &set.right, &has)?;
-        let Some(tree) = set.associate(trees, name) else {
+        // the same text parses to the same trees (trees are not changed once parsed)
+        let key = (name.to_string(), text.to_string());
+        let cached = set.parsed.borrow().get(&key).cloned();
+        let trees = match cached {
+            Some(t) => t,
+            None => {
+                let funcs = set.funcs.clone();
+                let builtins = set.builtins.clone();
+                let has = move |n: &str| funcs.contains_key(n) || builtins.contains_key(n);
+                let parsed = parse::parse(name, text, &set.left, &set.right, &has)?;
+                let t: Rc<[Rc<Tree>]> = parsed.into_iter().map(Rc::new).collect();
+                set.parsed.borrow_mut().insert(key, t.clone());
+                t
+            }
+        };
+        let Some(tree) = set.associate(trees.iter().cloned(), name) else {
             return Err(Error::NoTemplate {
                 name: name.to_string(),
                 parent: set.root_name.clone(),
