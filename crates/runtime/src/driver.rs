@@ -37,6 +37,25 @@ use crate::metrics::{ControllerLabel, Metrics, NameLabel, ObjectLabels, Reconcil
 pub const FINALIZER: &str = "finalizers.fluxcd.io";
 /// How long in-flight reconciles may run after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Drives `controller` (a kube-runtime controller run to its end) until it ends, or until
+/// `grace` has passed after `shutdown` resolved: a graceful shutdown in kube-runtime can keep
+/// waiting on requeues still scheduled or on a watch that makes no progress, and a process must
+/// still stop promptly on SIGTERM. For loops that do not go through [`run`].
+pub async fn run_until_shutdown<F, S>(controller: F, shutdown: S, grace: Duration)
+where
+    F: Future<Output = ()>,
+    S: Future<Output = ()>,
+{
+    tokio::pin!(controller);
+    tokio::select! {
+        _ = &mut controller => {}
+        _ = async {
+            shutdown.await;
+            tokio::time::sleep(grace).await;
+        } => {}
+    }
+}
+
 /// Annotation that requests an immediate reconcile.
 pub const REQUESTED_AT_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
 

@@ -11,13 +11,17 @@ use std::time::Duration;
 use ferroflux_api::Alert;
 use ferroflux_api::alert::{CrossNamespaceObjectReference, EventSeverity};
 use ferroflux_runtime::events::{EventRecorder, Severity};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 
 use crate::event::{EVENT_GROUP, Event};
+
+/// How long the Alert and Provider loops may finish in-flight status updates after a shutdown
+/// signal (their reconciles only patch status, so this is short).
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// The finalizer older notification-controllers put on Alerts and Providers.
 pub const FINALIZER: &str = "finalizers.fluxcd.io";
@@ -309,8 +313,9 @@ impl AlertReconciler {
         shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ) {
         let this = Arc::new(self);
-        Controller::for_stream(stream, store)
-            .graceful_shutdown_on(shutdown)
+        let shutdown = shutdown.shared();
+        let controller = Controller::for_stream(stream, store)
+            .graceful_shutdown_on(shutdown.clone())
             .run(
                 |obj, ctx: Arc<AlertReconciler>| async move { ctx.reconcile(obj).await },
                 |_obj, err, _ctx| {
@@ -319,8 +324,8 @@ impl AlertReconciler {
                 },
                 this,
             )
-            .for_each(|_| futures::future::ready(()))
-            .await;
+            .for_each(|_| futures::future::ready(()));
+        ferroflux_runtime::driver::run_until_shutdown(controller, shutdown, SHUTDOWN_GRACE).await;
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ferroflux_api::provider::ProviderType;
 use ferroflux_api::{Alert, Provider};
 use ferroflux_runtime::events::{EventRecorder, Severity};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -412,8 +412,9 @@ impl ProviderReconciler {
         shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ) {
         let this = Arc::new(self);
-        Controller::for_stream(stream, store)
-            .graceful_shutdown_on(shutdown)
+        let shutdown = shutdown.shared();
+        let controller = Controller::for_stream(stream, store)
+            .graceful_shutdown_on(shutdown.clone())
             .run(
                 |obj, ctx: Arc<ProviderReconciler>| async move { ctx.reconcile(obj).await },
                 |_obj, err, _ctx| {
@@ -422,8 +423,13 @@ impl ProviderReconciler {
                 },
                 this,
             )
-            .for_each(|_| futures::future::ready(()))
-            .await;
+            .for_each(|_| futures::future::ready(()));
+        ferroflux_runtime::driver::run_until_shutdown(
+            controller,
+            shutdown,
+            crate::alert::SHUTDOWN_GRACE,
+        )
+        .await;
     }
 }
 
