@@ -194,7 +194,8 @@ where
 {
     use clap::Parser as _;
     let cli = ArtifactCli::try_parse_from(
-        std::iter::once(std::ffi::OsString::from("ferroflux")).chain(args.into_iter().map(Into::into)),
+        std::iter::once(std::ffi::OsString::from("ferroflux"))
+            .chain(args.into_iter().map(Into::into)),
     )?;
     match cli.command {
         ArtifactCommand::Push { command } => push(command),

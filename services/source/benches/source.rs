@@ -321,12 +321,10 @@ async fn bench_idle_rss(url: &str, kind: RssKind) -> (u64, u64, usize) {
             .items
             .iter()
             .filter(|o| {
-                o.data["status"]["conditions"]
-                    .as_array()
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                    })
+                o.data["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
             })
             .count();
         if ready == count {
