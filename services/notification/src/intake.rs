@@ -114,18 +114,25 @@ pub struct Router {
     pub dispatcher: Dispatcher,
     pub no_cross_namespace_refs: bool,
     pub workload_identity: bool,
+    /// Set once the caches have been waited for.
+    pub caches_ready: std::sync::atomic::AtomicBool,
 }
 
 impl Router {
     /// Routes one accepted event to the Alerts that want it.
     pub async fn route(&self, mut event: Event) {
         event.exclude_internal_metadata();
-        // Before the first list the caches are empty: wait for them rather than drop events.
-        let _ = tokio::time::timeout(Duration::from_secs(15), async {
-            let _ = self.alerts.wait_until_ready().await;
-            let _ = self.providers.wait_until_ready().await;
-        })
-        .await;
+        // Before the first list the caches are empty: the first events wait for them (at most
+        // 15s, once) rather than being dropped.
+        if !self.caches_ready.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = tokio::time::timeout(Duration::from_secs(15), async {
+                let _ = self.alerts.wait_until_ready().await;
+                let _ = self.providers.wait_until_ready().await;
+            })
+            .await;
+            self.caches_ready
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let o = &event.involved_object;
         let alerts =
             alert::alerts_for_event(&self.alerts, &self.client, &self.recorder, &event).await;
@@ -139,18 +146,23 @@ impl Router {
         for a in alerts {
             if let Err(e) = self.dispatch(&event, a.clone()).await {
                 tracing::error!(error = %e, alert = %a.name_any(), "failed to dispatch notification");
-                self.recorder
-                    .publish(
-                        a.as_ref(),
-                        Severity::Error,
-                        "NotificationDispatchFailed",
-                        &format!(
-                            "failed to dispatch notification for {}: {e}",
-                            event.involved_object.display()
-                        ),
-                        &BTreeMap::new(),
-                    )
-                    .await;
+                // Events are recorded off the intake's path, as client-go's recorder does.
+                let recorder = self.recorder.clone();
+                let msg = format!(
+                    "failed to dispatch notification for {}: {e}",
+                    event.involved_object.display()
+                );
+                tokio::spawn(async move {
+                    recorder
+                        .publish(
+                            a.as_ref(),
+                            Severity::Error,
+                            "NotificationDispatchFailed",
+                            &msg,
+                            &BTreeMap::new(),
+                        )
+                        .await;
+                });
             }
         }
     }
@@ -209,15 +221,19 @@ impl Router {
         let conflicts = alert::combine_metadata(&mut notification, &alert);
         if !conflicts.is_empty() {
             tracing::info!(conflictingKeys = ?conflicts, "warning: {}", alert::CONFLICT_MESSAGE);
-            self.recorder
-                .record_annotated(
-                    alert.as_ref(),
-                    Severity::Error,
-                    "MetadataAppendFailed",
-                    alert::CONFLICT_MESSAGE,
-                    &conflicts,
-                )
-                .await;
+            let recorder = self.recorder.clone();
+            let a = alert.clone();
+            tokio::spawn(async move {
+                recorder
+                    .record_annotated(
+                        a.as_ref(),
+                        Severity::Error,
+                        "MetadataAppendFailed",
+                        alert::CONFLICT_MESSAGE,
+                        &conflicts,
+                    )
+                    .await;
+            });
         }
         let commit_status = if provider::is_commit_status_provider(kind) {
             match p.spec.commit_status_expr.as_ref().filter(|e| !e.is_empty()) {

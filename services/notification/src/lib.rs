@@ -129,6 +129,7 @@ impl Wiring {
             dispatcher: provider::Dispatcher::new(recorder.clone()),
             no_cross_namespace_refs: self.no_cross_namespace_refs,
             workload_identity: self.workload_identity,
+            caches_ready: Default::default(),
         });
         let s = shutdown.clone();
         let (addr, _server) = ferroflux_runtime::serve::spawn_http(

@@ -289,7 +289,9 @@ impl Dispatcher {
                 mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
             };
             let err = format!("the delivery queue of provider '{namespace}/{name}' is full");
-            report_failure(&self.recorder, &job, &err).await;
+            // Reported off the intake's path: recording an Event must not slow it down.
+            let recorder = self.recorder.clone();
+            tokio::spawn(async move { report_failure(&recorder, &job, &err).await });
         }
     }
 
