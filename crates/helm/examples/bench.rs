@@ -1,16 +1,20 @@
 //! Side-by-side benchmark: `helm template` (v4) versus ferroflux on the same charts.
 //!
+//! `cargo build --release -p ferroflux-cli` first, then
 //! `cargo run --release -p ferroflux-helm --example bench [RUNS] [--cli PATH/TO/ferroflux]`
+//! (default: 11 runs, the `ferroflux` binary beside this example's directory).
 //!
 //! Charts: the `helm create` chart, the umbrella fixture and every chart of the shared corpus
 //! (`charts/` of `FERROFLUX_CORPUS`, default ../shared/corpus; rendered with its README's `--set` flags as
-//! `template rel DIR --namespace ns --skip-tests`). For each it reports the median wall time of
-//! - `helm template` as a process,
-//! - this binary rendering the chart as a process (`bench render DIR [--set ...]`, whole process),
-//! - with `--cli`, `ferroflux helm template` as a process,
+//! `template rel DIR --namespace ns --skip-tests`). Each run times, one after the other,
+//! - `helm template` (v4) as a process,
+//! - `ferroflux helm template` as a process (the CLI, whole process),
+//! - this binary rendering the chart as a process (`bench render DIR [--set ...]`),
 //! - the in-process render (`ferroflux_helm::template`),
 //!
-//! checks that the outputs are identical, and prints the ratios and the median ratio.
+//! so a change in the machine's load touches all four alike. It checks that the outputs are
+//! identical and prints per-chart medians and ratios as a table, and the median of the
+//! helm/CLI ratios over the corpus charts (the two fixtures are shown, not counted).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,14 +47,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn time<F: FnMut()>(runs: usize, mut f: F) -> Duration {
-    let mut v = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        f();
-        v.push(t.elapsed());
-    }
-    median(v)
+fn time1<F: FnOnce()>(f: F) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
 }
 
 fn main() {
@@ -65,14 +65,32 @@ fn main() {
         }
         return;
     }
-    let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20);
-    let cli: Option<PathBuf> = args
+    let runs: usize = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(11)
+        .max(1);
+    let me = std::env::current_exe().expect("current exe");
+    // `ferroflux helm template`: --cli PATH, else the release CLI beside this example
+    // (target/release/examples/bench -> target/release/ferroflux)
+    let cli: PathBuf = args
         .iter()
         .position(|a| a == "--cli")
         .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from);
+        .map(PathBuf::from)
+        .or_else(|| {
+            me.parent()
+                .and_then(Path::parent)
+                .map(|d| d.join("ferroflux"))
+        })
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| {
+            eprintln!(
+                "no ferroflux CLI: build it (cargo build --release -p ferroflux-cli) or pass --cli PATH"
+            );
+            std::process::exit(2);
+        });
     let helm = oracle("helm");
-    let me = std::env::current_exe().expect("current exe");
     let tmp = std::env::temp_dir().join(format!("ferroflux-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("temp dir");
     let st = Command::new(&helm)
@@ -92,9 +110,15 @@ fn main() {
         .output()
         .expect("helm package");
     assert!(st.status.success(), "helm package failed");
-    let mut charts: Vec<(String, PathBuf, Vec<String>)> = vec![
-        ("helm create".into(), tmp.join("created"), base_flags("")),
-        ("umbrella fixture".into(), umbrella, base_flags("")),
+    // (name, dir, flags, in the corpus)
+    let mut charts: Vec<(String, PathBuf, Vec<String>, bool)> = vec![
+        (
+            "helm create".into(),
+            tmp.join("created"),
+            base_flags(""),
+            false,
+        ),
+        ("umbrella fixture".into(), umbrella, base_flags(""), false),
     ];
     let corpus = ferroflux_testsupport::corpus().join("charts");
     let mut names: Vec<String> = std::fs::read_dir(&corpus)
@@ -112,14 +136,23 @@ fn main() {
             .find(|(c, _)| *c == n)
             .map(|(_, s)| *s)
             .unwrap_or("");
-        charts.push((n.clone(), corpus.join(&n), base_flags(set)));
+        charts.push((n.clone(), corpus.join(&n), base_flags(set), true));
     }
     println!(
-        "{:<30} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7}",
-        "chart", "helm", "ours proc", "cli proc", "in-proc", "x proc", "x cli"
+        "helm: {}\nferroflux: {}\n{runs} runs per chart, interleaved (helm, ferroflux CLI, this binary, in-process); medians",
+        helm.display(),
+        cli.display()
     );
-    let (mut ratios, mut cli_ratios) = (Vec::new(), Vec::new());
-    for (name, dir, flags) in &charts {
+    println!(
+        "| {:<28} | {:>9} | {:>14} | {:>7} | {:>11} | {:>11} | {:>9} |",
+        "chart", "helm ms", "ferroflux ms", "ratio", "example ms", "in-proc ms", "in-proc x"
+    );
+    println!(
+        "| {:-<28} | {:->9} | {:->14} | {:->7} | {:->11} | {:->11} | {:->9} |",
+        ":", ":", ":", ":", ":", ":", ":"
+    );
+    let (mut cli_ratios, mut inproc_ratios) = (Vec::new(), Vec::new());
+    for (name, dir, flags, in_corpus) in &charts {
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let run = |bin: &Path, pre: &[&str], post: &[&str]| {
             let out = Command::new(bin)
@@ -138,53 +171,61 @@ fn main() {
             String::from_utf8_lossy(&our_out),
             "outputs differ for {name}"
         );
-        let h = time(runs, || {
-            run(&helm, &["template", "rel"], &flags);
-        });
-        let p = time(runs, || {
-            run(&me, &["render"], &flags);
-        });
-        let c = cli.as_ref().map(|cli| {
-            let out = run(cli, &["helm", "template", "rel"], &flags);
-            assert_eq!(out, helm_out, "ferroflux CLI output differs for {name}");
-            time(runs, || {
-                run(cli, &["helm", "template", "rel"], &flags);
-            })
-        });
+        let cli_out = run(&cli, &["helm", "template", "rel"], &flags);
+        assert_eq!(cli_out, helm_out, "ferroflux CLI output differs for {name}");
         let opts = options(&flags);
-        let i = time(runs, || {
-            template("rel", dir, &opts).expect("render");
-        });
-        ratios.push(h.as_secs_f64() / p.as_secs_f64());
-        if let Some(c) = c {
-            cli_ratios.push(h.as_secs_f64() / c.as_secs_f64());
+        // one round is one run of each, so a change in the machine's load hits all of them
+        let (mut h, mut c, mut p, mut i) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            h.push(time1(|| {
+                run(&helm, &["template", "rel"], &flags);
+            }));
+            c.push(time1(|| {
+                run(&cli, &["helm", "template", "rel"], &flags);
+            }));
+            p.push(time1(|| {
+                run(&me, &["render"], &flags);
+            }));
+            i.push(time1(|| {
+                template("rel", dir, &opts).expect("render");
+            }));
+        }
+        let (h, c, p, i) = (median(h), median(c), median(p), median(i));
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        if *in_corpus {
+            cli_ratios.push(ms(h) / ms(c));
+            inproc_ratios.push(ms(h) / ms(i));
         }
         println!(
-            "{:<30} {:>8.1}ms {:>8.1}ms {:>10} {:>8.2}ms {:>6.1}x {:>7}",
-            name,
-            h.as_secs_f64() * 1e3,
-            p.as_secs_f64() * 1e3,
-            c.map(|c| format!("{:.1}ms", c.as_secs_f64() * 1e3))
-                .unwrap_or_else(|| "-".into()),
-            i.as_secs_f64() * 1e3,
-            h.as_secs_f64() / p.as_secs_f64(),
-            c.map(|c| format!("{:.1}x", h.as_secs_f64() / c.as_secs_f64()))
-                .unwrap_or_else(|| "-".into()),
+            "| {:<28} | {:>9.1} | {:>14.1} | {:>6.1}x | {:>11.1} | {:>11.2} | {:>8.0}x |",
+            if *in_corpus {
+                name.clone()
+            } else {
+                format!("({name})")
+            },
+            ms(h),
+            ms(c),
+            ms(h) / ms(c),
+            ms(p),
+            ms(i),
+            ms(h) / ms(i),
         );
     }
     let med = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(0.0)
     };
+    let range = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(0.0, f64::max);
+        format!("{lo:.1}x-{hi:.1}x")
+    };
     println!(
-        "median ratio helm/ours over {} charts: {:.1}x (this binary){}",
-        charts.len(),
-        med(ratios),
-        if cli_ratios.is_empty() {
-            String::new()
-        } else {
-            format!(", {:.1}x (ferroflux CLI)", med(cli_ratios))
-        }
+        "median over the {} corpus charts (fixtures in parentheses are not counted): ferroflux helm template {:.1}x faster than helm template, whole process ({}); in-process render {:.0}x",
+        cli_ratios.len(),
+        med(cli_ratios.clone()),
+        range(&cli_ratios),
+        med(inproc_ratios),
     );
     let _ = std::fs::remove_dir_all(&tmp);
 }
