@@ -26,6 +26,7 @@ use sha2::Digest as _;
 use crate::artifact_events::ArtifactEventLog;
 pub use crate::helm_http::SecretLookup as Lookup;
 use crate::helm_http::{self, GetError, Getter, Limit};
+use crate::pipeline;
 use crate::pipeline::{Conds, ErrorKind, StepError, summarize};
 pub use crate::pipeline::{PendingEvent, PipelineResult};
 use crate::storage::{Storage, StorageError};
@@ -111,12 +112,8 @@ impl<L: Lookup> Run<'_, L> {
     }
 
     fn event(&mut self, severity: Severity, reason: &str, message: impl Into<String>) {
-        self.events.push(PendingEvent {
-            severity,
-            reason: reason.to_string(),
-            message: message.into(),
-            metadata: BTreeMap::new(),
-        });
+        self.events
+            .push(PendingEvent::new(severity, reason, message));
     }
 
     fn url(&self) -> String {
@@ -137,63 +134,18 @@ impl<L: Lookup> Run<'_, L> {
 
     /// Step 1: garbage collection and the advertised artifact.
     async fn reconcile_storage(&mut self) -> Result<(), StepError> {
-        if let Some(a) = self.status.artifact.clone() {
-            self.storage.restore(&a.path).await;
-            if let Ok(removed) = self.storage.garbage_collect(&a)
-                && !removed.is_empty()
-            {
-                self.storage.forget_remote(&removed).await;
-                self.event(
-                    Severity::Trace,
-                    "GarbageCollectionSucceeded",
-                    format!("garbage collected {} artifacts", removed.len()),
-                );
-            }
-        }
-        let mut missing = false;
-        if let Some(a) = self.status.artifact.clone() {
-            if !self.storage.artifact_exist(&a) {
-                missing = true;
-            } else if let Err(e) = self.storage.verify_artifact(&a) {
-                self.event(
-                    Severity::Error,
-                    source_reason::ARTIFACT_VERIFICATION_FAILED,
-                    format!("failed to verify integrity of artifact: {e}"),
-                );
-                self.storage.remove(&a).map_err(|e| {
-                    StepError::generic(
-                        reason::FAILED,
-                        format!("failed to remove artifact after digest mismatch: {e}"),
-                    )
-                })?;
-                missing = true;
-            }
-            if missing {
-                self.status.artifact = None;
-                self.status.url = None;
-            }
-        }
-        if self.status.artifact.is_none() {
-            let msg = if missing {
-                "building artifact: disappeared from storage"
-            } else {
-                "building artifact"
-            };
-            self.c().progressive(true, reason::PROGRESSING, msg);
-            self.c().delete(cond::ARTIFACT_IN_STORAGE);
-            return Ok(());
-        }
-        if let Some(a) = self.status.artifact.as_mut() {
-            self.storage.set_artifact_url(a);
-        }
-        if let (Some(a), Some(_)) = (&self.status.artifact, &self.status.url) {
-            let rel = match a.path.rsplit_once('/') {
-                Some((dir, _)) => format!("{dir}/{INDEX_LINK}"),
-                None => INDEX_LINK.to_string(),
-            };
-            self.status.url = Some(self.storage.url_for(&rel));
-        }
-        Ok(())
+        let conds = Conds {
+            list: &mut self.conds,
+            generation: self.obj.meta().generation,
+        };
+        pipeline::reconcile_storage(
+            self.storage,
+            &mut self.status.artifact,
+            Some((&mut self.status.url, INDEX_LINK)),
+            conds,
+            &mut self.events,
+        )
+        .await
     }
 
     /// Step 2: the index, its revision, and whether it is new.

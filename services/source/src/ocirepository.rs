@@ -32,6 +32,7 @@ use crate::ignore::{self, Matcher};
 use crate::oci::auth::Keychain;
 use crate::oci::client::{ClientOptions, Registry};
 use crate::oci::{self, Repository, Resolved};
+use crate::pipeline;
 use crate::pipeline::{Conds, ErrorKind, StepError, summarize, tempdir_in};
 pub use crate::pipeline::{PendingEvent, PipelineResult};
 use crate::storage::{ArchiveLimits, Storage, StorageError};
@@ -152,12 +153,8 @@ impl<L: Lookup> Run<'_, L> {
     }
 
     fn event(&mut self, severity: Severity, reason: &str, message: impl Into<String>) {
-        self.events.push(PendingEvent {
-            severity,
-            reason: reason.to_string(),
-            message: message.into(),
-            metadata: BTreeMap::new(),
-        });
+        self.events
+            .push(PendingEvent::new(severity, reason, message));
     }
 
     fn namespace(&self) -> String {
@@ -183,64 +180,18 @@ impl<L: Lookup> Run<'_, L> {
 
     /// Step 1: garbage collection and the advertised artifact.
     async fn reconcile_storage(&mut self) -> Result<(), StepError> {
-        if let Some(a) = self.status.artifact.clone() {
-            self.storage.restore(&a.path).await;
-            if let Ok(removed) = self.storage.garbage_collect(&a)
-                && !removed.is_empty()
-            {
-                self.storage.forget_remote(&removed).await;
-                self.event(
-                    Severity::Trace,
-                    "GarbageCollectionSucceeded",
-                    format!("garbage collected {} artifacts", removed.len()),
-                );
-            }
-        }
-        let mut missing = false;
-        if let Some(a) = self.status.artifact.clone() {
-            if !self.storage.artifact_exist(&a) {
-                missing = true;
-            } else if let Err(e) = self.storage.verify_artifact(&a) {
-                self.event(
-                    Severity::Error,
-                    source_reason::ARTIFACT_VERIFICATION_FAILED,
-                    format!("failed to verify integrity of artifact: {e}"),
-                );
-                self.storage.remove(&a).map_err(|e| {
-                    StepError::generic(
-                        reason::FAILED,
-                        format!("failed to remove artifact after digest mismatch: {e}"),
-                    )
-                })?;
-                missing = true;
-            }
-            if missing {
-                self.status.artifact = None;
-                self.status.url = None;
-            }
-        }
-        if self.status.artifact.is_none() {
-            let msg = if missing {
-                "building artifact: disappeared from storage"
-            } else {
-                "building artifact"
-            };
-            self.c().progressive(true, reason::PROGRESSING, msg);
-            self.c().delete(cond::ARTIFACT_IN_STORAGE);
-            return Ok(());
-        }
-        if let Some(a) = self.status.artifact.as_mut() {
-            self.storage.set_artifact_url(a);
-        }
-        if let (Some(a), Some(_)) = (&self.status.artifact, &self.status.url) {
-            // The link sits next to the artifact; its URL follows the advertised address.
-            let rel = match a.path.rsplit_once('/') {
-                Some((dir, _)) => format!("{dir}/latest.tar.gz"),
-                None => "latest.tar.gz".to_string(),
-            };
-            self.status.url = Some(self.storage.url_for(&rel));
-        }
-        Ok(())
+        let conds = Conds {
+            list: &mut self.conds,
+            generation: self.obj.meta().generation,
+        };
+        pipeline::reconcile_storage(
+            self.storage,
+            &mut self.status.artifact,
+            Some((&mut self.status.url, "latest.tar.gz")),
+            conds,
+            &mut self.events,
+        )
+        .await
     }
 
     /// Registry credentials: `secretRef`, then the ServiceAccount's image pull secrets.

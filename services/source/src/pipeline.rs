@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ferroflux_api::conditions::{self as cond, reason};
+use ferroflux_api::Artifact;
+use ferroflux_api::conditions::{self as cond, reason, source_reason};
 use ferroflux_runtime::events::Severity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::storage::Storage;
 
 /// An event the pipeline wants published.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +38,93 @@ pub enum PipelineResult {
     },
     /// A failure only a spec change can fix (no requeue).
     Stalled { reason: String, message: String },
+}
+
+impl PendingEvent {
+    /// An event without metadata.
+    pub(crate) fn new(severity: Severity, reason: &str, message: impl Into<String>) -> Self {
+        PendingEvent {
+            severity,
+            reason: reason.to_string(),
+            message: message.into(),
+            metadata: BTreeMap::new(),
+        }
+    }
+}
+
+/// Step 1 of every source kind: the advertised artifact brought from shared storage (another
+/// replica may have built it), older artifacts garbage collected, the artifact checked for
+/// presence and integrity (a corrupt one is removed and rebuilt), and its URLs advertised.
+/// `url` is the kind's `status.url` with the name of the link kept next to the artifact that it
+/// points at, for the kinds that have one. Without an artifact the object is marked as building
+/// one and ArtifactInStorage is removed.
+pub(crate) async fn reconcile_storage(
+    storage: &Storage,
+    artifact: &mut Option<Artifact>,
+    mut url: Option<(&mut Option<String>, &str)>,
+    mut conds: Conds<'_>,
+    events: &mut Vec<PendingEvent>,
+) -> Result<(), StepError> {
+    if let Some(a) = artifact.clone() {
+        storage.restore(&a.path).await;
+        if let Ok(removed) = storage.garbage_collect(&a)
+            && !removed.is_empty()
+        {
+            storage.forget_remote(&removed).await;
+            events.push(PendingEvent::new(
+                Severity::Trace,
+                "GarbageCollectionSucceeded",
+                format!("garbage collected {} artifacts", removed.len()),
+            ));
+        }
+    }
+    let mut missing = false;
+    if let Some(a) = artifact.clone() {
+        if !storage.artifact_exist(&a) {
+            missing = true;
+        } else if let Err(e) = storage.verify_artifact(&a) {
+            events.push(PendingEvent::new(
+                Severity::Error,
+                source_reason::ARTIFACT_VERIFICATION_FAILED,
+                format!("failed to verify integrity of artifact: {e}"),
+            ));
+            storage.remove(&a).map_err(|e| {
+                StepError::generic(
+                    reason::FAILED,
+                    format!("failed to remove artifact after digest mismatch: {e}"),
+                )
+            })?;
+            missing = true;
+        }
+        if missing {
+            *artifact = None;
+            if let Some((url, _)) = url.as_mut() {
+                **url = None;
+            }
+        }
+    }
+    let Some(a) = artifact.as_mut() else {
+        let msg = if missing {
+            "building artifact: disappeared from storage"
+        } else {
+            "building artifact"
+        };
+        conds.progressive(true, reason::PROGRESSING, msg);
+        conds.delete(cond::ARTIFACT_IN_STORAGE);
+        return Ok(());
+    };
+    storage.set_artifact_url(a);
+    if let Some((url, link)) = url
+        && url.is_some()
+    {
+        // The link sits next to the artifact; its URL follows the advertised address.
+        let rel = match a.path.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/{link}"),
+            None => link.to_string(),
+        };
+        *url = Some(storage.url_for(&rel));
+    }
+    Ok(())
 }
 
 /// A failed step: the upstream reason, a one-line message, and how to retry.
