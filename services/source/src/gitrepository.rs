@@ -40,7 +40,7 @@ use crate::storage::{ArchiveLimits, Storage};
 /// Kind name used in storage paths and events.
 pub const KIND: &str = "GitRepository";
 /// Status field manager (upstream: the controller name).
-pub const FIELD_MANAGER: &str = "source-controller";
+pub use crate::pipeline::FIELD_MANAGER;
 /// Default `spec.timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long to wait for an included repository's artifact (`--requeue-dependency`).
@@ -1073,28 +1073,18 @@ impl Reconciler<GitRepository> for GitRepositoryReconciler {
             &self.scratch_root,
         )
         .await;
-        let api: Api<GitRepository> =
-            Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-        let old = obj.status.clone().unwrap_or_default();
-        ferroflux_runtime::status::patch_status(
-            &api,
-            &obj.name_any(),
-            FIELD_MANAGER,
-            &old,
-            &out.status,
-        )
-        .await
-        .map_err(|e| ReconcileError::new(format!("failed to patch status: {e}")))?;
-        crate::pipeline::publish(
+        crate::pipeline::report(
+            &ctx.client,
             &self.recorder,
             &self.events,
             KIND,
             obj.as_ref(),
+            &obj.status.clone().unwrap_or_default(),
+            &out.status,
             &out.events,
             out.new_artifact.as_ref(),
         )
-        .await;
-        ferroflux_runtime::memory::note_reconcile();
+        .await?;
         crate::pipeline::outcome(out.result)
     }
 

@@ -44,7 +44,7 @@ use crate::storage::{Storage, StorageError};
 /// Kind name used in storage paths and events.
 pub const KIND: &str = "HelmChart";
 /// Status field manager (upstream: the controller name).
-pub const FIELD_MANAGER: &str = "source-controller";
+pub use crate::pipeline::FIELD_MANAGER;
 
 /// What the pipeline needs from the cluster.
 pub trait Lookup: SecretLookup {
@@ -1618,28 +1618,18 @@ impl Reconciler<HelmChart> for HelmChartReconciler {
             &self.scratch_root,
         )
         .await;
-        let api: Api<HelmChart> =
-            Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-        let old = obj.status.clone().unwrap_or_default();
-        ferroflux_runtime::status::patch_status(
-            &api,
-            &obj.name_any(),
-            FIELD_MANAGER,
-            &old,
-            &out.status,
-        )
-        .await
-        .map_err(|e| ReconcileError::new(format!("failed to patch status: {e}")))?;
-        crate::pipeline::publish(
+        crate::pipeline::report(
+            &ctx.client,
             &self.recorder,
             &self.events,
             KIND,
             obj.as_ref(),
+            &obj.status.clone().unwrap_or_default(),
+            &out.status,
             &out.events,
             out.new_artifact.as_ref(),
         )
-        .await;
-        ferroflux_runtime::memory::note_reconcile();
+        .await?;
         crate::pipeline::outcome(out.result)
     }
 

@@ -34,7 +34,7 @@ use crate::storage::{Storage, StorageError};
 /// Kind name used in storage paths and events.
 pub const KIND: &str = "HelmRepository";
 /// Status field manager (upstream: the controller name).
-pub const FIELD_MANAGER: &str = "source-controller";
+pub use crate::pipeline::FIELD_MANAGER;
 /// The link next to the index artifact that `status.url` points at.
 pub const INDEX_LINK: &str = "index.yaml";
 /// Upstream's `--helm-index-max-size` default (50 MiB).
@@ -676,28 +676,18 @@ impl Reconciler<HelmRepository> for HelmRepositoryReconciler {
             client: ctx.client.clone(),
         };
         let out = run_pipeline(&obj, &self.storage, &lookup, &self.settings).await;
-        let api: Api<HelmRepository> =
-            Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-        let old = obj.status.clone().unwrap_or_default();
-        ferroflux_runtime::status::patch_status(
-            &api,
-            &obj.name_any(),
-            FIELD_MANAGER,
-            &old,
-            &out.status,
-        )
-        .await
-        .map_err(|e| ReconcileError::new(format!("failed to patch status: {e}")))?;
-        crate::pipeline::publish(
+        crate::pipeline::report(
+            &ctx.client,
             &self.recorder,
             &self.events,
             KIND,
             obj.as_ref(),
+            &obj.status.clone().unwrap_or_default(),
+            &out.status,
             &out.events,
             out.new_artifact.as_ref(),
         )
-        .await;
-        ferroflux_runtime::memory::note_reconcile();
+        .await?;
         match crate::pipeline::outcome(out.result)? {
             // `interval` is optional: one minute when absent.
             Outcome::RequeueAtInterval if obj.interval().is_none() => Ok(Outcome::RequeueAfter(

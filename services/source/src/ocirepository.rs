@@ -40,7 +40,7 @@ use crate::storage::{ArchiveLimits, Storage, StorageError};
 /// Kind name used in storage paths and events.
 pub const KIND: &str = "OCIRepository";
 /// Status field manager (upstream: the controller name).
-pub const FIELD_MANAGER: &str = "source-controller";
+pub use crate::pipeline::FIELD_MANAGER;
 /// The feature gate that lets `serviceAccountName` select the identity of a cloud provider.
 pub const OBJECT_LEVEL_WORKLOAD_IDENTITY: &str = "ObjectLevelWorkloadIdentity";
 
@@ -1138,28 +1138,18 @@ impl Reconciler<OCIRepository> for OCIRepositoryReconciler {
             &self.scratch_root,
         )
         .await;
-        let api: Api<OCIRepository> =
-            Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-        let old = obj.status.clone().unwrap_or_default();
-        ferroflux_runtime::status::patch_status(
-            &api,
-            &obj.name_any(),
-            FIELD_MANAGER,
-            &old,
-            &out.status,
-        )
-        .await
-        .map_err(|e| ReconcileError::new(format!("failed to patch status: {e}")))?;
-        crate::pipeline::publish(
+        crate::pipeline::report(
+            &ctx.client,
             &self.recorder,
             &self.events,
             KIND,
             obj.as_ref(),
+            &obj.status.clone().unwrap_or_default(),
+            &out.status,
             &out.events,
             out.new_artifact.as_ref(),
         )
-        .await;
-        ferroflux_runtime::memory::note_reconcile();
+        .await?;
         crate::pipeline::outcome(out.result)
     }
 

@@ -322,9 +322,51 @@ pub(crate) fn tempdir_in(root: &Path, prefix: &str) -> std::io::Result<PathBuf> 
     ))
 }
 
+/// What every source kind does at the end of a reconcile: the new status merge-patched (as
+/// `FIELD_MANAGER`), then its events and its new artifact published (only once the status that
+/// advertises the artifact is stored).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn report<K, S>(
+    client: &kube::Client,
+    recorder: &ferroflux_runtime::events::EventRecorder,
+    artifact_events: &crate::artifact_events::ArtifactEventLog,
+    kind: &str,
+    obj: &K,
+    old_status: &S,
+    new_status: &S,
+    events: &[PendingEvent],
+    new_artifact: Option<&ferroflux_api::Artifact>,
+) -> Result<(), ferroflux_runtime::ReconcileError>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    S: serde::Serialize,
+{
+    use kube::ResourceExt;
+    let api: kube::Api<K> =
+        kube::Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    ferroflux_runtime::status::patch_status(
+        &api,
+        &obj.name_any(),
+        FIELD_MANAGER,
+        old_status,
+        new_status,
+    )
+    .await
+    .map_err(|e| ferroflux_runtime::ReconcileError::new(format!("failed to patch status: {e}")))?;
+    publish(recorder, artifact_events, kind, obj, events, new_artifact).await;
+    ferroflux_runtime::memory::note_reconcile();
+    Ok(())
+}
+
+/// The field manager of source-controller's status patches.
+pub const FIELD_MANAGER: &str = "source-controller";
+
 /// Records a reconcile's events and announces its new artifact on the ArtifactEvents stream;
 /// the same for every source kind.
-pub(crate) async fn publish<K: kube::Resource<DynamicType = ()>>(
+async fn publish<K: kube::Resource<DynamicType = ()>>(
     recorder: &ferroflux_runtime::events::EventRecorder,
     artifact_events: &crate::artifact_events::ArtifactEventLog,
     kind: &str,
