@@ -5,6 +5,10 @@
 //! drops none), and the controller's resident memory idle and after the load.
 //!
 //! `cargo bench -p notification-controller --bench intake -- [--events N] [--rate PER_SECOND]`
+//!
+//! The controller measured is the `bench`-profile build of the binary unless
+//! `FERROFLUX_BENCH_BIN` names another one, e.g. the shipped `release-small` build:
+//! `FERROFLUX_BENCH_BIN=$CARGO_TARGET_DIR/release-small/notification-controller`.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -109,7 +113,16 @@ async fn main() {
         .unwrap();
 
     let events_port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_notification-controller"))
+    let bin = std::env::var("FERROFLUX_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_notification-controller").to_string());
+    println!("controller binary:  {bin}");
+    println!(
+        "load average:       {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    let mut child = Command::new(&bin)
         .args([
             &format!("--events-addr=127.0.0.1:{events_port}"),
             &format!("--receiverAddr=127.0.0.1:{}", free_port()),
@@ -140,8 +153,19 @@ async fn main() {
         assert!(Instant::now() < deadline, "controller did not come up");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Idle: the controller hands back heap and start-up code at its first quiet 10 s tick.
+    tokio::time::sleep(Duration::from_secs(25)).await;
     let idle = rss_kib(pid);
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(idle));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
 
     // The load: `rate` events per second, each request timed.
     let latencies: Arc<Mutex<Vec<Duration>>> =
@@ -182,7 +206,11 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let delivered = seen.lock().unwrap().len() as u64 - 1;
+    let drained = started.elapsed();
     let loaded = rss_kib(pid);
+    sampler.abort();
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let idle_after = rss_kib(pid);
     let mut lat = latencies.lock().unwrap().clone();
     lat.sort();
     let pct = |p: f64| {
@@ -201,8 +229,9 @@ async fn main() {
         refused.load(std::sync::atomic::Ordering::Relaxed)
     );
     println!(
-        "delivered:          {delivered} (lost: {})",
-        total.saturating_sub(delivered)
+        "delivered:          {delivered} (lost: {}), all delivered {:.1}s after the first",
+        total.saturating_sub(delivered),
+        drained.as_secs_f64()
     );
     println!(
         "intake latency:     p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -211,9 +240,11 @@ async fn main() {
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
     println!(
-        "controller RSS:     idle {:.1} MiB, after load {:.1} MiB",
+        "controller RSS:     idle {:.1} MiB, peak under load {:.1} MiB, at the end of the load {:.1} MiB, idle after {:.1} MiB",
         idle as f64 / 1024.0,
-        loaded as f64 / 1024.0
+        peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0,
+        loaded as f64 / 1024.0,
+        idle_after as f64 / 1024.0
     );
     let _ = child.kill();
     let _ = child.wait();

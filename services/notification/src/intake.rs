@@ -256,6 +256,9 @@ impl Router {
                 format!("failed to initialize notifier for provider '{provider_name}': {e}")
             })?;
         settings.commit_status = commit_status;
+        settings.alert_name = alert.name_any();
+        settings.alert_namespace = alert_ns.clone();
+        settings.alert_uid = alert.uid().unwrap_or_default();
         let delivery = providers::build(kind, &settings, &notification).map_err(|e| {
             let e = crate::event::mask_token(&e, &settings.token);
             format!(
@@ -263,19 +266,18 @@ impl Router {
             )
         })?;
         let timeout = p.effective_timeout();
-        self.dispatcher
-            .enqueue(
-                &alert_ns,
-                &provider_name,
-                Job {
-                    alert,
-                    event: notification,
-                    delivery,
-                    settings,
-                    timeout,
-                },
-            )
-            .await;
+        self.dispatcher.enqueue(
+            &alert_ns,
+            &provider_name,
+            Job {
+                alert,
+                object: notification.involved_object.display(),
+                delivery,
+                settings: Arc::new(settings),
+                timeout,
+                deadline: tokio::time::Instant::now() + timeout,
+            },
+        );
         Ok(())
     }
 }
@@ -326,6 +328,7 @@ impl Intake {
             return false;
         }
         if let Some(router) = &self.router {
+            ferroflux_runtime::memory::note_reconcile();
             router.route(event).await;
         }
         true

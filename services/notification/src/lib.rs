@@ -189,6 +189,11 @@ pub async fn run(mut flags: Flags) -> anyhow::Result<()> {
         .start(manager.client.clone(), manager.shutdown_token())
         .await?;
     tracing::info!(addr = %addr, "event intake listening (HTTP and gRPC)");
+    // Heap and start-up code pages handed back once a burst of events is over (routed events
+    // count as activity).
+    tokio::spawn(ferroflux_runtime::memory::trim_after_activity(
+        std::time::Duration::from_secs(10),
+    ));
     let index = receiver::ReceiverIndex::default();
     let receiver_listen = ferroflux_runtime::flags::parse_listen_addr(&flags.receiver_addr)
         .map_err(anyhow::Error::msg)?;
@@ -226,5 +231,6 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    ferroflux_runtime::memory::tune_allocator();
     ferroflux_runtime::main_entry::<Flags, _, _, _, _>(CONTROLLER, args, run)
 }

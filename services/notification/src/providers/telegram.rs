@@ -1,12 +1,15 @@
 //! `telegram`: a MarkdownV2 message to the Bot API (`https://api.telegram.org/bot<token>/
-//! sendMessage`); `channel` is the chat id, optionally `<chat>:<thread>`.
+//! sendMessage`); `channel` is the chat id, optionally `<chat>:<thread>`. As upstream, the
+//! Provider's `address` is not read for this type: a Provider with an address left over from
+//! another type still reaches Telegram (only tests move the Bot API, through
+//! [`Settings::telegram_api_base`], which no Provider field sets).
 
 use serde::Serialize;
 
 use super::{Request, Settings};
 use crate::event::{Event, to_go_json};
 
-/// The Bot API base; tests point it elsewhere through the address.
+/// The Bot API base.
 pub const API_BASE: &str = "https://api.telegram.org";
 
 #[derive(Serialize)]
@@ -63,12 +66,10 @@ pub fn build(s: &Settings, event: &Event) -> Result<Request, String> {
         Some((c, t)) => (c, t),
         None => (s.channel.as_str(), ""),
     };
-    // Upstream always talks to api.telegram.org; an address (not a field upstream reads for
-    // this type) only redirects the Bot API for tests and air-gapped mirrors.
-    let base = if s.url.is_empty() {
+    let base = if s.telegram_api_base.is_empty() {
         API_BASE
     } else {
-        s.url.trim_end_matches('/')
+        s.telegram_api_base.trim_end_matches('/')
     };
     let url = format!("{base}/bot{}/sendMessage", s.token);
     let payload = Payload {
@@ -82,6 +83,18 @@ pub fn build(s: &Settings, event: &Event) -> Result<Request, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn address_is_not_read() {
+        let s = super::Settings {
+            url: "http://elsewhere.example/".into(),
+            channel: "-1".into(),
+            token: "123:ABC".into(),
+            ..Default::default()
+        };
+        let req = super::build(&s, &crate::event::Event::default()).unwrap();
+        assert_eq!(req.url, "https://api.telegram.org/bot123:ABC/sendMessage");
+    }
+
     #[test]
     fn escapes_markdown_v2() {
         assert_eq!(super::escape("a.b-c_d!"), "a\\.b\\-c\\_d\\!");

@@ -206,7 +206,9 @@ async fn googlechat_webex_lark() {
 #[tokio::test]
 async fn telegram_and_matrix() {
     let cap = Capture::start().await;
-    let mut s = settings(cap.url(""));
+    // The address is not what telegram reads (upstream ignores it).
+    let mut s = settings("http://127.0.0.1:9/unused".into());
+    s.telegram_api_base = cap.url("");
     s.channel = "-100123:42".into();
     s.token = "123:ABC".into();
     let got = deliver(ProviderType::Telegram, &s, &info_event(), &cap).await;
@@ -655,4 +657,384 @@ async fn zulip_zoom_incidentio() {
         r#"{"title":"kustomization/podinfo.flux-system: HealthCheckFailed","status":"firing","deduplication_key":"u-1","description":"Health check failed \u003ctimeout\u003e \u0026 more","metadata":{"reason":"HealthCheckFailed","reportingController":"kustomize-controller","revision":"main@sha1:abc","severity":"error","summary":"prod cluster"}}"#,
     );
     assert_eq!(got[0].header("authorization"), Some("Bearer inc"));
+}
+
+/// The resource locations an Azure DevOps organisation answers `OPTIONS _apis` with (the
+/// commit status entry as dev.azure.com lists it, and an unrelated one).
+const ADO_LOCATIONS: &str = r#"{"count":2,"value":[
+ {"id":"ab3ddd39-7c29-4b8c-9d52-2b57fb7f9d8f","area":"git","resourceName":"other","routeTemplate":"{project}/_apis/{area}/{resource}","resourceVersion":1,"minVersion":"1.0","maxVersion":"7.2","releasedVersion":"7.1"},
+ {"id":"428dd4fb-fda5-4722-af02-9313b80305da","area":"git","resourceName":"statuses","routeTemplate":"{project}/_apis/{area}/repositories/{repositoryId}/commits/{commitId}/{resource}","resourceVersion":1,"minVersion":"1.0","maxVersion":"7.2","releasedVersion":"7.1"}]}"#;
+
+#[tokio::test]
+async fn azuredevops_commit_status() {
+    let cap = Capture::start().await;
+    cap.answer("/myorg/_apis", 200, Duration::ZERO, ADO_LOCATIONS);
+    cap.answer(
+        "/myorg/Proj/_apis/git/repositories/app/commits/",
+        200,
+        Duration::ZERO,
+        r#"{"count":1,"value":[{"context":{"genre":"fluxcd:prod cluster","name":"kustomization/podinfo/7a6a3ec9"},"state":"error","description":"health check failed"}]}"#,
+    );
+    // Organisation names are lower-cased (the client library's URL normalisation).
+    let mut s = settings(cap.url("/MyOrg/Proj/_git/app"));
+    s.token = "pat".into();
+    s.commit_status = "kustomization/podinfo/7a6a3ec9".into();
+    let got = deliver_plan(
+        ProviderType::AzureDevOps,
+        &s,
+        &with_revision(info_event()),
+        &cap,
+        3,
+    )
+    .await;
+    let auth = "Basic OnBhdA=="; // base64(":pat")
+    assert_eq!(got[0].method, "OPTIONS");
+    assert_eq!(got[0].path, "/myorg/_apis");
+    assert_eq!(got[0].header("accept"), Some("application/json"));
+    let statuses = format!("/myorg/Proj/_apis/git/repositories/app/commits/{SHA}/statuses");
+    assert_eq!(got[1].method, "GET");
+    assert_eq!(got[1].path, statuses);
+    assert_eq!(
+        got[1].header("accept"),
+        Some("application/json;api-version=6.0")
+    );
+    assert_eq!(got[2].method, "POST");
+    assert_eq!(got[2].path, statuses);
+    // Go's json.Marshal of git.GitStatus{Context, Description, State} (field order of the
+    // struct; the genre carries the Alert's summary).
+    assert_eq!(
+        got[2].body_str(),
+        r#"{"context":{"genre":"fluxcd:prod cluster","name":"kustomization/podinfo/7a6a3ec9"},"description":"reconciliation succeeded","state":"succeeded"}"#
+    );
+    assert_eq!(
+        got[2].header("content-type"),
+        Some("application/json;charset=utf-8")
+    );
+    for c in &got {
+        assert_eq!(c.header("authorization"), Some(auth));
+        assert_eq!(c.header("x-tfs-fedauthredirect"), Some("Suppress"));
+        assert_eq!(c.header("x-tfs-session").map(str::len), Some(36));
+    }
+
+    // The same status as the latest one listed with our context: nothing created (and the
+    // locations are not asked for again).
+    let mut failed = with_revision(error_event());
+    failed.reason = "HealthCheckFailed".into();
+    let delivery = providers::build(ProviderType::AzureDevOps, &s, &failed).unwrap();
+    providers::send(&delivery, &s, &reqwest::Client::new())
+        .await
+        .unwrap();
+    let get = cap.next(Duration::from_secs(5)).await;
+    assert_eq!(
+        (get.method.as_str(), get.path.as_str()),
+        ("GET", statuses.as_str())
+    );
+    assert!(cap.try_next(Duration::from_millis(300)).await.is_none());
+
+    // Progressing events are not sent; bad repository ids and missing tokens are refused.
+    let mut progressing = with_revision(info_event());
+    progressing.reason = "Progressing".into();
+    assert!(matches!(
+        providers::build(ProviderType::AzureDevOps, &s, &progressing).unwrap(),
+        Delivery::Nothing
+    ));
+    let mut bad = s.clone();
+    bad.url = "https://dev.azure.com/foo/bar/baz".into();
+    assert_eq!(
+        providers::build(ProviderType::AzureDevOps, &bad, &failed).unwrap_err(),
+        "invalid repository id \"foo/bar/baz\""
+    );
+    let mut no_token = s.clone();
+    no_token.token.clear();
+    assert!(
+        providers::build(ProviderType::AzureDevOps, &no_token, &failed)
+            .unwrap_err()
+            .starts_with("failed to acquire azure devops token")
+    );
+}
+
+/// One protobuf field as the wire format carries it (decoded here independently of the
+/// provider's message types).
+#[derive(Debug, Clone, PartialEq)]
+enum Wire {
+    Varint(u64),
+    Fixed64(u64),
+    Fixed32(u32),
+    Bytes(Vec<u8>),
+}
+
+fn varint(buf: &[u8], i: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = buf[*i];
+        *i += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+fn wire_fields(buf: &[u8]) -> Vec<(u64, Wire)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < buf.len() {
+        let key = varint(buf, &mut i);
+        let v = match key & 7 {
+            0 => Wire::Varint(varint(buf, &mut i)),
+            1 => {
+                let v = u64::from_le_bytes(buf[i..i + 8].try_into().unwrap());
+                i += 8;
+                Wire::Fixed64(v)
+            }
+            2 => {
+                let n = varint(buf, &mut i) as usize;
+                let v = buf[i..i + n].to_vec();
+                i += n;
+                Wire::Bytes(v)
+            }
+            5 => {
+                let v = u32::from_le_bytes(buf[i..i + 4].try_into().unwrap());
+                i += 4;
+                Wire::Fixed32(v)
+            }
+            t => panic!("unexpected wire type {t}"),
+        };
+        out.push((key >> 3, v));
+    }
+    out
+}
+
+fn bytes_of(fields: &[(u64, Wire)], n: u64) -> Vec<Vec<u8>> {
+    fields
+        .iter()
+        .filter(|(f, _)| *f == n)
+        .map(|(_, w)| match w {
+            Wire::Bytes(b) => b.clone(),
+            other => panic!("field {n}: {other:?}"),
+        })
+        .collect()
+}
+
+fn string_of(fields: &[(u64, Wire)], n: u64) -> String {
+    bytes_of(fields, n)
+        .first()
+        .map(|b| String::from_utf8(b.clone()).unwrap())
+        .unwrap_or_default()
+}
+
+/// `KeyValue` list (string values) as (key, value) pairs.
+fn key_values(fields: &[(u64, Wire)], n: u64) -> Vec<(String, String)> {
+    bytes_of(fields, n)
+        .iter()
+        .map(|kv| {
+            let kv = wire_fields(kv);
+            let value = wire_fields(&bytes_of(&kv, 2)[0]);
+            (string_of(&kv, 1), string_of(&value, 1))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn otel_span_over_otlp_http() {
+    let cap = Capture::start().await;
+    let mut s = settings(cap.url("/v1/traces"));
+    s.alert_name = "ops".into();
+    s.alert_namespace = "flux-system".into();
+    s.alert_uid = "6f1c2a90-1111-2222-3333-444455556666".into();
+    s.username = "otel".into();
+    s.password = "pw".into();
+    s.headers.insert("X-Scope-OrgID".into(), "tenant-1".into());
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let got = deliver_plan(ProviderType::Otel, &s, &error_event(), &cap, 1).await;
+    let c = &got[0];
+    assert_eq!((c.method.as_str(), c.path.as_str()), ("POST", "/v1/traces"));
+    assert_eq!(c.header("content-type"), Some("application/x-protobuf"));
+    assert_eq!(c.header("user-agent"), Some("OTel OTLP Exporter Go/1.44.0"));
+    assert_eq!(c.header("x-scope-orgid"), Some("tenant-1"));
+    // Headers present and no Authorization among them: Basic from username and password.
+    assert_eq!(c.header("authorization"), Some("Basic b3RlbDpwdw=="));
+
+    let req = wire_fields(&c.body);
+    let rs = wire_fields(&bytes_of(&req, 1)[0]);
+    assert_eq!(string_of(&rs, 3), "https://opentelemetry.io/schemas/1.34.0");
+    let resource = wire_fields(&bytes_of(&rs, 1)[0]);
+    let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+    assert_eq!(
+        key_values(&resource, 1),
+        vec![
+            kv(
+                "service.instance.id",
+                "6f1c2a90-1111-2222-3333-444455556666"
+            ),
+            kv("service.name", "flux-system/ops"),
+            kv("service.namespace", "flux-system"),
+        ]
+    );
+    let ss = wire_fields(&bytes_of(&rs, 2)[0]);
+    let scope = wire_fields(&bytes_of(&ss, 1)[0]);
+    assert_eq!(string_of(&scope, 1), "flux:notification-controller");
+    let spans = bytes_of(&ss, 2);
+    assert_eq!(spans.len(), 1);
+    let span = wire_fields(&spans[0]);
+    // First 16 bytes of SHA-256("<alert uid>:<revision>") (computed with Python's hashlib).
+    assert_eq!(
+        hex::encode(&bytes_of(&span, 1)[0]),
+        "d4c0cf93e626ac92c01fce6f05e7b3c0"
+    );
+    assert_eq!(bytes_of(&span, 2)[0].len(), 8);
+    assert!(bytes_of(&span, 4).is_empty(), "no parent span id");
+    assert_eq!(string_of(&span, 5), "Kustomization: flux-system/podinfo");
+    assert!(span.contains(&(6, Wire::Varint(1))), "kind internal");
+    // 2026-01-01T00:00:00Z in nanoseconds.
+    assert!(span.contains(&(7, Wire::Fixed64(1_767_225_600_000_000_000))));
+    let end = span
+        .iter()
+        .find_map(|(f, w)| match (f, w) {
+            (8, Wire::Fixed64(v)) => Some(*v),
+            _ => None,
+        })
+        .unwrap();
+    assert!(end >= before);
+    let mut attrs = key_values(&span, 9);
+    attrs.sort();
+    assert_eq!(
+        attrs,
+        vec![
+            kv("object.kind", "Kustomization"),
+            kv("object.name", "podinfo"),
+            kv("object.namespace", "flux-system"),
+            kv("object.uid", "u-1"),
+            kv("revision", "main@sha1:abc"),
+            kv("summary", "prod cluster"),
+        ]
+    );
+    let status = wire_fields(&bytes_of(&span, 15)[0]);
+    assert_eq!(
+        string_of(&status, 2),
+        "Health check failed <timeout> & more"
+    );
+    assert!(status.contains(&(3, Wire::Varint(2))), "status ERROR");
+    assert!(span.contains(&(16, Wire::Fixed32(0x301))));
+
+    // Info: status OK without a description; no headers, so no Authorization either.
+    let mut s2 = s.clone();
+    s2.headers.clear();
+    let got = deliver_plan(ProviderType::Otel, &s2, &info_event(), &cap, 1).await;
+    assert_eq!(got[0].header("authorization"), None);
+    let rs = wire_fields(&bytes_of(&wire_fields(&got[0].body), 1)[0]);
+    let ss = wire_fields(&bytes_of(&rs, 2)[0]);
+    let span = wire_fields(&bytes_of(&ss, 2)[0]);
+    let status = wire_fields(&bytes_of(&span, 15)[0]);
+    assert_eq!(status, vec![(3, Wire::Varint(1))]);
+
+    // HelmRepository events are not exported.
+    let mut helm = info_event();
+    helm.involved_object.kind = "HelmRepository".into();
+    assert!(matches!(
+        providers::build(ProviderType::Otel, &s, &helm).unwrap(),
+        Delivery::Nothing
+    ));
+}
+
+#[tokio::test]
+async fn sentry_envelopes() {
+    let cap = Capture::start().await;
+    let mut s = settings(format!("http://pubkey@{}/sub/42", cap.addr));
+    s.channel = "production".into();
+    let lines = |c: &Captured| -> Vec<serde_json::Value> {
+        let text = c.body_str();
+        assert!(text.ends_with('\n'));
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let check_request = |c: &Captured| {
+        assert_eq!(c.method, "POST");
+        assert_eq!(c.path, "/sub/api/42/envelope/");
+        assert_eq!(
+            c.header("content-type"),
+            Some("application/x-sentry-envelope")
+        );
+        assert_eq!(
+            c.header("x-sentry-auth"),
+            Some("Sentry sentry_version=7, sentry_client=sentry.go/0.46.2, sentry_key=pubkey")
+        );
+        assert_eq!(c.header("user-agent"), Some("sentry.go/0.46.2"));
+    };
+
+    // Errors: a Sentry event (upstream's toSentryEvent).
+    let got = deliver_plan(ProviderType::Sentry, &s, &error_event(), &cap, 1).await;
+    check_request(&got[0]);
+    let env = lines(&got[0]);
+    assert_eq!(env.len(), 3);
+    let event_id = env[2]["event_id"].as_str().unwrap();
+    assert_eq!(event_id.len(), 32);
+    assert_eq!(env[0]["event_id"], event_id);
+    assert_eq!(env[0]["dsn"], s.url.as_str());
+    assert_eq!(
+        env[0]["sdk"],
+        serde_json::json!({"name": "sentry.go", "version": "0.46.2"})
+    );
+    assert_eq!(env[1]["type"], "event");
+    let raw_event = got[0].body_str().lines().nth(2).unwrap();
+    assert_eq!(env[1]["length"], raw_event.len());
+    let e = &env[2];
+    assert_eq!(e["level"], "error");
+    assert_eq!(e["message"], "Health check failed <timeout> & more");
+    assert_eq!(e["server_name"], "kustomize-controller");
+    assert_eq!(e["transaction"], "Kustomization: flux-system/podinfo");
+    assert_eq!(e["timestamp"], "2026-01-01T00:00:00Z");
+    assert_eq!(e["environment"], "production");
+    assert_eq!(e["platform"], "go");
+    assert_eq!(
+        e["contexts"],
+        serde_json::json!({"metadata": {"revision": "main@sha1:abc", "summary": "prod cluster"}})
+    );
+    assert!(e.get("type").is_none() && e.get("spans").is_none());
+
+    // Info: a transaction with one span (upstream's eventToSpan).
+    let got = deliver_plan(ProviderType::Sentry, &s, &info_event(), &cap, 1).await;
+    check_request(&got[0]);
+    let env = lines(&got[0]);
+    assert_eq!(env[1]["type"], "transaction");
+    let t = &env[2];
+    assert_eq!(t["type"], "transaction");
+    assert_eq!(t["transaction"], "Kustomization: flux-system/podinfo");
+    assert_eq!(t["message"], "Applied revision: main@sha1:abc");
+    assert_eq!(t["start_timestamp"], "2026-01-01T00:00:00Z");
+    assert_eq!(t["timestamp"], "2026-01-01T00:00:00Z");
+    let tags = serde_json::json!({
+        "flux_involved_object_kind": "Kustomization",
+        "flux_involved_object_namespace": "flux-system",
+        "flux_involved_object_name": "podinfo",
+        "flux_reporting_controller": "kustomize-controller",
+        "flux_reporting_instance": "",
+        "flux_reason": "ReconciliationSucceeded",
+        "revision": "main@sha1:abc",
+        "summary": "prod cluster"});
+    assert_eq!(t["tags"], tags);
+    let span = &t["spans"][0];
+    assert_eq!(span["op"], "event");
+    assert_eq!(span["tags"], tags);
+    assert_eq!(t["contexts"]["trace"]["trace_id"], span["trace_id"]);
+    assert_eq!(span["trace_id"].as_str().unwrap().len(), 32);
+    assert_eq!(span["span_id"].as_str().unwrap().len(), 16);
+
+    // A Sentry that refuses the envelope does not fail the notification (as upstream).
+    cap.answer("/sub/api/42/envelope/", 500, Duration::ZERO, "down");
+    let delivery = providers::build(ProviderType::Sentry, &s, &error_event()).unwrap();
+    providers::send(&delivery, &s, &reqwest::Client::new())
+        .await
+        .unwrap();
+    s.url.clear();
+    assert_eq!(
+        providers::build(ProviderType::Sentry, &s, &error_event()).unwrap_err(),
+        "DSN cannot be empty"
+    );
 }
