@@ -409,10 +409,7 @@ impl<L: Lookup> Run<'_, L> {
 
         let result = match (kind.clone(), repo, artifact) {
             (HelmChartSourceKind::HelmRepository, Some(repo), _) if repo.is_oci() => {
-                Err(Outcome2::Build(build_err(
-                    BuildReason::ChartPull,
-                    "OCI Helm repositories are not supported by this source-controller yet",
-                )))
+                self.build_from_oci_repository(&repo).await
             }
             (HelmChartSourceKind::HelmRepository, Some(repo), Some(a)) => {
                 self.build_from_helm_repository(&repo, &a).await
@@ -556,21 +553,7 @@ impl<L: Lookup> Run<'_, L> {
                 return Err(Outcome2::Step(self.fetch_failed(e)));
             }
         };
-        let chart = self.obj.spec.chart.clone().unwrap_or_default();
-        if chart.is_empty() {
-            return Err(Outcome2::Build(build_err(
-                BuildReason::ChartReference,
-                "no name set for remote chart reference",
-            )));
-        }
-        if !valid_chart_name(&chart) {
-            return Err(Outcome2::Build(build_err(
-                BuildReason::ChartReference,
-                format!(
-                    "invalid chart name '{chart}': a valid name must be lower case letters and numbers and MAY be separated with dashes (-), slashes (/) or periods (.)"
-                ),
-            )));
-        }
+        let chart = self.remote_chart_name()?;
         let index = match self.load_index(repo_artifact).await {
             Ok(i) => i,
             Err(e) => {
@@ -604,23 +587,7 @@ impl<L: Lookup> Run<'_, L> {
                 "not implemented",
             )));
         }
-        let values_files = self.obj.spec.values_files.clone().unwrap_or_default();
-        let effective = effective_values_files(&values_files).to_vec();
-        let metadata = if effective.is_empty() {
-            String::new()
-        } else {
-            self.obj.meta().generation.unwrap_or(0).to_string()
-        };
-        let mut result = Build {
-            name: cv.name.clone(),
-            version: cv.version.clone(),
-            ..Default::default()
-        };
-        if !metadata.is_empty() {
-            result.version = pkg::with_build_metadata(&cv.version, &metadata)
-                .map_err(|e| Outcome2::Build(build_err(BuildReason::MetadataPatch, e.0)))?;
-        }
-        let requires_packaging = !effective.is_empty() || !metadata.is_empty();
+        let (result, requires_packaging) = self.remote_result(&cv.name, &cv.version)?;
         if let Some(b) = self.cached_result(&result, requires_packaging) {
             return Ok(b);
         }
@@ -629,31 +596,185 @@ impl<L: Lookup> Run<'_, L> {
         let data = match self.download(&getter, &normalized, &cv).await {
             Ok(d) => d,
             Err(e) => {
-                let text = e.to_string();
-                let lower = text.to_lowercase();
-                let auth = [
-                    "401",
-                    "unauthorized",
-                    "authentication required",
-                    "tls",
-                    "unknown certificate authority",
-                ]
-                .iter()
-                .any(|n| lower.contains(n));
-                let message = format!("failed to download chart for remote reference: {text}");
-                if auth {
-                    let e = StepError::generic(
-                        source_reason::AUTHENTICATION_FAILED,
-                        format!(
-                            "failed to authenticate with the Helm repository: {}: {message}",
-                            BuildReason::ChartPull.summary()
-                        ),
+                let message = format!("failed to download chart for remote reference: {e}");
+                return Err(self.pull_failed(BuildReason::ChartPull, message));
+            }
+        };
+        self.finish_remote(result, data, requires_packaging)
+    }
+
+    /// A remote chart's name, checked as upstream's `RemoteReference.Validate`.
+    fn remote_chart_name(&self) -> Result<String, Outcome2> {
+        let chart = self.obj.spec.chart.clone().unwrap_or_default();
+        if chart.is_empty() {
+            return Err(Outcome2::Build(build_err(
+                BuildReason::ChartReference,
+                "no name set for remote chart reference",
+            )));
+        }
+        if !valid_chart_name(&chart) {
+            return Err(Outcome2::Build(build_err(
+                BuildReason::ChartReference,
+                format!(
+                    "invalid chart name '{chart}': a valid name must be lower case letters and numbers and MAY be separated with dashes (-), slashes (/) or periods (.)"
+                ),
+            )));
+        }
+        Ok(chart)
+    }
+
+    /// Upstream's `generateBuildResult` minus the cache: the name and version the build will
+    /// have (`+<generation>` when values files change the chart), and whether it must be
+    /// repackaged.
+    fn remote_result(&self, name: &str, version: &str) -> Result<(Build, bool), Outcome2> {
+        let values_files = self.obj.spec.values_files.clone().unwrap_or_default();
+        let effective = effective_values_files(&values_files).to_vec();
+        let metadata = if effective.is_empty() {
+            String::new()
+        } else {
+            self.obj.meta().generation.unwrap_or(0).to_string()
+        };
+        let mut result = Build {
+            name: name.to_string(),
+            version: version.to_string(),
+            ..Default::default()
+        };
+        if !metadata.is_empty() {
+            result.version = pkg::with_build_metadata(version, &metadata)
+                .map_err(|e| Outcome2::Build(build_err(BuildReason::MetadataPatch, e.0)))?;
+        }
+        let requires_packaging = !effective.is_empty() || !metadata.is_empty();
+        Ok((result, requires_packaging))
+    }
+
+    /// A failed remote build: an authentication failure when the error says so (upstream
+    /// looks for these words in any build error), else the build error itself.
+    fn pull_failed(&mut self, reason: BuildReason, message: String) -> Outcome2 {
+        let lower = message.to_lowercase();
+        let auth = [
+            "401",
+            "unauthorized",
+            "authentication required",
+            "tls",
+            "unknown certificate authority",
+        ]
+        .iter()
+        .any(|n| lower.contains(n));
+        if auth {
+            let e = StepError::generic(
+                source_reason::AUTHENTICATION_FAILED,
+                format!(
+                    "failed to authenticate with the Helm repository: {}: {message}",
+                    reason.summary()
+                ),
+            );
+            return Outcome2::Step(self.fetch_failed(e));
+        }
+        Outcome2::Build(build_err(reason, message))
+    }
+
+    /// A HelmChart from a `type: oci` HelmRepository: the version resolved among the
+    /// registry's tags, the chart layer pulled.
+    async fn build_from_oci_repository(
+        &mut self,
+        repo: &HelmRepository,
+    ) -> Result<Build, Outcome2> {
+        let url = repo.spec.url.clone().unwrap_or_default();
+        let normalized = match helm_http::normalize_url(&url) {
+            Ok(u) => u,
+            Err(e) => {
+                let e = StepError::stalling(
+                    source_reason::URL_INVALID,
+                    format!("invalid Helm repository URL: {e}"),
+                );
+                return Err(Outcome2::Step(self.fetch_failed(e)));
+            }
+        };
+        if !helm_http::is_oci(&normalized) {
+            let e = StepError::stalling(
+                reason::FAILED,
+                format!("failed to construct Helm client: invalid OCI registry URL: {normalized}"),
+            );
+            return Err(Outcome2::Step(self.fetch_failed(e)));
+        }
+        let opts = match crate::helm_oci::client_options(self.lookup, repo, &normalized).await {
+            Ok(o) => o,
+            Err(e) => {
+                let e = StepError::generic(source_reason::AUTHENTICATION_FAILED, e);
+                return Err(Outcome2::Step(self.fetch_failed(e)));
+            }
+        };
+        let chart = self.remote_chart_name()?;
+        let remote =
+            match crate::helm_oci::ChartRepository::connect(&normalized, &chart, &opts).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let e = StepError::stalling(
+                        reason::FAILED,
+                        format!("failed to construct Helm client: {e}"),
                     );
                     return Err(Outcome2::Step(self.fetch_failed(e)));
                 }
-                return Err(Outcome2::Build(build_err(BuildReason::ChartPull, message)));
+            };
+        let wanted = self.obj.spec.version.clone().unwrap_or_default();
+        let timeout = repo.effective_timeout();
+        let version = match tokio::time::timeout(timeout, remote.resolve(&chart, &wanted)).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                let message = format!("failed to get chart version for remote reference: {e}");
+                return Err(self.pull_failed(BuildReason::ChartPull, message));
+            }
+            Err(_) => {
+                let message = format!(
+                    "failed to get chart version for remote reference: could not get tags for \"{chart}\": context deadline exceeded"
+                );
+                return Err(self.pull_failed(BuildReason::ChartPull, message));
             }
         };
+        if self
+            .obj
+            .spec
+            .verify
+            .as_ref()
+            .is_some_and(|v| v.provider.is_some())
+        {
+            return Err(Outcome2::Build(build_err(
+                BuildReason::ChartVerification,
+                "verification of OCI charts is not supported by this source-controller yet",
+            )));
+        }
+        let (result, requires_packaging) = self.remote_result(&chart, &version)?;
+        if let Some(b) = self.cached_result(&result, requires_packaging) {
+            return Ok(b);
+        }
+        self.build = result.clone();
+        let max = self.settings.limits.max_chart_size;
+        let data = match tokio::time::timeout(timeout, remote.pull(&version, max)).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                let message = format!("failed to download chart for remote reference: {e}");
+                return Err(self.pull_failed(BuildReason::ChartPull, message));
+            }
+            Err(_) => {
+                let message = format!(
+                    "failed to download chart for remote reference: failed to get '{}:{version}': context deadline exceeded",
+                    remote.url
+                );
+                return Err(self.pull_failed(BuildReason::ChartPull, message));
+            }
+        };
+        self.finish_remote(result, data, requires_packaging)
+    }
+
+    /// The downloaded chart stored as is, or with its version and default values changed and
+    /// packaged again.
+    fn finish_remote(
+        &self,
+        mut result: Build,
+        data: Vec<u8>,
+        requires_packaging: bool,
+    ) -> Result<Build, Outcome2> {
+        let values_files = self.obj.spec.values_files.clone().unwrap_or_default();
         let limits = self.settings.limits;
         if !requires_packaging {
             pkg::metadata_from_archive(&data, limits).map_err(|e| {

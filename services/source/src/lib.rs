@@ -7,6 +7,7 @@ pub mod git;
 pub mod gitrepository;
 pub mod helm_cache;
 pub mod helm_http;
+pub mod helm_oci;
 pub mod helmchart;
 pub mod helmrepository;
 pub mod oci;

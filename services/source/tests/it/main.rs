@@ -5,6 +5,7 @@ mod gitrepository;
 mod helm_controller;
 mod helm_support;
 mod helmchart;
+mod helmchart_oci;
 mod helmrepository;
 mod ocirepository;
 mod provider;
