@@ -12,6 +12,7 @@ mod decimal;
 mod go_regex;
 mod objects;
 pub mod package;
+pub mod release;
 mod render;
 mod schema;
 mod schema_format;

@@ -360,7 +360,7 @@ fn process_import_values(c: &mut Chart) -> Result<(), Error> {
     Ok(())
 }
 
-fn process_imports_rec(c: &mut Chart) -> Result<(), Error> {
+pub(crate) fn process_imports_rec(c: &mut Chart) -> Result<(), Error> {
     for s in &mut c.subcharts {
         process_imports_rec(s)?;
     }
@@ -378,7 +378,7 @@ pub fn process_dependencies(c: &mut Chart, user: &Map, v3: bool) -> Result<(), E
     Ok(())
 }
 
-fn has_import_values(c: &Chart) -> bool {
+pub(crate) fn has_import_values(c: &Chart) -> bool {
     c.dependencies.iter().any(|d| !d.import_values.is_empty())
         || c.subcharts.iter().any(has_import_values)
 }
