@@ -55,6 +55,16 @@ impl Expression {
         }
     }
 
+    /// Evaluates to a JSON value (OIDC claim variables).
+    pub fn eval_json(&self, vars: &[(&str, &Value)]) -> Result<Value, String> {
+        to_json(&self.run(vars)?).ok_or_else(|| {
+            format!(
+                "failed to evaluate the CEL expression '{}': result is not a JSON value",
+                self.source
+            )
+        })
+    }
+
     /// Evaluates to a string.
     pub fn eval_string(&self, vars: &[(&str, &Value)]) -> Result<String, String> {
         match self.run(vars)? {
@@ -65,6 +75,32 @@ impl Expression {
             )),
         }
     }
+}
+
+/// A CEL value as JSON (lists, maps, scalars; bytes as base64), `None` for functions and the
+/// like.
+fn to_json(v: &CelValue) -> Option<Value> {
+    use base64::Engine;
+    Some(match v {
+        CelValue::List(l) => Value::Array(l.iter().map(to_json).collect::<Option<Vec<_>>>()?),
+        CelValue::Map(m) => {
+            let mut obj = serde_json::Map::new();
+            for (k, v) in m.map.iter() {
+                obj.insert(k.to_string(), to_json(v)?);
+            }
+            Value::Object(obj)
+        }
+        CelValue::Int(i) => (*i).into(),
+        CelValue::UInt(u) => (*u).into(),
+        CelValue::Float(f) => (*f).into(),
+        CelValue::String(s) => s.to_string().into(),
+        CelValue::Bool(b) => (*b).into(),
+        CelValue::Bytes(b) => base64::engine::general_purpose::STANDARD
+            .encode(b.as_slice())
+            .into(),
+        CelValue::Null => Value::Null,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod alert;
 pub mod cel;
 pub mod event;
 pub mod intake;
+pub mod oidc;
 pub mod provider;
 pub mod providers;
 pub mod receiver;
@@ -199,11 +200,11 @@ pub async fn run(mut flags: Flags) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let (receiver_addr, _receiver_server) = ferroflux_runtime::serve::spawn_http(
         receiver_listen,
-        receiver::router(receiver::ReceiverServer {
-            client: manager.client.clone(),
-            index: index.clone(),
-            no_cross_namespace_refs: flags.runtime.no_cross_namespace_refs,
-        }),
+        receiver::router(receiver::ReceiverServer::new(
+            manager.client.clone(),
+            index.clone(),
+            flags.runtime.no_cross_namespace_refs,
+        )),
         manager.shutdown_signal(),
     )
     .await?;

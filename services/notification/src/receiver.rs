@@ -50,16 +50,9 @@ pub fn default_api_version(kind: &str) -> Option<&'static str> {
     }
 }
 
-/// Receiver types this controller cannot verify yet: they are reported Stalled rather than
-/// accepting requests unchecked.
-fn unsupported(t: ReceiverType) -> Option<&'static str> {
-    match t {
-        ReceiverType::GenericOidc => Some("generic-oidc"),
-        ReceiverType::Gcr => Some("gcr"),
-        ReceiverType::Cdevents => Some("cdevents"),
-        _ => None,
-    }
-}
+/// Where Google's ID token signing keys are (the `gcr` receiver verifies Pub/Sub push tokens
+/// with them).
+pub const GOOGLE_CERTS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
 
 /// Reads the `token` of the Receiver's Secret.
 async fn read_token(client: &Client, receiver: &Receiver) -> Result<String, String> {
@@ -128,12 +121,242 @@ pub fn validate_spec(obj: &Receiver) -> Option<(&'static str, String)> {
     if !is_oidc && obj.spec.secret_ref.is_none() {
         return invalid("secretRef is required when type is not generic-oidc");
     }
-    if let Some(name) = t.and_then(unsupported) {
-        return invalid(&format!(
-            "receiver type {name:?} is not supported by this controller yet"
-        ));
+    if let Some(e) = obj
+        .spec
+        .oidc_providers
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .and_then(|p| validate_oidc_providers(p).err())
+    {
+        return Some(e);
     }
     None
+}
+
+/// Upstream's ValidateOIDCProvidersSpec (ValidationFailed) then CompileOIDCProviders
+/// (InvalidCELExpression).
+fn validate_oidc_providers(
+    providers: &[ferroflux_api::receiver::OIDCProvider],
+) -> Result<(), (&'static str, String)> {
+    let invalid = |m: String| (notification_reason::VALIDATION_FAILED, m);
+    let mut seen = std::collections::HashSet::new();
+    for (i, p) in providers.iter().enumerate() {
+        let iss = &p.issuer_url;
+        if iss.is_empty() {
+            return Err(invalid(format!(
+                "oidcProviders[{i}]: issuerURL is required"
+            )));
+        }
+        if !iss.starts_with("http://") && !iss.starts_with("https://") {
+            return Err(invalid(format!(
+                "oidcProviders[{i}]: issuerURL {iss:?} must start with http:// or https://"
+            )));
+        }
+        if !seen.insert(iss.clone()) {
+            return Err(invalid(format!(
+                "oidcProviders[{i}]: duplicate issuerURL {iss:?}"
+            )));
+        }
+        if p.validations.is_empty() {
+            return Err(invalid(format!(
+                "oidcProviders[{i}] (issuerURL={iss:?}): at least one validation is required; without validations any caller able to obtain a token from this issuer can trigger the Receiver"
+            )));
+        }
+        for (j, v) in p.variables.iter().flatten().enumerate() {
+            if v.name.is_empty() {
+                return Err(invalid(format!(
+                    "oidcProviders[{i}] (issuerURL={iss:?}): variables[{j}]: name is required"
+                )));
+            }
+            if v.expression.is_empty() {
+                return Err(invalid(format!(
+                    "oidcProviders[{i}] (issuerURL={iss:?}): variables[{j}] (name={:?}): expression is required",
+                    v.name
+                )));
+            }
+        }
+        for (j, v) in p.validations.iter().enumerate() {
+            if v.expression.is_empty() {
+                return Err(invalid(format!(
+                    "oidcProviders[{i}] (issuerURL={iss:?}): validations[{j}]: expression is required"
+                )));
+            }
+            if v.message.is_empty() {
+                return Err(invalid(format!(
+                    "oidcProviders[{i}] (issuerURL={iss:?}): validations[{j}]: message is required"
+                )));
+            }
+        }
+    }
+    for (i, p) in providers.iter().enumerate() {
+        if let Err(e) = ClaimsProcessor::new(p) {
+            return Err((
+                reason::INVALID_CEL_EXPRESSION,
+                format!("oidcProviders[{i}] (issuerURL={:?}): {e}", p.issuer_url),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The CEL variables and validations of an OIDC provider (variables `claims`, `vars`).
+struct ClaimsProcessor {
+    variables: Vec<(String, crate::cel::Expression)>,
+    validations: Vec<(crate::cel::Expression, String)>,
+}
+
+impl ClaimsProcessor {
+    fn new(p: &ferroflux_api::receiver::OIDCProvider) -> Result<Self, String> {
+        let mut variables = Vec::new();
+        for v in p.variables.iter().flatten() {
+            let e = crate::cel::Expression::new(&v.expression)
+                .map_err(|e| format!("invalid expression for variable {:?}: {e}", v.name))?;
+            variables.push((v.name.clone(), e));
+        }
+        let mut validations = Vec::new();
+        for v in &p.validations {
+            let e = crate::cel::Expression::new(&v.expression)
+                .map_err(|e| format!("invalid expression for validation {:?}: {e}", v.message))?;
+            validations.push((e, v.message.clone()));
+        }
+        Ok(Self {
+            variables,
+            validations,
+        })
+    }
+
+    /// Runs the variables in order, then every validation; failed validations' messages are
+    /// joined with `; `.
+    fn evaluate(&self, claims: &serde_json::Value) -> Result<(), String> {
+        let mut vars = serde_json::Map::new();
+        for (name, e) in &self.variables {
+            let v = e
+                .eval_json(&[
+                    ("claims", claims),
+                    ("vars", &serde_json::Value::Object(vars.clone())),
+                ])
+                .map_err(|err| format!("failed to evaluate variable {name:?}: {err}"))?;
+            vars.insert(name.clone(), v);
+        }
+        let vars = serde_json::Value::Object(vars);
+        let mut failures = Vec::new();
+        for (e, message) in &self.validations {
+            let ok = e
+                .eval_bool(&[("claims", claims), ("vars", &vars)])
+                .map_err(|err| format!("failed to evaluate validation: {err}"))?;
+            if !ok {
+                failures.push(message.as_str());
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("token validation failed: {}", failures.join("; ")))
+        }
+    }
+}
+
+/// What a successful validation hands on: the body the filters see (the unwrapped event for
+/// gcr) and, for generic-oidc, the verified claims.
+#[derive(Default)]
+pub struct Validated {
+    pub body: Option<Vec<u8>>,
+    pub claims: Option<serde_json::Value>,
+}
+
+/// The CDEvents v0.4 event types (subject.predicate) and the major version the SDK knows.
+const CDEVENT_TYPES: &[&str] = &[
+    "artifact.deleted",
+    "artifact.downloaded",
+    "artifact.packaged",
+    "artifact.published",
+    "artifact.signed",
+    "branch.created",
+    "branch.deleted",
+    "build.finished",
+    "build.queued",
+    "build.started",
+    "change.abandoned",
+    "change.created",
+    "change.merged",
+    "change.reviewed",
+    "change.updated",
+    "environment.created",
+    "environment.deleted",
+    "environment.modified",
+    "incident.detected",
+    "incident.reported",
+    "incident.resolved",
+    "pipelinerun.finished",
+    "pipelinerun.queued",
+    "pipelinerun.started",
+    "repository.created",
+    "repository.deleted",
+    "repository.modified",
+    "service.deployed",
+    "service.published",
+    "service.removed",
+    "service.rolledback",
+    "service.upgraded",
+    "taskrun.finished",
+    "taskrun.started",
+    "testcaserun.finished",
+    "testcaserun.queued",
+    "testcaserun.skipped",
+    "testcaserun.started",
+    "testoutput.published",
+    "testsuiterun.finished",
+    "testsuiterun.queued",
+    "testsuiterun.started",
+    "ticket.closed",
+    "ticket.created",
+    "ticket.updated",
+];
+
+/// A CDEvent (spec v0.4) as the SDK reads and validates it: the context names a known type
+/// (`dev.cdevents.<subject>.<predicate>.<0.x.y>`, or a custom `dev.cdeventsx.` one) and has
+/// its required fields; the subject has an id and a content object. The per-type content
+/// schemas are not checked.
+pub fn validate_cdevent(body: &[u8]) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| format!("unable to validate CDEvent event: {e}"))?;
+    let ctx = &v["context"];
+    let ty = ctx["type"].as_str().unwrap_or_default();
+    let err = |m: String| Err(format!("unable to validate CDEvent event: {m}"));
+    if let Some(rest) = ty.strip_prefix("dev.cdevents.") {
+        let mut parts = rest.splitn(3, '.');
+        let (subject, predicate, version) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        if !CDEVENT_TYPES.contains(&format!("{subject}.{predicate}").as_str()) {
+            return err(format!("unknown event type {ty}"));
+        }
+        if !version.starts_with("0.") {
+            return err(format!("sdk event version not compatible with {version}"));
+        }
+    } else if !ty.starts_with("dev.cdeventsx.") {
+        return err(format!("cannot parse event type {ty:?}"));
+    }
+    for field in ["version", "id", "source", "type", "timestamp"] {
+        if ctx[field].as_str().is_none_or(str::is_empty) {
+            return err(format!("context.{field} is required"));
+        }
+    }
+    if ctx["timestamp"]
+        .as_str()
+        .is_some_and(|t| t.parse::<jiff::Timestamp>().is_err())
+    {
+        return err("context.timestamp is not an RFC 3339 time".into());
+    }
+    if v["subject"]["id"].as_str().is_none_or(str::is_empty) {
+        return err("subject.id is required".into());
+    }
+    if !v["subject"]["content"].is_object() {
+        return err("subject.content is required".into());
+    }
+    Ok(())
 }
 
 /// The Receiver reconciler run by the driver (which owns the finalizer, suspend and requeue).
@@ -361,6 +584,25 @@ pub struct ReceiverServer {
     pub client: Client,
     pub index: ReceiverIndex,
     pub no_cross_namespace_refs: bool,
+    /// For OIDC discovery and signing keys.
+    pub http: reqwest::Client,
+    /// Google's signing keys for `gcr` push tokens ([`GOOGLE_CERTS_URL`]; tests serve their own).
+    pub google_certs_url: String,
+}
+
+impl ReceiverServer {
+    pub fn new(client: Client, index: ReceiverIndex, no_cross_namespace_refs: bool) -> Self {
+        Self {
+            client,
+            index,
+            no_cross_namespace_refs,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap_or_default(),
+            google_certs_url: GOOGLE_CERTS_URL.to_string(),
+        }
+    }
 }
 
 /// The router of the webhook server.
@@ -516,6 +758,8 @@ pub struct Filters {
     top: Option<crate::cel::Expression>,
     per_resource: Vec<Option<crate::cel::Expression>>,
     req: serde_json::Value,
+    /// The verified token claims of generic-oidc Receivers (the `claims` variable).
+    claims: Option<serde_json::Value>,
 }
 
 impl Filters {
@@ -524,6 +768,7 @@ impl Filters {
         receiver: &Receiver,
         headers: &HeaderMap,
         body: &[u8],
+        claims: Option<serde_json::Value>,
     ) -> Result<Option<Self>, String> {
         let compile = |f: Option<&String>| -> Result<Option<crate::cel::Expression>, String> {
             match f.filter(|f| !f.is_empty()) {
@@ -559,12 +804,16 @@ impl Filters {
             top,
             per_resource,
             req,
+            claims,
         }))
     }
 
     /// Whether the object (its metadata as JSON) passes the filters of resource `index`.
     pub fn accept(&self, index: usize, res: &serde_json::Value) -> Result<bool, String> {
-        let vars = [("res", res), ("req", &self.req)];
+        let mut vars = vec![("res", res), ("req", &self.req)];
+        if let Some(c) = &self.claims {
+            vars.push(("claims", c));
+        }
         if let Some(top) = &self.top
             && !top.eval_bool(&vars)?
         {
@@ -624,11 +873,15 @@ impl ReceiverServer {
                 if receiver.spec.suspend.unwrap_or(false) { "suspended" } else { "not ready" });
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
-        if let Err(e) = self.validate(&receiver, &headers, &body).await {
-            tracing::error!(name = %name, namespace = %ns, error = %e, "unable to validate payload");
-            return StatusCode::BAD_REQUEST.into_response();
-        }
-        let filters = match Filters::new(&receiver, &headers, &body) {
+        let validated = match self.validate(&receiver, &headers, &body).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(name = %name, namespace = %ns, error = %e, "unable to validate payload");
+                return StatusCode::BAD_REQUEST.into_response();
+            }
+        };
+        let body = validated.body.map(Into::into).unwrap_or(body);
+        let filters = match Filters::new(&receiver, &headers, &body, validated.claims) {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!(name = %name, namespace = %ns, error = %e,
@@ -658,14 +911,219 @@ impl ReceiverServer {
         receiver: &Receiver,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<(), String> {
-        let token = read_token(&self.client, receiver)
-            .await
-            .map_err(|e| format!("unable to read secret, error: {e}"))?;
+    ) -> Result<Validated, String> {
         let Some(t) = receiver.spec.r#type else {
             return Err("receiver type is empty".into());
         };
         match t {
+            ReceiverType::GenericOidc => {
+                return Ok(Validated {
+                    body: None,
+                    claims: Some(self.validate_generic_oidc(receiver, headers).await?),
+                });
+            }
+            ReceiverType::Gcr => {
+                return Ok(Validated {
+                    body: Some(self.validate_gcr(receiver, headers, body).await?),
+                    claims: None,
+                });
+            }
+            _ => {}
+        }
+        self.validate_with_token(receiver, t, headers, body)
+            .await
+            .map(|()| Validated::default())
+    }
+
+    /// generic-oidc: the bearer token verified against the configured issuer whose URL is the
+    /// token's `iss`, then the provider's CEL variables and validations over its claims.
+    async fn validate_generic_oidc(
+        &self,
+        receiver: &Receiver,
+        headers: &HeaderMap,
+    ) -> Result<serde_json::Value, String> {
+        let providers = receiver.spec.oidc_providers.as_deref().unwrap_or_default();
+        if providers.is_empty() {
+            return Err("generic-oidc receiver has no oidcProviders configured".into());
+        }
+        let bearer = header(headers, "Authorization");
+        let Some(raw) = bearer.strip_prefix("Bearer ") else {
+            return Err("the Authorization header is missing or malformed".into());
+        };
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("the Authorization header is missing a bearer token".into());
+        }
+        let iss = crate::oidc::unverified_issuer(raw)
+            .map_err(|e| format!("failed to parse bearer token: {e}"))?;
+        let Some(p) = providers.iter().find(|p| p.issuer_url == iss) else {
+            return Err(format!("no oidcProvider configured for issuer {iss:?}"));
+        };
+        let audience = p
+            .audience
+            .as_deref()
+            .filter(|a| !a.is_empty())
+            .unwrap_or("notification-controller");
+        let claims = crate::oidc::verify(&self.http, raw, &p.issuer_url, audience).await?;
+        let processor = ClaimsProcessor::new(p).map_err(|e| {
+            format!(
+                "invalid oidcProvider configuration for issuer {:?}: {e}",
+                p.issuer_url
+            )
+        })?;
+        processor.evaluate(&claims)?;
+        Ok(claims)
+    }
+
+    /// gcr: a Pub/Sub push request whose bearer token is a Google ID token for the Secret's
+    /// `audience`, issued by accounts.google.com to the Secret's (verified) `email`; the
+    /// filters see the unwrapped registry event (`action`, `digest`, `tag`).
+    async fn validate_gcr(
+        &self,
+        receiver: &Receiver,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let ns = receiver.namespace().unwrap_or_default();
+        let Some(r) = &receiver.spec.secret_ref else {
+            return Err("secretRef is required for GCR receivers".into());
+        };
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+        let secret = api
+            .get(&r.name)
+            .await
+            .map_err(|e| format!("unable to read secret, error: {e}"))?;
+        let get = |k: &str| {
+            secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(k))
+                .map(|v| String::from_utf8_lossy(&v.0).to_string())
+                .unwrap_or_default()
+        };
+        if secret
+            .data
+            .as_ref()
+            .is_none_or(|d| !d.contains_key("token"))
+        {
+            return Err(format!(
+                "unable to read secret, error: invalid \"{ns}/{}\" secret data: required field 'token'",
+                r.name
+            ));
+        }
+        let email = get("email");
+        if email.is_empty() {
+            return Err("invalid secret data: required field 'email' for GCR receiver".into());
+        }
+        let audience = get("audience");
+        if audience.is_empty() {
+            return Err("invalid secret data: required field 'audience' for GCR receiver".into());
+        }
+        self.authenticate_gcr(&header(headers, "Authorization"), &email, &audience)
+            .await
+            .map_err(|e| format!("cannot authenticate GCR request: {e}"))?;
+        #[derive(serde::Deserialize)]
+        struct Push {
+            message: PushMessage,
+        }
+        #[derive(serde::Deserialize)]
+        struct PushMessage {
+            #[serde(default)]
+            data: String,
+        }
+        #[derive(serde::Deserialize, serde::Serialize)]
+        struct Data {
+            #[serde(default)]
+            action: String,
+            #[serde(default)]
+            digest: String,
+            #[serde(default)]
+            tag: String,
+        }
+        let push: Push = serde_json::from_slice(body)
+            .map_err(|e| format!("cannot decode GCR webhook payload: {e}"))?;
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(push.message.data.as_bytes())
+            .unwrap_or_default();
+        let d: Data = serde_json::from_slice(&raw)
+            .map_err(|e| format!("cannot decode GCR webhook body: {e}"))?;
+        tracing::info!("handling GCR event from {} for tag {}", d.digest, d.tag);
+        serde_json::to_vec(&d).map_err(|e| format!("cannot decode GCR webhook body: {e}"))
+    }
+
+    /// Google's idtoken validation (signature with Google's keys, audience, expiry), then the
+    /// issuer and the verified email.
+    async fn authenticate_gcr(
+        &self,
+        bearer: &str,
+        email: &str,
+        audience: &str,
+    ) -> Result<(), String> {
+        let Some(raw) = bearer.strip_prefix("Bearer ") else {
+            return Err("the Authorization header is missing or malformed".into());
+        };
+        let jwt = crate::oidc::decode(raw);
+        let got_aud = jwt
+            .as_ref()
+            .ok()
+            .and_then(|j| j.claims["aud"].as_str().map(str::to_string))
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| "<unknown>".into());
+        let invalid = |e: String| {
+            format!("invalid ID token: audience is '{got_aud}', want '{audience}': {e}")
+        };
+        let jwt = jwt.map_err(invalid)?;
+        let keys = crate::oidc::fetch_keys(&self.http, &self.google_certs_url)
+            .await
+            .map_err(invalid)?;
+        crate::oidc::verify_signature(&jwt, &keys, &["RS256".into(), "ES256".into()])
+            .map_err(invalid)?;
+        if jwt.claims["aud"].as_str() != Some(audience) {
+            return Err(invalid(
+                "idtoken: audience provided does not match aud claim in the JWT".to_string(),
+            ));
+        }
+        let exp = jwt.claims["exp"].as_f64().unwrap_or(0.0) as i64;
+        if jiff::Timestamp::now().as_second() > exp {
+            return Err(invalid("idtoken: token expired".into()));
+        }
+        let iss = jwt.claims["iss"].as_str().unwrap_or_default();
+        if iss != "accounts.google.com" && iss != "https://accounts.google.com" {
+            return Err(format!(
+                "token issuer is '{iss}', want 'accounts.google.com' or 'https://accounts.google.com'"
+            ));
+        }
+        let got_email = jwt.claims["email"].as_str().unwrap_or_default();
+        if got_email != email {
+            return Err(format!("token email is '{got_email}', want '{email}'"));
+        }
+        if jwt.claims["email_verified"].as_bool() != Some(true) {
+            return Err(format!("token email '{got_email}' is not verified"));
+        }
+        Ok(())
+    }
+
+    async fn validate_with_token(
+        &self,
+        receiver: &Receiver,
+        t: ReceiverType,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), String> {
+        let token = read_token(&self.client, receiver)
+            .await
+            .map_err(|e| format!("unable to read secret, error: {e}"))?;
+        match t {
+            ReceiverType::Cdevents => {
+                let event = header(headers, "Ce-Type");
+                validate_cdevent(body)?;
+                if !event_allowed(receiver, &event) {
+                    return Err(format!("the CDEvent {event:?} is not authorised"));
+                }
+                tracing::info!("handling CDEvent: {event}");
+                Ok(())
+            }
             ReceiverType::Generic => Ok(()),
             ReceiverType::GenericHmac => {
                 validate_signature(&header(headers, "X-Signature"), body, token.as_bytes())

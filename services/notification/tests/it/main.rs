@@ -6,4 +6,5 @@ mod alerting;
 mod peers;
 mod providers;
 mod receivers;
+mod receivers_tokens;
 mod support;

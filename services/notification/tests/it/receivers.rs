@@ -183,11 +183,7 @@ async fn receivers_annotate_the_selected_objects() {
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(ReceiverServer {
-        client: client.clone(),
-        index: index.clone(),
-        no_cross_namespace_refs: false,
-    });
+    let app = router(ReceiverServer::new(client.clone(), index.clone(), false));
     tokio::spawn(async move { axum::serve(listener, app).await });
     let hook = Hook {
         http: reqwest::Client::new(),
@@ -538,11 +534,7 @@ async fn cel_filters_select_objects_and_invalid_ones_stall() {
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(ReceiverServer {
-        client: client.clone(),
-        index: index.clone(),
-        no_cross_namespace_refs: false,
-    });
+    let app = router(ReceiverServer::new(client.clone(), index.clone(), false));
     tokio::spawn(async move { axum::serve(listener, app).await });
     let hook = Hook {
         http: reqwest::Client::new(),
