@@ -1,5 +1,6 @@
 //! Just enough of the Kubernetes protobuf encoding to accept what `kubectl create namespace |
-//! configmap | secret | serviceaccount` send (kubectl's typed commands write protobuf).
+//! configmap | secret | serviceaccount` send (kubectl's typed commands write protobuf) and the
+//! DeleteOptions of typed deletes (Helm's release storage deletes its Secrets that way).
 //! Other kinds sent as protobuf are refused with 415.
 
 use base64::Engine;
@@ -169,6 +170,9 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), json!(api_version));
     obj.insert("kind".into(), json!(kind));
+    if kind == "DeleteOptions" && matches!(api_version.as_str(), "v1" | "meta.k8s.io/v1") {
+        return delete_options(inner, obj);
+    }
     let supported = api_version == "v1"
         && matches!(
             kind.as_str(),
@@ -207,6 +211,47 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
     Ok(Value::Object(obj))
 }
 
+/// `metav1.DeleteOptions` (gracePeriodSeconds = 1, preconditions = 2, orphanDependents = 3,
+/// propagationPolicy = 4, dryRun = 5).
+fn delete_options(b: &[u8], mut obj: Map<String, Value>) -> Result<Value, String> {
+    for (f, w) in fields(b)? {
+        match (f, w) {
+            (1, Wire::Varint(v)) => {
+                obj.insert("gracePeriodSeconds".into(), json!(v as i64));
+            }
+            (2, Wire::Bytes(x)) => {
+                let mut p = Map::new();
+                for (pf, pw) in fields(x)? {
+                    match (pf, pw) {
+                        (1, Wire::Bytes(v)) => {
+                            p.insert("uid".into(), json!(string(v)?));
+                        }
+                        (2, Wire::Bytes(v)) => {
+                            p.insert("resourceVersion".into(), json!(string(v)?));
+                        }
+                        _ => {}
+                    }
+                }
+                obj.insert("preconditions".into(), Value::Object(p));
+            }
+            (3, Wire::Varint(v)) => {
+                obj.insert("orphanDependents".into(), json!(v != 0));
+            }
+            (4, Wire::Bytes(x)) => {
+                obj.insert("propagationPolicy".into(), json!(string(x)?));
+            }
+            (5, Wire::Bytes(x)) => {
+                let d = obj.entry("dryRun").or_insert_with(|| json!([]));
+                if let Some(a) = d.as_array_mut() {
+                    a.push(json!(string(x)?));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(Value::Object(obj))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +283,33 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "labels": {"a": "b"}}, "data": {"k": "v"}})
         );
         assert!(decode(b"k8s\0\x0a\x0d\x0a\x07apps/v1\x12\x02XX").is_err());
+    }
+
+    #[test]
+    fn decodes_delete_options() {
+        let tm = [field(1, b"v1"), field(2, b"DeleteOptions")].concat();
+        let pre = [field(1, b"u-1"), field(2, b"42")].concat();
+        let opts = [
+            vec![0x08, 0x05],
+            field(2, &pre),
+            field(4, b"Foreground"),
+            field(5, b"All"),
+        ]
+        .concat();
+        let mut body = b"k8s\0".to_vec();
+        body.extend([field(1, &tm), field(2, &opts)].concat());
+        assert_eq!(
+            decode(&body).unwrap(),
+            json!({"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 5,
+                   "preconditions": {"uid": "u-1", "resourceVersion": "42"},
+                   "propagationPolicy": "Foreground", "dryRun": ["All"]})
+        );
+        // an empty DeleteOptions (what Helm sends)
+        let mut body = b"k8s\0".to_vec();
+        body.extend([field(1, &tm), field(2, b"")].concat());
+        assert_eq!(
+            decode(&body).unwrap(),
+            json!({"apiVersion": "v1", "kind": "DeleteOptions"})
+        );
     }
 }

@@ -9,6 +9,7 @@ mod crd;
 mod discovery;
 mod flux;
 mod gc;
+mod helm;
 mod kubectl;
 mod listwatch;
 mod objects;
