@@ -2,11 +2,16 @@
 //! rollback, uninstall with remediation, drift detection, Helm-compatible release storage).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use ferroflux_api::HelmRelease;
-use ferroflux_runtime::driver::NotYetImplemented;
+use ferroflux_runtime::artifact::ArtifactFetcher;
+use ferroflux_runtime::events::EventRecorder;
 use ferroflux_runtime::{Manager, RuntimeOptions};
+
+pub mod helmrelease;
+pub mod storage;
 
 const CONTROLLER: &str = "helm-controller";
 const GROUP: &str = "helm.toolkit.fluxcd.io";
@@ -85,10 +90,13 @@ pub struct Flags {
 
 /// Runs the controller until SIGTERM/SIGINT (or lost leadership).
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
-    flags
+    let gates = flags
         .runtime
         .feature_gates(FEATURE_GATES)
         .map_err(anyhow::Error::msg)?;
+    let gate = |name: &str| gates.get(name).copied().unwrap_or(false);
+    let http_timeout = ferroflux_api::duration::parse_go_duration(&flags.http_timeout)
+        .map_err(|e| anyhow::anyhow!("invalid --http-timeout: {e}"))?;
     let manager = Manager::start(CONTROLLER, flags.runtime.clone()).await?;
     let (_, readiness) = manager
         .serve_readiness::<HelmRelease, _>(&flags.grpc_addr, |obj| {
@@ -98,13 +106,25 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                 .unwrap_or_default()
         })
         .await?;
-    let controllers = manager.controller_with_taps::<HelmRelease, _>(
-        GROUP,
-        4,
-        NotYetImplemented,
-        None,
-        vec![readiness],
-    );
+    let reconciler = helmrelease::HelmReleaseReconciler {
+        settings: helmrelease::Settings {
+            no_cross_namespace_refs: flags.runtime.no_cross_namespace_refs,
+            allow_external_artifact: gate("ExternalArtifact"),
+            disable_chart_digest_tracking: gate("DisableChartDigestTracking"),
+            source_localhost: std::env::var("SOURCE_CONTROLLER_LOCALHOST").ok(),
+            wait_interval: Duration::from_secs(2),
+        },
+        recorder: EventRecorder::new(
+            manager.client.clone(),
+            CONTROLLER,
+            &flags.runtime.events_addr,
+        ),
+        fetcher: ArtifactFetcher::new(flags.http_retry, http_timeout),
+        scratch_root: std::env::temp_dir().join(CONTROLLER),
+        discovery: ferroflux_ssa::discovery::DiscoveryCache::new(),
+    };
+    let controllers =
+        manager.controller_with_taps::<HelmRelease, _>(GROUP, 4, reconciler, None, vec![readiness]);
     manager.run(controllers).await?;
     Ok(())
 }

@@ -8,9 +8,11 @@
 mod build;
 mod model;
 pub mod storage;
+mod values;
 
 pub use build::{ReleaseOptions, Rendered, chart_record, render_release};
 pub use model::{
     ChartRecord, Dependency, File, Hook, HookExecution, Info, Lock, Maintainer, Metadata, Release,
     ZERO_TIME, format_time, go_json_value, is_zero_time, status,
 };
+pub use values::{merge, set_path, values_from_yaml, values_yaml};

@@ -196,6 +196,14 @@ pub fn build(kind: ProviderType, s: &Settings, event: &Event) -> Result<Delivery
         T::Otel => {
             otel::build(s, event).map(|r| r.map_or(Delivery::Nothing, |r| Delivery::Http(vec![r])))
         }
+        T::AzureEventHub => Err(format!(
+            "{}: upstream sends to Event Hubs over AMQP 1.0, which ferroflux does not implement",
+            unsupported(kind)
+        )),
+        T::GooglePubSub => Err(format!(
+            "{}: upstream publishes through the Pub/Sub gRPC API, which ferroflux does not implement",
+            unsupported(kind)
+        )),
         other => Err(unsupported(other)),
     }
 }
