@@ -163,6 +163,58 @@ async fn create_sync_objects(client: &Client, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The demo's notification sink: a local HTTP endpoint the sample `generic` Provider posts to;
+/// each delivered event is printed as one line. Returns its URL.
+async fn start_notification_sink() -> anyhow::Result<String> {
+    let app = axum::Router::new().fallback(|body: axum::body::Bytes| async move {
+        if let Ok(e) = serde_json::from_slice::<serde_json::Value>(&body) {
+            let o = &e["involvedObject"];
+            println!(
+                "🔔 alert 'demo' → {} {}/{}: {} ({})",
+                e["severity"].as_str().unwrap_or_default(),
+                o["kind"].as_str().unwrap_or_default(),
+                o["name"].as_str().unwrap_or_default(),
+                e["message"].as_str().unwrap_or_default(),
+                e["reason"].as_str().unwrap_or_default()
+            );
+        }
+        axum::http::StatusCode::OK
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the notification sink")?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(format!("http://{addr}/"))
+}
+
+/// The sample alerting objects: a `generic` Provider posting to the demo's sink and an Alert
+/// sending it every GitRepository and Kustomization event of flux-system.
+async fn create_alerting_objects(client: &Client, sink: &str) -> anyhow::Result<()> {
+    let pp = PatchParams::apply("ferroflux").force();
+    let provider: ferroflux_api::Provider = serde_json::from_value(serde_json::json!({
+        "apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+        "metadata": {"name": "demo-sink", "namespace": "flux-system"},
+        "spec": {"type": "generic", "address": sink}
+    }))?;
+    let alert: ferroflux_api::Alert = serde_json::from_value(serde_json::json!({
+        "apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
+        "metadata": {"name": "demo", "namespace": "flux-system"},
+        "spec": {"providerRef": {"name": "demo-sink"},
+                 "eventSources": [{"kind": "GitRepository", "name": "*"},
+                                  {"kind": "Kustomization", "name": "*"}]}
+    }))?;
+    Api::<ferroflux_api::Provider>::namespaced(client.clone(), "flux-system")
+        .patch("demo-sink", &pp, &Patch::Apply(&provider))
+        .await
+        .context("creating Provider demo-sink")?;
+    Api::<ferroflux_api::Alert>::namespaced(client.clone(), "flux-system")
+        .patch("demo", &pp, &Patch::Apply(&alert))
+        .await
+        .context("creating Alert demo")?;
+    Ok(())
+}
+
 /// One line of the status table, as `flux get` shows it.
 fn status_line<K: ferroflux_api::FluxObject>(obj: &K, revision: Option<&str>) -> String {
     let ready = ferroflux_api::conditions::get(obj.conditions(), ferroflux_api::conditions::READY);
@@ -302,10 +354,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         children.push(child);
     }
 
+    let sink = start_notification_sink().await?;
+    create_alerting_objects(&client, &sink).await?;
+    println!(
+        "✔ Provider 'demo-sink' (generic, {sink}) and Alert 'demo' created in flux-system: deliveries are printed with 🔔"
+    );
     create_sync_objects(&client, &url).await?;
     println!("✔ GitRepository and Kustomization 'hello' created in flux-system");
     let state = serde_json::json!({
         "kubeconfig": kubeconfig, "api": env.url(), "git": url, "commit": commit,
+        "notification_sink": sink,
         "controllers": children.iter().map(|c| serde_json::json!({
             "name": c.name, "pid": c.process.id(), "metrics": c.metrics.to_string(), "health": c.health.to_string()
         })).collect::<Vec<_>>()

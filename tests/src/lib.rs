@@ -20,6 +20,8 @@ use kube::api::{Api, Patch, PatchParams};
 /// The controllers the harness can run.
 pub const SOURCE: &str = "source-controller";
 pub const KUSTOMIZE: &str = "kustomize-controller";
+/// Started on demand ([`Cluster::start_notification`]), not by [`Cluster::start`].
+pub const NOTIFICATION: &str = "notification-controller";
 
 /// A free port on 127.0.0.1.
 pub fn free_port() -> SocketAddr {
@@ -125,6 +127,9 @@ pub struct Cluster {
     source_started: bool,
     /// Extra flags per controller.
     pub extra_flags: BTreeMap<&'static str, Vec<String>>,
+    /// notification-controller's event intake (kustomize-controller sends its events there
+    /// when started with `--events-addr=http://<this>/`).
+    pub notification_events: SocketAddr,
 }
 
 /// The program and leading arguments that start controller `name`: the service binaries
@@ -193,6 +198,7 @@ impl Cluster {
             source_storage: free_port(),
             source_started: false,
             extra_flags,
+            notification_events: free_port(),
             dir,
         };
         cluster.start_git().await?;
@@ -276,6 +282,10 @@ impl Cluster {
                 flags.push(format!("--storage-addr={}", self.source_storage));
                 flags.push(format!("--storage-adv-addr={}", self.source_storage));
                 flags.push(format!("--grpc-addr={}", self.source_grpc));
+            }
+            NOTIFICATION => {
+                flags.push(format!("--events-addr={}", self.notification_events));
+                flags.push(format!("--receiverAddr={}", free_port()));
             }
             _ => {
                 let own = self.extra_flags.get(name).cloned().unwrap_or_default();

@@ -24,6 +24,20 @@ async fn up_starts_everything_and_stops_cleanly() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // The demo's output, read as it comes (deliveries of the sample Alert are printed there).
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(up.stdout.take().unwrap()).lines();
+        let printed = printed.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(l)) = lines.next_line().await {
+                let mut p = printed.lock().unwrap();
+                p.push_str(&l);
+                p.push('\n');
+            }
+        });
+    }
 
     let state_path = work.join("state.json");
     let state = eventually("state.json", Duration::from_secs(60), || async {
@@ -188,6 +202,25 @@ async fn up_starts_everything_and_stops_cleanly() {
         "hello"
     );
 
+    // The sample generic Provider and Alert: kustomize-controller's event about hello went
+    // through notification-controller to the demo's sink, which printed it.
+    eventually(
+        "the Alert's delivery printed",
+        Duration::from_secs(30),
+        || async {
+            printed
+                .lock()
+                .unwrap()
+                .lines()
+                .any(|l| {
+                    l.starts_with("🔔 alert 'demo' → info Kustomization/hello: ")
+                        && l.ends_with("(ReconciliationSucceeded)")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+
     // Ctrl-C stops the controllers and the API server, and `up` exits successfully.
     signal(up.id().unwrap(), libc::SIGINT);
     let status = tokio::time::timeout(Duration::from_secs(30), up.wait())
@@ -198,7 +231,7 @@ async fn up_starts_everything_and_stops_cleanly() {
     assert!(
         status.success(),
         "up failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
+        printed.lock().unwrap(),
         String::from_utf8_lossy(&output.stderr)
     );
     for c in controllers {

@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() < 2 {
         eprintln!(
-            "usage: ferroflux-e2e-controller <source-controller|kustomize-controller> [flags]"
+            "usage: ferroflux-e2e-controller <source-controller|kustomize-controller|notification-controller> [flags]"
         );
         return ExitCode::from(2);
     }
@@ -21,6 +21,10 @@ fn main() -> ExitCode {
         Some("kustomize-controller") => {
             args[0] = name;
             kustomize_controller::main_entry(args)
+        }
+        Some("notification-controller") => {
+            args[0] = name;
+            notification_controller::main_entry(args)
         }
         _ => {
             eprintln!("unknown controller {name:?}");

@@ -5,6 +5,7 @@ mod bad_input;
 mod dependencies;
 mod faults;
 mod lifecycle;
+mod notifications;
 mod oci;
 mod readiness;
 mod sops;
