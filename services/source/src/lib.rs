@@ -3,6 +3,8 @@
 //! artifact events over gRPC.
 
 pub mod artifact_events;
+pub mod bucket;
+pub mod bucket_gcs;
 pub mod git;
 pub mod gitrepository;
 pub mod helm_cache;
@@ -26,7 +28,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use ferroflux_api::{Bucket, GitRepository, HelmChart, HelmRepository, OCIRepository};
 use ferroflux_proto::artifact_events_server::ArtifactEventsServer;
-use ferroflux_runtime::driver::NotYetImplemented;
 use ferroflux_runtime::{Manager, RuntimeOptions};
 
 use crate::artifact_events::ArtifactEventLog;
@@ -301,7 +302,28 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         Some(helmchart::source_triggers(&events, chart_sources.clone())),
         vec![chart_sources.tap()],
     );
-    let bucket = manager.controller::<Bucket, _>(GROUP, 2, NotYetImplemented, None);
+    let bucket_reconciler = bucket::BucketReconciler {
+        storage: storage.clone(),
+        events: events.clone(),
+        recorder: ferroflux_runtime::events::EventRecorder::new(
+            manager.client.clone(),
+            CONTROLLER,
+            &flags.runtime.events_addr,
+        ),
+        settings: bucket::Settings {
+            limits,
+            // Go's storage client talks to this host, unauthenticated, when it is set.
+            gcs_emulator_host: std::env::var("STORAGE_EMULATOR_HOST")
+                .ok()
+                .filter(|h| !h.is_empty()),
+            object_level_workload_identity: gates
+                .get(ocirepository::OBJECT_LEVEL_WORKLOAD_IDENTITY)
+                .copied()
+                .unwrap_or(false),
+        },
+        scratch_root: std::env::temp_dir().join("source-controller"),
+    };
+    let bucket = manager.controller::<Bucket, _>(GROUP, 2, bucket_reconciler, None);
     let controllers = async move {
         tokio::join!(git, oci, helmrepo, chart, bucket);
     };

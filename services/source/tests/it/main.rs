@@ -1,5 +1,6 @@
 //! Integration tests of source-controller against real servers started on 127.0.0.1.
 
+mod bucket;
 mod controller;
 mod gitrepository;
 mod helm_controller;
