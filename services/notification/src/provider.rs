@@ -271,7 +271,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(recorder: EventRecorder) -> Self {
-        let http = reqwest::Client::builder()
+        let http = providers::pooled(reqwest::Client::builder())
             .user_agent(concat!(
                 "ferroflux-notification-controller/",
                 env!("CARGO_PKG_VERSION")

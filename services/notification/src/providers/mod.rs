@@ -219,9 +219,18 @@ pub fn object_title(event: &Event) -> String {
     format!("{}/{}.{}", o.kind.to_lowercase(), o.name, o.namespace)
 }
 
+/// The connection pool of upstream's HTTP client (go-cleanhttp's pooled transport): idle
+/// connections kept per host = CPUs + 1, closed after 90 s unused. Bursts open more connections
+/// (up to the dispatcher's in-flight limit) and only this many stay open afterwards.
+pub fn pooled(b: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    b.pool_max_idle_per_host(cpus + 1)
+        .pool_idle_timeout(Duration::from_secs(90))
+}
+
 /// An HTTP client for the Provider's proxy and TLS settings.
 pub fn http_client(s: &Settings) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder()
+    let mut b = pooled(reqwest::Client::builder())
         .redirect(reqwest::redirect::Policy::limited(10))
         .user_agent(concat!(
             "ferroflux-notification-controller/",
