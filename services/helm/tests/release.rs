@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferroflux_api::{HelmRelease, OCIRepository};
+use ferroflux_api::{HelmChart, HelmRelease, OCIRepository};
+use ferroflux_helm::release::{Release, storage};
 use ferroflux_testenv::{Options, TestEnv};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -95,10 +96,26 @@ async fn serve(chart: Arc<Mutex<Vec<u8>>>) -> String {
 }
 
 async fn set_artifact(client: &Client, url: &str, data: &[u8], version: &str) -> String {
+    set_artifact_of::<OCIRepository>(client, "web", url, data, version).await
+}
+
+async fn set_artifact_of<K>(
+    client: &Client,
+    name: &str,
+    url: &str,
+    data: &[u8],
+    version: &str,
+) -> String
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
     let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)));
-    let api: Api<OCIRepository> = Api::namespaced(client.clone(), "default");
+    let api: Api<K> = Api::namespaced(client.clone(), "default");
     api.patch_status(
-        "web",
+        name,
         &PatchParams::default(),
         &Patch::Merge(json!({"status": {"artifact": {
             "path": "ocirepository/default/web/chart.tgz",
@@ -148,6 +165,7 @@ fn crds(env: &TestEnv) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crds");
     for f in [
         "source.toolkit.fluxcd.io_ocirepositories.yaml",
+        "source.toolkit.fluxcd.io_helmcharts.yaml",
         "helm.toolkit.fluxcd.io_helmreleases.yaml",
     ] {
         env.apply_yaml(&std::fs::read_to_string(root.join(f)).unwrap(), "test")
@@ -373,6 +391,215 @@ async fn install_upgrade_uninstall_seen_by_helm() {
         .await
         .unwrap();
     assert!(left.items.is_empty(), "release Secrets left");
+    let _ = controller.start_kill();
+    let _ = controller.wait().await;
+}
+
+/// The stored release of `name` at `version` on an API server, with what differs between two
+/// runs by nature cleared: timestamps, and the chart files' modification times (Helm keeps
+/// them from the archive, ferroflux does not record them yet).
+async fn stored_release(client: &Client, name: &str, version: i64) -> (Release, Value) {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "default");
+    let s = secrets
+        .get(&format!("sh.helm.release.v1.{name}.v{version}"))
+        .await
+        .unwrap();
+    let v = serde_json::to_value(&s).unwrap();
+    let mut rel = storage::from_object(&v).unwrap();
+    if let Some(i) = &mut rel.info {
+        i.first_deployed = None;
+        i.last_deployed = None;
+        i.deleted = None;
+    }
+    if let Some(c) = &mut rel.chart {
+        c.modtime = None;
+        c.schemamodtime = None;
+        for f in c
+            .templates
+            .iter_mut()
+            .flatten()
+            .chain(c.files.iter_mut().flatten())
+        {
+            f.modtime = None;
+        }
+    }
+    let mut labels = v["metadata"]["labels"].clone();
+    if let Some(l) = labels.as_object_mut() {
+        l.remove("createdAt");
+        l.remove("modifiedAt");
+    }
+    (rel, json!({"type": v["type"], "labels": labels}))
+}
+
+async fn compare_with_helm(ours: &Client, theirs: &Client, version: i64) {
+    let (a, la) = stored_release(ours, "web", version).await;
+    let (b, lb) = stored_release(theirs, "web", version).await;
+    assert_eq!(la, lb, "Secret type and labels of revision {version}");
+    let (ja, jb): (Value, Value) = (
+        serde_json::from_str(&a.to_go_json()).unwrap(),
+        serde_json::from_str(&b.to_go_json()).unwrap(),
+    );
+    for k in [
+        "name",
+        "namespace",
+        "version",
+        "info",
+        "config",
+        "manifest",
+        "hooks",
+        "apply_method",
+        "chart",
+    ] {
+        assert_eq!(
+            ja[k], jb[k],
+            "release field {k} of revision {version} differs from helm's"
+        );
+    }
+    assert_eq!(a.to_go_json(), b.to_go_json());
+}
+
+/// The same chart and values through ferroflux (HelmChart source) and through
+/// `helm upgrade --install` on a second API server: the release records are equal field by
+/// field, timestamps aside, after the install and after an upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_records_equal_helm_upgrade_install() {
+    let opts = || Options {
+        simulate_workloads: Some(Duration::from_millis(200)),
+        ..Default::default()
+    };
+    let env = TestEnv::start(opts()).await.unwrap();
+    let peer = TestEnv::start(opts()).await.unwrap();
+    crds(&env);
+    let tmp = tempfile::tempdir().unwrap();
+    let kubeconfig = tmp.path().join("kubeconfig");
+    env.write_kubeconfig(&kubeconfig).unwrap();
+    let peer_kubeconfig = tmp.path().join("peer-kubeconfig");
+    peer.write_kubeconfig(&peer_kubeconfig).unwrap();
+    let helm = Helm {
+        kubeconfig: peer_kubeconfig,
+        home: tmp.path().to_path_buf(),
+    };
+    let client = env.client().await.unwrap();
+    let peer_client = peer.client().await.unwrap();
+
+    let chart = chart_package(&helm, "1.2.3");
+    let chart_file = tmp.path().join("web-1.2.3.tgz");
+    std::fs::write(&chart_file, &chart).unwrap();
+    let url = serve(Arc::new(Mutex::new(chart.clone()))).await;
+    let charts: Api<HelmChart> = Api::namespaced(client.clone(), "default");
+    charts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmChart",
+                "metadata": {"name": "default-web", "namespace": "default"},
+                "spec": {"chart": "web", "version": "*", "interval": "10m",
+                         "sourceRef": {"kind": "HelmRepository", "name": "charts"}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    set_artifact_of::<HelmChart>(&client, "default-web", &url, &chart, "1.2.3").await;
+
+    let mut controller = tokio::process::Command::new(env!("CARGO_BIN_EXE_helm-controller"))
+        .args([
+            "--metrics-addr=127.0.0.1:0",
+            "--health-addr=127.0.0.1:0",
+            "--grpc-addr=127.0.0.1:0",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUNTIME_NAMESPACE", "default")
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let values1 = json!({"replicaCount": 2, "podAnnotations": {"team": "a&b <core>"}, "service": {"port": 8080}});
+    let releases: Api<HelmRelease> = Api::namespaced(client.clone(), "default");
+    releases
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"interval": "10m", "chartRef": {"kind": "HelmChart", "name": "default-web"},
+                         "values": values1}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let hr = wait_ready(&releases, "InstallSucceeded", "1.2.3").await;
+    assert_eq!(
+        hr.status.unwrap().helm_chart.as_deref(),
+        Some("default/default-web")
+    );
+    let vf = tmp.path().join("values1.json");
+    std::fs::write(&vf, values1.to_string()).unwrap();
+    helm.run(&[
+        "upgrade",
+        "--install",
+        "web",
+        chart_file.to_str().unwrap(),
+        "-n",
+        "default",
+        "-f",
+        vf.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    compare_with_helm(&client, &peer_client, 1).await;
+
+    let values2 = json!({"replicaCount": 3});
+    // one write: replicaCount changes, the other keys go (merge patch nulls)
+    releases
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"values": {"replicaCount": 3, "podAnnotations": null, "service": null}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let hr = releases.get("web").await.unwrap();
+        let h = hr.status.and_then(|s| s.history).unwrap_or_default();
+        if h.first().map(|s| (s.version, s.status.as_str())) == Some((2, "deployed"))
+            && h.first().map(|s| s.config_digest.clone())
+                == Some(helm_controller::helmrelease::config_digest(
+                    values2.as_object().unwrap(),
+                ))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no upgrade to the new values: {h:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let vf = tmp.path().join("values2.json");
+    std::fs::write(&vf, values2.to_string()).unwrap();
+    helm.run(&[
+        "upgrade",
+        "--install",
+        "web",
+        chart_file.to_str().unwrap(),
+        "-n",
+        "default",
+        "-f",
+        vf.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    compare_with_helm(&client, &peer_client, 1).await;
+    compare_with_helm(&client, &peer_client, 2).await;
     let _ = controller.start_kill();
     let _ = controller.wait().await;
 }
