@@ -8,7 +8,7 @@
 //! From a HelmRepository the version range is resolved against the stored index, the chart
 //! downloaded (relative or absolute URL, credentials per the passCredentials rule, digest
 //! checked against the index) and stored as is, or repackaged when values files or version
-//! metadata change it. From a GitRepository (or Bucket) the chart directory at `spec.chart` is
+//! metadata change it. From a GitRepository or Bucket the chart directory at `spec.chart` is
 //! loaded from the source artifact, its missing dependencies added (`file://` ones from the
 //! source, remote ones through the namespace's HelmRepository for that URL, or the URL itself)
 //! and packaged as `helm package` would. A chart with the same name and version as the stored
@@ -24,7 +24,7 @@ use ferroflux_api::conditions::{self as cond, reason, source_reason};
 use ferroflux_api::helmchart::{
     HelmChart, HelmChartSourceKind, HelmChartStatus, ReconcileStrategy,
 };
-use ferroflux_api::{Artifact, FluxObject, GitRepository, HelmRepository};
+use ferroflux_api::{Artifact, Bucket, FluxObject, GitRepository, HelmRepository};
 use ferroflux_helm::package::chart::{self as pkg, Limits};
 use ferroflux_helm::package::index::{ChartVersion, IndexFile};
 use ferroflux_runtime::events::{EventRecorder, Severity};
@@ -63,6 +63,14 @@ pub trait Lookup: SecretLookup {
         &self,
         namespace: &str,
     ) -> impl Future<Output = Result<Vec<HelmRepository>, String>> + Send;
+    /// A Bucket (charts built from its artifact); lookups without Buckets find none.
+    fn bucket(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> impl Future<Output = Result<Option<Bucket>, String>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// Settings shared by every reconcile.
@@ -380,8 +388,17 @@ impl<L: Lookup> Run<'_, L> {
                     }
                 }
             }
-            // Buckets have no reconciler yet: never an artifact.
-            HelmChartSourceKind::Bucket => (None, None),
+            HelmChartSourceKind::Bucket => match self.lookup.bucket(&ns, &name).await {
+                Ok(Some(b)) => (b.status.as_ref().and_then(|s| s.artifact.clone()), None),
+                Ok(None) => {
+                    return Err(self.fetch_failed(unavailable(not_found("buckets"))));
+                }
+                Err(e) => {
+                    return Err(
+                        self.fetch_failed(unavailable(format!("failed to get source: {e}")))
+                    );
+                }
+            },
             HelmChartSourceKind::Other(k) => {
                 let e = StepError::stalling(
                     "UnsupportedSourceKind",
@@ -1709,6 +1726,11 @@ impl Lookup for KubeLookup {
             .await
             .map(|l| l.items)
             .map_err(|e| e.to_string())
+    }
+
+    async fn bucket(&self, namespace: &str, name: &str) -> Result<Option<Bucket>, String> {
+        let api: Api<Bucket> = Api::namespaced(self.client.clone(), namespace);
+        api.get_opt(name).await.map_err(|e| e.to_string())
     }
 }
 

@@ -785,3 +785,140 @@ async fn gcp_bucket_against_gcp_storage_emulator() {
     )
     .await;
 }
+
+/// A Bucket as the only source a HelmChart can find.
+struct BucketSource(Bucket);
+
+impl source_controller::helm_http::SecretLookup for BucketSource {
+    async fn secret(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+        Ok(None)
+    }
+}
+
+impl source_controller::helmchart::Lookup for BucketSource {
+    async fn helm_repository(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> Result<Option<ferroflux_api::HelmRepository>, String> {
+        Ok(None)
+    }
+    async fn git_repository(
+        &self,
+        _namespace: &str,
+        _name: &str,
+    ) -> Result<Option<ferroflux_api::GitRepository>, String> {
+        Ok(None)
+    }
+    async fn helm_repositories(
+        &self,
+        _namespace: &str,
+    ) -> Result<Vec<ferroflux_api::HelmRepository>, String> {
+        Ok(Vec::new())
+    }
+    async fn bucket(&self, _namespace: &str, name: &str) -> Result<Option<Bucket>, String> {
+        Ok((self.0.metadata.name.as_deref() == Some(name)).then(|| self.0.clone()))
+    }
+}
+
+// helm runs as a blocking child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_chart_from_a_bucket_renders_as_helm() {
+    use crate::helm_support::create_chart;
+    use crate::helmchart::{helm_chart, template};
+    let moto = start_moto();
+    let port = moto.port;
+    assert!(
+        reqwest::Client::new()
+            .put(format!("http://127.0.0.1:{port}/manifests"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    // A chart made by `helm create`, uploaded file by file under charts/.
+    let work = tempfile::tempdir().unwrap();
+    let src = create_chart(
+        work.path(),
+        "podinfo",
+        &[("values-prod.yaml", "replicaCount: 3\n")],
+    );
+    let seeder = Seeder::Store(s3_store(port, "manifests"));
+    let mut stack = vec![src.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(work.path()).unwrap().to_string_lossy();
+                let body = std::fs::read_to_string(&p).unwrap();
+                seeder.put(&format!("charts/{rel}"), &body).await;
+            }
+        }
+    }
+    let env = crate::helmchart::Env::new();
+    let secrets = Secrets::default().with(
+        "creds",
+        &[("accesskey", "AKIDTEST"), ("secretkey", "secret")],
+    );
+    let b = bucket(
+        1,
+        json!({"bucketName": "manifests", "endpoint": format!("127.0.0.1:{port}"), "insecure": true,
+               "secretRef": {"name": "creds"}}),
+    );
+    let out = run_pipeline(
+        &b,
+        &env.storage,
+        &secrets,
+        &Settings::default(),
+        work.path(),
+    )
+    .await;
+    assert_eq!(out.result, PipelineResult::Success, "{:?}", out.status);
+    let b = Bucket {
+        status: Some(out.status),
+        ..b
+    };
+    let lookup = BucketSource(b.clone());
+    let obj = helm_chart(
+        "podinfo",
+        1,
+        json!({"chart": "charts/podinfo", "valuesFiles": ["charts/podinfo/values.yaml", "charts/podinfo/values-prod.yaml"],
+               "sourceRef": {"kind": "Bucket", "name": "manifests"}}),
+    );
+    let out = source_controller::helmchart::run_pipeline(
+        &obj,
+        &env.storage,
+        &lookup,
+        &env.settings,
+        work.path(),
+    )
+    .await;
+    assert_eq!(
+        out.result,
+        source_controller::helmchart::PipelineResult::Success,
+        "{:?}",
+        out.status
+    );
+    let a = out.status.artifact.clone().unwrap();
+    assert_eq!(a.revision, "0.1.0+1");
+    assert_eq!(
+        out.status.observed_source_artifact_revision,
+        b.status
+            .as_ref()
+            .unwrap()
+            .artifact
+            .as_ref()
+            .map(|a| a.revision.clone())
+    );
+    let home = tempfile::tempdir().unwrap();
+    let ours = template(home.path(), &env.artifact_path(&out), &[]);
+    let theirs = template(home.path(), &src, &[&src.join("values-prod.yaml")]);
+    assert_eq!(ours.replace("podinfo-0.1.0_1", "podinfo-0.1.0"), theirs);
+}
