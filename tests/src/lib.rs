@@ -130,6 +130,8 @@ pub struct Cluster {
     /// notification-controller's event intake (kustomize-controller sends its events there
     /// when started with `--events-addr=http://<this>/`).
     pub notification_events: SocketAddr,
+    /// notification-controller's webhook receiver server.
+    pub notification_receiver: SocketAddr,
 }
 
 /// The program and leading arguments that start controller `name`: the service binaries
@@ -199,6 +201,7 @@ impl Cluster {
             source_started: false,
             extra_flags,
             notification_events: free_port(),
+            notification_receiver: free_port(),
             dir,
         };
         cluster.start_git().await?;
@@ -285,7 +288,7 @@ impl Cluster {
             }
             NOTIFICATION => {
                 flags.push(format!("--events-addr={}", self.notification_events));
-                flags.push(format!("--receiverAddr={}", free_port()));
+                flags.push(format!("--receiverAddr={}", self.notification_receiver));
             }
             _ => {
                 let own = self.extra_flags.get(name).cloned().unwrap_or_default();
