@@ -91,6 +91,10 @@ pub struct ClientOptions {
     /// for HTTPS (what go-containerregistry does for registries on loopback and private
     /// addresses, see [`is_local_registry`]). `insecure` implies it.
     pub allow_http: bool,
+    /// A TLS client certificate: the PEM certificate chain followed by the PEM private key.
+    /// Pulls then go through the client in `direct.rs` (oci-client has no such option);
+    /// pushing with it is refused.
+    pub client_identity_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -101,6 +105,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("proxy", &self.proxy.is_some())
             .field("credentials", &self.credentials)
             .field("allow_http", &self.allow_http)
+            .field("client_identity_pem", &self.client_identity_pem.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +115,8 @@ pub struct Registry {
     client: Client,
     auth: RegistryAuth,
     repo: Repository,
+    /// Set with a client certificate: pulls go through it.
+    direct: Option<crate::direct::Direct>,
 }
 
 impl Registry {
@@ -142,6 +149,22 @@ impl Registry {
                 data: ca.clone(),
             });
         }
+        let direct = match &opts.client_identity_pem {
+            Some(identity) => Some(crate::direct::Direct::new(
+                &repo.registry,
+                &repo.path,
+                crate::direct::DirectOptions {
+                    https: https_ok,
+                    accept_invalid_certificates: config.accept_invalid_certificates,
+                    ca_pem: opts.ca_pem.as_deref(),
+                    identity_pem: identity,
+                    proxy: opts.proxy.as_deref(),
+                    timeout: opts.timeout,
+                    credentials: opts.credentials.clone(),
+                },
+            )?),
+            None => None,
+        };
         let client = Client::try_from(config).map_err(RegistryError::from_oci)?;
         let auth = match &opts.credentials {
             // A password without a user name is a registry token (`--creds <token>`).
@@ -153,6 +176,7 @@ impl Registry {
             client,
             auth,
             repo: repo.clone(),
+            direct,
         })
     }
 
@@ -186,6 +210,9 @@ impl Registry {
 
     /// Every tag of the repository (all pages).
     pub async fn list_tags(&self) -> Result<Vec<String>, RegistryError> {
+        if let Some(d) = &self.direct {
+            return d.list_tags().await;
+        }
         let image = self.tag_ref(super::DEFAULT_TAG);
         let mut tags: Vec<String> = Vec::new();
         let mut last: Option<String> = None;
@@ -213,6 +240,11 @@ impl Registry {
     /// The manifest digest a tag points at: HEAD, then GET when the registry gives no
     /// `Docker-Content-Digest`.
     pub async fn tag_digest(&self, tag: &str) -> Result<String, RegistryError> {
+        if let Some(d) = &self.direct {
+            return d
+                .manifest_digest(tag, &MANIFEST_MEDIA_TYPES.join(", "))
+                .await;
+        }
         self.client
             .fetch_manifest_digest(&self.tag_ref(tag), &self.auth)
             .await
@@ -221,6 +253,12 @@ impl Registry {
 
     /// The raw manifest (image or index) with this digest, and its media type.
     pub async fn manifest(&self, digest: &str) -> Result<(Vec<u8>, String), RegistryError> {
+        if self.direct.is_some() {
+            let (raw, media_type, _) = self
+                .pull_manifest(&Resolved::Digest(digest.to_string()))
+                .await?;
+            return Ok((raw, media_type));
+        }
         let (raw, _) = self
             .client
             .pull_manifest_raw(&self.digest_ref(digest), &self.auth, &MANIFEST_MEDIA_TYPES)
@@ -232,6 +270,9 @@ impl Registry {
 
     /// The raw manifest a tag points at.
     pub async fn tag_manifest(&self, tag: &str) -> Result<Vec<u8>, RegistryError> {
+        if let Some(d) = &self.direct {
+            return Ok(d.manifest(tag, &MANIFEST_MEDIA_TYPES.join(", ")).await?.0);
+        }
         let (raw, _) = self
             .client
             .pull_manifest_raw(&self.tag_ref(tag), &self.auth, &MANIFEST_MEDIA_TYPES)
@@ -251,6 +292,11 @@ impl Registry {
                 size: desc.size as u64,
                 limit,
             });
+        }
+        if let Some(d) = &self.direct {
+            let mut out = Vec::new();
+            d.blob(&desc.digest, &mut out, Some(limit)).await?;
+            return Ok(out);
         }
         let mut out = Limited {
             inner: Vec::new(),
@@ -285,6 +331,10 @@ impl Registry {
         // response arrives in chunks of a few KiB.
         let file =
             tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::create(dest).await?);
+        if let Some(d) = &self.direct {
+            let mut file = file;
+            return d.blob(&desc.digest, &mut file, limit).await;
+        }
         let mut out = Limited {
             inner: file,
             written: 0,
@@ -318,15 +368,26 @@ impl Registry {
         &self,
         reference: &Resolved,
     ) -> Result<(Vec<u8>, String, String), RegistryError> {
-        let (raw, digest) = self
-            .client
-            .pull_manifest_raw(
-                &self.reference(reference),
-                &self.auth,
-                &MANIFEST_MEDIA_TYPES,
-            )
-            .await
-            .map_err(RegistryError::from_oci)?;
+        let (raw, digest) = match &self.direct {
+            Some(d) => {
+                let name = match reference {
+                    Resolved::Tag(t) | Resolved::Digest(t) => t,
+                };
+                d.manifest(name, &MANIFEST_MEDIA_TYPES.join(", ")).await?
+            }
+            None => {
+                let (raw, digest) = self
+                    .client
+                    .pull_manifest_raw(
+                        &self.reference(reference),
+                        &self.auth,
+                        &MANIFEST_MEDIA_TYPES,
+                    )
+                    .await
+                    .map_err(RegistryError::from_oci)?;
+                (raw.to_vec(), digest)
+            }
+        };
         let computed = crate::build::sha256_digest(&raw);
         if let Resolved::Digest(want) = reference
             && *want != computed
@@ -343,6 +404,11 @@ impl Registry {
     /// Authenticates for pushing (a bearer token with pull and push scope, or basic
     /// credentials); call once before the push methods.
     pub async fn authorize_push(&self) -> Result<(), RegistryError> {
+        if self.direct.is_some() {
+            return Err(RegistryError::Registry(
+                "pushing with a client certificate is not supported".to_string(),
+            ));
+        }
         self.client
             .auth(
                 &self.tag_ref(super::DEFAULT_TAG),

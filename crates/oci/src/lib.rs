@@ -13,6 +13,7 @@ pub mod artifact;
 pub mod auth;
 pub mod build;
 pub mod client;
+mod direct;
 pub mod ignore;
 
 /// Config media type of artifacts pushed by `flux push artifact`.

@@ -35,6 +35,7 @@ use crate::oci::{self, Repository, Resolved};
 use crate::pipeline;
 use crate::pipeline::{Conds, ErrorKind, StepError, summarize, tempdir_in};
 pub use crate::pipeline::{PendingEvent, PipelineResult};
+use crate::storage::archive::{ArchiveError, TarGzWriter};
 use crate::storage::{ArchiveLimits, Storage, StorageError};
 
 /// Kind name used in storage paths and events.
@@ -88,7 +89,7 @@ pub struct PipelineOutput {
 /// The pulled content of a revision.
 enum Content {
     /// The extracted layer.
-    Dir(PathBuf),
+    Tree(oci::layer::Tree),
     /// The layer blob, to store as is.
     Blob(PathBuf),
 }
@@ -276,8 +277,9 @@ impl<L: Lookup> Run<'_, L> {
         Ok(Some(url.to_string()))
     }
 
-    /// `certSecretRef`: the CA certificate; a client certificate is refused (see README).
-    async fn tls_ca(&self) -> Result<Option<Vec<u8>>, String> {
+    /// `certSecretRef`: the CA certificate (`ca.crt`) and the client certificate
+    /// (`tls.crt` + `tls.key`, as one PEM identity), each optional but not both absent.
+    async fn tls(&self) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), String> {
         let Some(c) = self
             .obj
             .spec
@@ -285,7 +287,7 @@ impl<L: Lookup> Run<'_, L> {
             .as_ref()
             .filter(|c| !c.name.is_empty())
         else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let ns = self.namespace();
         let data = match self.lookup.secret(&ns, &c.name).await {
@@ -300,19 +302,25 @@ impl<L: Lookup> Run<'_, L> {
                 c.name
             ));
         }
-        if has_cert {
+        let identity = match (data.get("tls.crt"), data.get("tls.key")) {
+            (Some(cert), Some(key)) => {
+                let mut pem = cert.clone();
+                if !pem.ends_with(b"\n") {
+                    pem.push(b'\n');
+                }
+                pem.extend_from_slice(key);
+                Some(pem)
+            }
+            _ => None,
+        };
+        let ca = data.get("ca.crt").cloned();
+        if ca.is_none() && identity.is_none() {
             return Err(format!(
-                "secret '{ns}/{}': client certificates ('tls.crt'/'tls.key') are not supported for OCI registries by this source-controller",
+                "secret '{ns}/{}' must contain 'ca.crt' (or 'tls.crt' and 'tls.key')",
                 c.name
             ));
         }
-        match data.get("ca.crt") {
-            Some(ca) => Ok(Some(ca.clone())),
-            None => Err(format!(
-                "secret '{ns}/{}' must contain 'ca.crt' (or 'tls.crt' and 'tls.key')",
-                c.name
-            )),
-        }
+        Ok((ca, identity))
     }
 
     /// Step 2: credentials, reference, revision, and the content when it must be pulled.
@@ -372,8 +380,8 @@ impl<L: Lookup> Run<'_, L> {
             );
             return Err(self.fetch_failed(e));
         }
-        let ca_pem = match self.tls_ca().await {
-            Ok(ca) => ca,
+        let (ca_pem, client_identity_pem) = match self.tls().await {
+            Ok(tls) => tls,
             Err(e) => {
                 let e = StepError::generic(
                     source_reason::AUTHENTICATION_FAILED,
@@ -401,6 +409,7 @@ impl<L: Lookup> Run<'_, L> {
             timeout: Some(self.obj.effective_timeout()),
             // source-controller speaks HTTPS unless `insecure` says otherwise.
             allow_http: false,
+            client_identity_pem,
         };
         let registry = match Registry::connect(&repo, &opts).await {
             Ok(r) => r,
@@ -685,19 +694,20 @@ impl<L: Lookup> Run<'_, L> {
         let downloaded = registry.blob_to_file(&layer, &blob, limit).await;
         let content = match operation {
             OCILayerOperation::Extract => {
-                let unpacked = dir.join("content");
                 let res = match downloaded {
-                    Ok(_) => extract(&blob, &unpacked, limit).await,
+                    Ok(_) => extract(&blob, &dir.join("content"), limit).await,
                     Err(e) => Err(e.to_string()),
                 };
                 let _ = std::fs::remove_file(&blob);
-                if let Err(e) = res {
-                    let e = layer_failed(format!(
-                        "failed to extract layer contents from artifact: {e}"
-                    ));
-                    return Err(self.fetch_failed(e));
+                match res {
+                    Ok(tree) => Content::Tree(tree),
+                    Err(e) => {
+                        let e = layer_failed(format!(
+                            "failed to extract layer contents from artifact: {e}"
+                        ));
+                        return Err(self.fetch_failed(e));
+                    }
                 }
-                Content::Dir(unpacked)
             }
             OCILayerOperation::Copy => {
                 if let Err(e) = downloaded {
@@ -783,8 +793,8 @@ impl<L: Lookup> Run<'_, L> {
                 .storage
                 .copy_from_path(&mut artifact, blob)
                 .map_err(|e| format!("unable to copy artifact to storage: {}", storage_detail(&e))),
-            Content::Dir(dir) => {
-                let mut patterns = ignore::load_ignore_patterns(dir).map_err(|e| {
+            Content::Tree(tree) => {
+                let mut patterns = tree.ignore_patterns().map_err(|e| {
                     StepError::generic(
                         "SourceIgnoreError",
                         format!("failed to load source ignore patterns from repository: {e}"),
@@ -795,8 +805,20 @@ impl<L: Lookup> Run<'_, L> {
                 }
                 let matcher = Matcher::for_artifact(patterns);
                 let filter = |p: &[&str], is_dir: bool| matcher.is_excluded(p, is_dir);
+                let limits = self.settings.limits;
                 self.storage
-                    .archive(&mut artifact, dir, &filter, self.settings.limits)
+                    .archive_with(&mut artifact, |file, algo| {
+                        let mut tar =
+                            TarGzWriter::new(file, algo).map_err(|source| ArchiveError::Io {
+                                context: "failed to write archive header".to_string(),
+                                source,
+                            })?;
+                        tree.archive(&filter, limits, &mut tar)?;
+                        tar.finish().map_err(|source| ArchiveError::Io {
+                            context: "failed to finish archive".to_string(),
+                            source,
+                        })
+                    })
                     .map_err(|e| {
                         format!(
                             "unable to archive artifact to storage: {}",
@@ -867,20 +889,23 @@ fn select_layer<'a>(
         .ok_or_else(|| format!("failed to find layer with media type '{media_type}' in artifact"))
 }
 
-/// Unpacks a gzip tarball through the runtime's safe untar (no absolute paths, no `..`, no
-/// links leaving the root, size and entry limits).
-async fn extract(blob: &Path, dest: &Path, limit: Option<u64>) -> Result<(), String> {
-    let (blob, dest) = (blob.to_path_buf(), dest.to_path_buf());
+/// Unpacks a gzip tarball into an in-memory tree with its contents in `scratch`, with the
+/// runtime's safe-untar checks (no absolute paths, no `..`, no links leaving the root, size and
+/// entry limits); see [`oci::layer`].
+async fn extract(
+    blob: &Path,
+    scratch: &Path,
+    limit: Option<u64>,
+) -> Result<oci::layer::Tree, String> {
+    let (blob, scratch) = (blob.to_path_buf(), scratch.to_path_buf());
     tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&dest).map_err(|e| e.to_string())?;
         let file = std::fs::File::open(&blob).map_err(|e| e.to_string())?;
-        let gz = flate2::read::GzDecoder::new(std::io::BufReader::new(file));
-        let limits = ferroflux_runtime::artifact::UntarLimits {
+        let gz = flate2::read::GzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
+        let limits = oci::layer::Limits {
             max_size: limit.unwrap_or(u64::MAX),
-            ..Default::default()
+            max_files: ferroflux_runtime::artifact::DEFAULT_MAX_FILES,
         };
-        ferroflux_runtime::artifact::untar(gz, &dest, limits)
-            .map(|_| ())
+        oci::layer::Tree::unpack(gz, &scratch, limits)
             .map_err(|e| crate::oci::client::error_chain(&e))
     })
     .await

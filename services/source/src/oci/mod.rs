@@ -4,6 +4,7 @@
 //! tags (with source-controller's Masterminds-style ranges) and cosign verification.
 
 pub mod cosign;
+pub mod layer;
 
 pub use ferroflux_oci::*;
 

@@ -68,6 +68,59 @@ impl<W: Write> Write for DigestWriter<W> {
     }
 }
 
+/// The normalised tar.gz stream with the root entry written; entries are appended in the order
+/// the caller gives them (the directory walk below, or an in-memory tree).
+pub struct TarGzWriter<W: Write> {
+    tar: tar::Builder<GzEncoder<DigestWriter<io::BufWriter<W>>>>,
+}
+
+impl<W: Write> TarGzWriter<W> {
+    /// Starts the stream and writes the root (`.`) entry.
+    pub fn new(out: W, algo: DigestAlgo) -> io::Result<Self> {
+        let counter = DigestWriter {
+            inner: io::BufWriter::with_capacity(256 * 1024, out),
+            hasher: algo.hasher(),
+            written: 0,
+        };
+        let gz = GzEncoder::new(counter, Compression::default());
+        let mut tar = tar::Builder::new(gz);
+        tar.mode(tar::HeaderMode::Deterministic);
+        tar.follow_symlinks(false);
+        let mut w = Self { tar };
+        w.dir(".")?;
+        Ok(w)
+    }
+
+    /// A directory header (mode 0750).
+    pub fn dir(&mut self, rel: &str) -> io::Result<()> {
+        let mut h = base_header(tar::EntryType::Directory, 0o750, 0);
+        self.tar.append_data(&mut h, rel, io::empty())
+    }
+
+    /// A regular file of `size` bytes read from `data` (mode 0700 if executable, else 0600).
+    pub fn file(
+        &mut self,
+        rel: &str,
+        size: u64,
+        executable: bool,
+        data: impl io::Read,
+    ) -> io::Result<()> {
+        let mode = if executable { 0o700 } else { 0o600 };
+        let mut h = base_header(tar::EntryType::Regular, mode, size);
+        self.tar
+            .append_data(&mut h, rel, io::Read::take(data, size))
+    }
+
+    /// Ends the tar and gzip streams; returns the digest (`<algo>:<hex>`) and size of the
+    /// compressed bytes.
+    pub fn finish(self) -> io::Result<(String, u64)> {
+        let gz = self.tar.into_inner()?;
+        let mut counter = gz.finish()?;
+        counter.flush()?;
+        Ok((counter.hasher.finish(), counter.written))
+    }
+}
+
 /// Writes the archive of `dir` to `out`; returns the digest (`<algo>:<hex>`) and size of the
 /// compressed bytes.
 pub fn write_tar_gz<W: Write>(
@@ -77,28 +130,10 @@ pub fn write_tar_gz<W: Write>(
     algo: DigestAlgo,
     out: W,
 ) -> Result<(String, u64), ArchiveError> {
-    let counter = DigestWriter {
-        inner: io::BufWriter::with_capacity(256 * 1024, out),
-        hasher: algo.hasher(),
-        written: 0,
-    };
-    let gz = GzEncoder::new(counter, Compression::default());
-    let mut tar = tar::Builder::new(gz);
-    tar.mode(tar::HeaderMode::Deterministic);
-    tar.follow_symlinks(false);
-
-    append_dir_header(&mut tar, ".").map_err(io_err("failed to write archive header"))?;
+    let mut tar = TarGzWriter::new(out, algo).map_err(io_err("failed to write archive header"))?;
     let mut components: Vec<String> = Vec::new();
     walk(dir, &mut components, filter, limits, &mut tar)?;
-
-    let gz = tar
-        .into_inner()
-        .map_err(io_err("failed to finish tar stream"))?;
-    let mut counter = gz
-        .finish()
-        .map_err(io_err("failed to finish gzip stream"))?;
-    counter.flush().map_err(io_err("failed to flush archive"))?;
-    Ok((counter.hasher.finish(), counter.written))
+    tar.finish().map_err(io_err("failed to finish archive"))
 }
 
 fn walk<W: Write>(
@@ -106,7 +141,7 @@ fn walk<W: Write>(
     components: &mut Vec<String>,
     filter: &ArchiveFilter<'_>,
     limits: ArchiveLimits,
-    tar: &mut tar::Builder<W>,
+    tar: &mut TarGzWriter<W>,
 ) -> Result<(), ArchiveError> {
     let mut entries: Vec<(String, fs::DirEntry)> = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err(format!("failed to read {}", dir.display())))? {
@@ -132,7 +167,7 @@ fn walk<W: Write>(
         if !filter(&rel, ft.is_dir()) {
             let path = entry.path();
             if ft.is_dir() {
-                append_dir_header(tar, &rel_path)
+                tar.dir(&rel_path)
                     .map_err(io_err(format!("failed to write header of {rel_path}")))?;
             } else {
                 append_file(tar, &path, &rel_path, limits)?;
@@ -161,13 +196,8 @@ fn base_header(entry_type: tar::EntryType, mode: u32, size: u64) -> tar::Header 
     h
 }
 
-fn append_dir_header<W: Write>(tar: &mut tar::Builder<W>, rel: &str) -> io::Result<()> {
-    let mut h = base_header(tar::EntryType::Directory, 0o750, 0);
-    tar.append_data(&mut h, rel, io::empty())
-}
-
 fn append_file<W: Write>(
-    tar: &mut tar::Builder<W>,
+    tar: &mut TarGzWriter<W>,
     path: &Path,
     rel: &str,
     limits: ArchiveLimits,
@@ -186,9 +216,7 @@ fn append_file<W: Write>(
             limit,
         });
     }
-    let mode = if is_executable(&meta) { 0o700 } else { 0o600 };
-    let mut h = base_header(tar::EntryType::Regular, mode, size);
-    tar.append_data(&mut h, rel, io::Read::take(file, size))
+    tar.file(rel, size, is_executable(&meta), file)
         .map_err(io_err(format!("failed to archive {rel}")))
 }
 

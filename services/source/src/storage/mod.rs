@@ -354,15 +354,27 @@ impl Storage {
         filter: &ArchiveFilter<'_>,
         limits: ArchiveLimits,
     ) -> Result<(), StorageError> {
+        self.archive_with(artifact, |file, algo| {
+            archive::write_tar_gz(dir, filter, limits, algo, file)
+        })
+    }
+
+    /// Writes an archive produced by `write` (given the temporary file and the digest
+    /// algorithm, returning digest and size, e.g. through [`archive::TarGzWriter`]) to the
+    /// artifact's path atomically, and fills in digest, size and last update time.
+    pub fn archive_with<E: std::fmt::Display>(
+        &self,
+        artifact: &mut Artifact,
+        write: impl FnOnce(&mut fs::File, DigestAlgo) -> Result<(String, u64), E>,
+    ) -> Result<(), StorageError> {
         let target = self.local_path(&artifact.path)?;
         let parent = target
             .parent()
             .ok_or_else(|| StorageError::InvalidPath(artifact.path.clone()))?;
         let mut tmp = tempfile_in(parent).map_err(|e| StorageError::Archive(e.to_string()))?;
         let result = (|| -> Result<(String, u64), StorageError> {
-            let (digest, size) =
-                archive::write_tar_gz(dir, filter, limits, self.digest, &mut tmp.file)
-                    .map_err(|e| StorageError::Archive(e.to_string()))?;
+            let (digest, size) = write(&mut tmp.file, self.digest)
+                .map_err(|e| StorageError::Archive(e.to_string()))?;
             tmp.file
                 .sync_all()
                 .map_err(|e| StorageError::Archive(e.to_string()))?;

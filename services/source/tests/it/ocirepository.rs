@@ -12,8 +12,8 @@ use source_controller::ocirepository::{PipelineOutput, PipelineResult, Settings,
 use source_controller::storage::{DigestAlgo, Storage};
 
 use crate::registry::{
-    FLUX_CONFIG, HELM_CHART, HELM_CONFIG, Layer, dockerconfigjson, hostile_tar_gz, sha256, start,
-    tar_gz,
+    FLUX_CONFIG, FLUX_CONTENT, HELM_CHART, HELM_CONFIG, Layer, dockerconfigjson, hostile_tar_gz,
+    sha256, start, tar_gz,
 };
 use crate::support::{FakeLookup, pki};
 
@@ -673,13 +673,13 @@ async fn tls_with_a_test_ca_basic_auth_and_pull_secrets() {
         "failed to determine artifact digest",
     )
     .await;
-    // A client certificate is refused with a clear message (oci-client has no client auth).
+    // A client certificate without `ca.crt` does not make the server certificate trusted.
     let cert = with_spec(&good, 2, json!({"certSecretRef": {"name": "client-cert"}}));
     env.fails(
         &cert,
         &lookup,
-        "AuthenticationFailed",
-        "client certificates ('tls.crt'/'tls.key') are not supported",
+        "OCIArtifactPullFailed",
+        "failed to determine artifact digest",
     )
     .await;
     // `insecure` skips certificate checks when no certSecretRef is given (as upstream).
@@ -697,6 +697,133 @@ async fn tls_with_a_test_ca_basic_auth_and_pull_secrets() {
                 .collect::<String>();
         assert!(!text.contains("s3cret") && !text.contains("nope"), "{text}");
     }
+}
+
+/// `certSecretRef` with `ca.crt`, `tls.crt` and `tls.key` against a registry that requires a
+/// client certificate signed by the test CA, with htpasswd basic auth on top.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_client_certificate_from_cert_secret_ref() {
+    let pki = pki();
+    let pusher = start(Some(&pki), Some(("flux", "s3cret")));
+    let v1 = pusher
+        .push(
+            "mtls/app",
+            Some("1.0.0"),
+            FLUX_CONFIG,
+            &[Layer::flux(&[("app.yaml", "kind: ConfigMap\n")])],
+            &annotations(&[("org.opencontainers.image.revision", "main@sha1:abc")]),
+        )
+        .await;
+    let v2 = pusher
+        .push(
+            "mtls/app",
+            Some("1.1.0"),
+            FLUX_CONFIG,
+            &[Layer::flux(&[("app.yaml", "kind: Secret\n")])],
+            &BTreeMap::new(),
+        )
+        .await;
+    let reg = pusher.client_cert_twin(&pki);
+    let env = Env::new();
+    let url = reg.url("mtls/app");
+    let creds = dockerconfigjson(&reg.addr, "flux", "s3cret");
+    let lookup = FakeLookup::default()
+        .with_secret(
+            "mtls",
+            &[
+                ("ca.crt", pki.ca.as_bytes()),
+                ("tls.crt", pki.client_cert.as_bytes()),
+                ("tls.key", pki.client_key.as_bytes()),
+            ],
+        )
+        .with_secret("ca-only", &[("ca.crt", pki.ca.as_bytes())])
+        .with_secret("creds", &[(".dockerconfigjson", &creds)])
+        .with_secret(
+            "wrong",
+            &[(
+                ".dockerconfigjson",
+                &dockerconfigjson(&reg.addr, "flux", "nope"),
+            )],
+        );
+
+    // Semver over the listed tags, the manifest, the annotations, the layer: all through the
+    // client certificate and basic auth.
+    let obj = oci_repository(
+        "app",
+        1,
+        json!({"url": url, "ref": {"semver": "~1.0"}, "secretRef": {"name": "creds"},
+               "certSecretRef": {"name": "mtls"}}),
+    );
+    let (good, out) = env.ready(&obj, &lookup).await;
+    let artifact = out.status.artifact.unwrap();
+    assert_eq!(artifact.revision, format!("1.0.0@{v1}"));
+    assert_eq!(
+        artifact.metadata.as_ref().unwrap()["org.opencontainers.image.revision"],
+        "main@sha1:abc"
+    );
+    assert_eq!(env.files(&artifact)["app.yaml"], "kind: ConfigMap\n");
+    // By digest, copied as is.
+    let by_digest = with_spec(
+        &good,
+        2,
+        json!({"ref": {"digest": v2}, "layerSelector": {"mediaType": FLUX_CONTENT, "operation": "copy"}}),
+    );
+    let (_, out) = env.ready(&by_digest, &lookup).await;
+    assert_eq!(out.status.artifact.unwrap().revision, v2);
+
+    // Without the client certificate the registry refuses the handshake; a wrong password,
+    // no CA: each fails and the artifact stays.
+    // (By tag: the digest request is the one that fails.)
+    let no_cert = with_spec(
+        &good,
+        3,
+        json!({"ref": {"tag": "1.0.0"}, "certSecretRef": {"name": "ca-only"}}),
+    );
+    env.fails(
+        &no_cert,
+        &lookup,
+        "OCIArtifactPullFailed",
+        "failed to determine artifact digest",
+    )
+    .await;
+    let wrong = with_spec(
+        &good,
+        3,
+        json!({"ref": {"tag": "1.0.0"}, "secretRef": {"name": "wrong"}}),
+    );
+    let out = env
+        .fails(
+            &wrong,
+            &lookup,
+            "OCIArtifactPullFailed",
+            "failed to determine artifact digest",
+        )
+        .await;
+    assert!(
+        !serde_json::to_string(&out.status).unwrap().contains("nope"),
+        "no password in the status"
+    );
+    let no_ca = with_spec(
+        &good,
+        3,
+        json!({"ref": {"tag": "1.0.0"}, "certSecretRef": null}),
+    );
+    env.fails(
+        &no_ca,
+        &lookup,
+        "OCIArtifactPullFailed",
+        "failed to determine artifact digest",
+    )
+    .await;
+    // Listing tags for semver fails the same way without the certificate.
+    let no_cert_semver = with_spec(&good, 3, json!({"certSecretRef": {"name": "ca-only"}}));
+    env.fails(
+        &no_cert_semver,
+        &lookup,
+        "ReadOperationFailed",
+        "failed to determine the artifact tag",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -44,6 +44,29 @@ impl Drop for Registry {
 /// Starts `docker-registry` with TLS from `pki` (server cert for 127.0.0.1) and/or htpasswd
 /// auth for `user`.
 pub fn start(pki: Option<&Pki>, user: Option<(&str, &str)>) -> Registry {
+    start_with(pki, false, user, None)
+}
+
+impl Registry {
+    /// A second registry serving this one's storage that requires a TLS client certificate
+    /// signed by the test CA (`http.tls.clientcas`); push through `self`, pull through it.
+    pub fn client_cert_twin(&self, pki: &Pki) -> Registry {
+        let user = self.user.clone();
+        start_with(
+            Some(pki),
+            true,
+            user.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+            Some(self._dir.path().join("data")),
+        )
+    }
+}
+
+fn start_with(
+    pki: Option<&Pki>,
+    client_certs: bool,
+    user: Option<(&str, &str)>,
+    data: Option<std::path::PathBuf>,
+) -> Registry {
     assert!(
         Path::new(REGISTRY_BIN).exists(),
         "{REGISTRY_BIN} is missing: install it with `apt-get install -y docker-registry`"
@@ -52,7 +75,7 @@ pub fn start(pki: Option<&Pki>, user: Option<(&str, &str)>) -> Registry {
     let port = free_port();
     let mut config = format!(
         "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: ferroflux-test\n",
-        dir.path().join("data").display()
+        data.unwrap_or_else(|| dir.path().join("data")).display()
     );
     if let Some(pki) = pki {
         let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
@@ -63,6 +86,11 @@ pub fn start(pki: Option<&Pki>, user: Option<(&str, &str)>) -> Registry {
             cert.display(),
             key.display()
         ));
+        if client_certs {
+            let ca = dir.path().join("client-ca.crt");
+            std::fs::write(&ca, &pki.ca).unwrap();
+            config.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+        }
     }
     if let Some((u, p)) = user {
         let hash = bcrypt::hash(p, 4).unwrap();
