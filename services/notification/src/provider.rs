@@ -267,7 +267,14 @@ pub struct Dispatcher {
     clients: Arc<Mutex<Clients>>,
     recorder: EventRecorder,
     http: reqwest::Client,
+    /// Failure Events being recorded; beyond [`MAX_PENDING_REPORTS`] a failure is only logged
+    /// (a stalled Provider fails every delivery; client-go's event spam filter likewise drops
+    /// most of such a storm upstream).
+    reports: Arc<Semaphore>,
 }
+
+/// Failure Events recorded at the same time, at most.
+pub const MAX_PENDING_REPORTS: usize = 64;
 
 impl Dispatcher {
     pub fn new(recorder: EventRecorder) -> Self {
@@ -283,6 +290,7 @@ impl Dispatcher {
             clients: Arc::new(Mutex::new(HashMap::new())),
             recorder,
             http,
+            reports: Arc::new(Semaphore::new(MAX_PENDING_REPORTS)),
         }
     }
 
@@ -337,30 +345,26 @@ impl Dispatcher {
             };
             let err = format!("the delivery queue of provider '{namespace}/{name}' is full");
             // Reported off the intake's path: recording an Event must not slow it down.
-            let recorder = self.recorder.clone();
-            tokio::spawn(async move { report_failure(&recorder, &job, &err).await });
+            self.report(job, &err);
         }
     }
 
     fn spawn_worker(&self) -> mpsc::Sender<Job> {
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
         let limit = Arc::new(Semaphore::new(IN_FLIGHT_PER_PROVIDER));
-        let recorder = self.recorder.clone();
         let this = self.clone();
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
                 // Expired while queued: failed as upstream's Post fails on its context.
                 if tokio::time::Instant::now() >= job.deadline {
-                    let recorder = recorder.clone();
-                    tokio::spawn(async move {
-                        report_failure(&recorder, &job, &deadline_exceeded(job.timeout)).await
-                    });
+                    let err = deadline_exceeded(job.timeout);
+                    this.report(job, &err);
                     continue;
                 }
                 let Ok(permit) = limit.clone().acquire_owned().await else {
                     break;
                 };
-                let recorder = recorder.clone();
+                let reporter = this.clone();
                 let client = this.client_for(&job.settings);
                 tokio::spawn(async move {
                     let result = match client {
@@ -374,12 +378,30 @@ impl Dispatcher {
                     };
                     drop(permit);
                     if let Err(e) = result {
-                        report_failure(&recorder, &job, &e).await;
+                        reporter.report(job, &e);
                     }
                 });
             }
         });
         tx
+    }
+
+    /// Logs a failed delivery (token masked) and records its `NotificationDispatchFailed`
+    /// Event in the background, unless [`MAX_PENDING_REPORTS`] are being recorded already.
+    fn report(&self, job: Job, err: &str) {
+        let masked = log_failure(&job, err);
+        match self.reports.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let recorder = self.recorder.clone();
+                tokio::spawn(async move {
+                    publish_failure(&recorder, &job, &masked).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                tracing::debug!("too many failure events being recorded, not recording this one")
+            }
+        }
     }
 }
 
@@ -387,8 +409,8 @@ fn deadline_exceeded(timeout: Duration) -> String {
     format!("postMessage failed: context deadline exceeded (timeout {timeout:?})")
 }
 
-/// The `NotificationDispatchFailed` warning of a failed delivery, token masked.
-async fn report_failure(recorder: &EventRecorder, job: &Job, err: &str) {
+/// Logs a failed delivery; returns the error with the token and password masked.
+fn log_failure(job: &Job, err: &str) -> String {
     let mut masked = mask_token(err, &job.settings.token);
     masked = mask_token(&masked, &job.settings.password);
     tracing::error!(
@@ -397,6 +419,11 @@ async fn report_failure(recorder: &EventRecorder, job: &Job, err: &str) {
         namespace = %job.alert.namespace().unwrap_or_default(),
         "failed to send notification"
     );
+    masked
+}
+
+/// The `NotificationDispatchFailed` warning of a failed delivery (error already masked).
+async fn publish_failure(recorder: &EventRecorder, job: &Job, masked: &str) {
     recorder
         .publish(
             job.alert.as_ref(),
