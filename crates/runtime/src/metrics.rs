@@ -83,6 +83,15 @@ impl ReconcileResult {
 
 type GaugeF = Gauge<f64, AtomicU64>;
 
+/// Labels of `gotk_cache_events_total` (source-controller's Helm index cache): `event_type`
+/// `cache_hit` or `cache_miss`, and the HelmRepository whose index was looked up.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheEventLabels {
+    pub event_type: String,
+    pub name: String,
+    pub namespace: String,
+}
+
 /// Every metric a controller process exports; cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
@@ -98,6 +107,7 @@ pub struct Metrics {
     pub workqueue_depth: Family<NameLabel, Gauge>,
     pub workqueue_adds: Family<NameLabel, Counter>,
     pub leader_election_master_status: Family<NameLabel, Gauge>,
+    pub cache_events: Family<CacheEventLabels, Counter>,
 }
 
 fn gotk_duration_histogram() -> Histogram {
@@ -188,8 +198,15 @@ impl Metrics {
             "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease. Please make sure to group by name.",
             leader_election_master_status.clone(),
         );
+        let cache_events = Family::<CacheEventLabels, Counter>::default();
+        registry.register(
+            "gotk_cache_events",
+            "Total number of cache retrieval events for a Gitops Toolkit resource reconciliation.",
+            cache_events.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            cache_events,
             reconcile_duration,
             reconcile_condition,
             suspend_status,
@@ -239,6 +256,18 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Counts one cache lookup (`cache_hit` / `cache_miss`) for an object, as upstream's
+    /// `IncCacheEvents`.
+    pub fn count_cache_event(&self, event_type: &str, name: &str, namespace: &str) {
+        self.cache_events
+            .get_or_create(&CacheEventLabels {
+                event_type: event_type.to_string(),
+                name: name.to_string(),
+                namespace: namespace.to_string(),
+            })
+            .inc();
     }
 
     /// Removes the per-object series of a deleted object, as upstream does.
@@ -314,5 +343,22 @@ mod tests {
         );
         m.delete_object(&obj);
         assert!(!m.render().contains("name=\"podinfo\""));
+    }
+
+    #[test]
+    fn counts_cache_events_as_upstream() {
+        let m = Metrics::new();
+        m.count_cache_event("cache_miss", "podinfo", "default");
+        m.count_cache_event("cache_hit", "podinfo", "default");
+        m.count_cache_event("cache_hit", "podinfo", "default");
+        let text = m.render();
+        assert!(
+            text.contains("gotk_cache_events_total{event_type=\"cache_hit\",name=\"podinfo\",namespace=\"default\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gotk_cache_events_total{event_type=\"cache_miss\",name=\"podinfo\",namespace=\"default\"} 1"),
+            "{text}"
+        );
     }
 }

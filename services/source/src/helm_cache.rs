@@ -13,11 +13,23 @@ use ferroflux_helm::package::index::IndexFile;
 /// Storage path of an index artifact to the parsed index and its expiry.
 type Entries = HashMap<String, (Arc<IndexFile>, Instant)>;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct IndexCache {
     inner: Arc<Mutex<Entries>>,
     max_items: usize,
     ttl: Duration,
+    /// Where hits and misses are counted (`gotk_cache_events_total`).
+    metrics: Option<ferroflux_runtime::Metrics>,
+}
+
+impl std::fmt::Debug for IndexCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexCache")
+            .field("items", &self.len())
+            .field("max_items", &self.max_items)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 impl IndexCache {
@@ -27,7 +39,29 @@ impl IndexCache {
             inner: Arc::new(Mutex::new(HashMap::new())),
             max_items,
             ttl,
+            metrics: None,
         })
+    }
+
+    /// Counts lookups in `metrics` as upstream's cache recorder does.
+    pub fn with_metrics(mut self, metrics: ferroflux_runtime::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// [`get`](Self::get) for the HelmRepository `namespace/name`, counted as a `cache_hit` or
+    /// `cache_miss` event.
+    pub fn get_for(&self, key: &str, name: &str, namespace: &str) -> Option<Arc<IndexFile>> {
+        let found = self.get(key);
+        if let Some(m) = &self.metrics {
+            let event = if found.is_some() {
+                "cache_hit"
+            } else {
+                "cache_miss"
+            };
+            m.count_cache_event(event, name, namespace);
+        }
+        found
     }
 
     /// The index stored under `key`, its expiry extended; `None` on a miss or when expired.
@@ -107,5 +141,25 @@ mod tests {
         c.set("c", idx).unwrap();
         c.purge();
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn lookups_are_counted() {
+        let metrics = ferroflux_runtime::Metrics::new();
+        let c = IndexCache::new(2, Duration::from_secs(60))
+            .unwrap()
+            .with_metrics(metrics.clone());
+        assert!(c.get_for("k", "podinfo", "apps").is_none());
+        c.set("k", Arc::new(IndexFile::default())).unwrap();
+        assert!(c.get_for("k", "podinfo", "apps").is_some());
+        let text = metrics.render();
+        for event in ["cache_hit", "cache_miss"] {
+            assert!(
+                text.contains(&format!(
+                    "gotk_cache_events_total{{event_type=\"{event}\",name=\"podinfo\",namespace=\"apps\"}} 1"
+                )),
+                "{text}"
+            );
+        }
     }
 }

@@ -571,7 +571,7 @@ impl<L: Lookup> Run<'_, L> {
             }
         };
         let chart = self.remote_chart_name()?;
-        let index = match self.load_index(repo_artifact).await {
+        let index = match self.load_index(repo, repo_artifact).await {
             Ok(i) => i,
             Err(e) => {
                 return Err(Outcome2::Build(build_err(
@@ -832,13 +832,18 @@ impl<L: Lookup> Run<'_, L> {
 
     /// The index a HelmRepository stored: from the cache when it holds it, else read from
     /// storage (and cached).
-    async fn load_index(&self, artifact: &Artifact) -> Result<Arc<IndexFile>, String> {
-        if let Some(idx) = self
-            .settings
-            .cache
-            .as_ref()
-            .and_then(|c| c.get(&artifact.path))
-        {
+    async fn load_index(
+        &self,
+        repo: &HelmRepository,
+        artifact: &Artifact,
+    ) -> Result<Arc<IndexFile>, String> {
+        if let Some(idx) = self.settings.cache.as_ref().and_then(|c| {
+            c.get_for(
+                &artifact.path,
+                &repo.name_any(),
+                &repo.namespace().unwrap_or_default(),
+            )
+        }) {
             return Ok(idx);
         }
         let path = self
@@ -1229,7 +1234,7 @@ impl<L: Lookup> Run<'_, L> {
         if let Some(a) = repo.status.as_ref().and_then(|s| s.artifact.as_ref())
             && self.storage.artifact_exist(a)
         {
-            index = Some(self.load_index(a).await?);
+            index = Some(self.load_index(&repo, a).await?);
         }
         Ok(DepRepo {
             getter,

@@ -248,7 +248,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         ferroflux_api::duration::parse_go_duration(&flags.helm_cache_purge_interval)
             .map_err(|e| anyhow::anyhow!("invalid --helm-cache-purge-interval: {e}"))?;
     let helm_cache =
-        helm_cache::IndexCache::new(flags.helm_cache_max_size as usize, helm_cache_ttl);
+        helm_cache::IndexCache::new(flags.helm_cache_max_size as usize, helm_cache_ttl)
+            .map(|c| c.with_metrics(manager.metrics.clone()));
     if let Some(cache) = helm_cache.clone()
         && !helm_cache_purge.is_zero()
     {
