@@ -6,14 +6,14 @@
 //! - regular files and directories only (symlinks, devices, sockets are left out);
 //! - header name = path relative to the root, uid/gid 0, no user/group names, mtime 0;
 //! - modes: directories 0750, regular files 0600, executables (any x bit) 0700;
-//! - gzip header without file name or time.
+//! - gzip header without file name or time; the deflate stream made in 1 MiB blocks on several
+//!   threads ([`ParallelGz`]), the same bytes whatever the thread count.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
 use flate2::Compression;
-use flate2::write::GzEncoder;
 
 use super::{DigestAlgo, Hasher};
 
@@ -68,10 +68,135 @@ impl<W: Write> Write for DigestWriter<W> {
     }
 }
 
+/// Bytes of uncompressed input per block of [`ParallelGz`].
+const GZ_BLOCK: usize = 1 << 20;
+/// Deflate's window: each block starts with this much of the previous block as dictionary.
+const GZ_WINDOW: usize = 32 * 1024;
+
+/// A gzip writer that deflates 1 MiB blocks on several threads, as pigz does: each block is
+/// compressed at the default level with the 32 KiB before it as preset dictionary and ends on
+/// a sync flush (the last one finishes the stream), so the output depends only on the input —
+/// not on the thread count or on timing — and is one ordinary gzip member.
+pub struct ParallelGz<W: Write> {
+    out: W,
+    block: Vec<u8>,
+    window: Vec<u8>,
+    crc: flate2::Crc,
+    pending: std::collections::VecDeque<std::thread::JoinHandle<io::Result<Vec<u8>>>>,
+    threads: usize,
+}
+
+impl<W: Write> ParallelGz<W> {
+    /// Writes the gzip header (no name, no time, unknown OS).
+    pub fn new(mut out: W, threads: usize) -> io::Result<Self> {
+        out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])?;
+        Ok(Self {
+            out,
+            block: Vec::with_capacity(GZ_BLOCK),
+            window: Vec::new(),
+            crc: flate2::Crc::new(),
+            pending: Default::default(),
+            threads: threads.max(1),
+        })
+    }
+
+    fn dispatch(&mut self, last: bool) -> io::Result<()> {
+        let data = std::mem::replace(&mut self.block, Vec::with_capacity(GZ_BLOCK));
+        self.crc.update(&data);
+        let dict = std::mem::take(&mut self.window);
+        self.window = data[data.len().saturating_sub(GZ_WINDOW)..].to_vec();
+        if self.window.len() < GZ_WINDOW && !dict.is_empty() {
+            // A short block: the window continues from the one before.
+            let keep = (GZ_WINDOW - self.window.len()).min(dict.len());
+            let mut w = dict[dict.len() - keep..].to_vec();
+            w.extend_from_slice(&self.window);
+            self.window = w;
+        }
+        self.pending.push_back(std::thread::spawn(move || {
+            deflate_block(&dict, &data, last)
+        }));
+        while self.pending.len() > self.threads {
+            self.write_oldest()?;
+        }
+        Ok(())
+    }
+
+    fn write_oldest(&mut self) -> io::Result<()> {
+        if let Some(h) = self.pending.pop_front() {
+            let out = h
+                .join()
+                .map_err(|_| io::Error::other("compression thread panicked"))??;
+            self.out.write_all(&out)?;
+        }
+        Ok(())
+    }
+
+    /// Compresses what is left, writes the trailer and returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.dispatch(true)?;
+        while !self.pending.is_empty() {
+            self.write_oldest()?;
+        }
+        let crc = self.crc.sum();
+        let size = self.crc.amount();
+        self.out.write_all(&crc.to_le_bytes())?;
+        self.out.write_all(&size.to_le_bytes())?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for ParallelGz<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(GZ_BLOCK - self.block.len());
+        self.block.extend_from_slice(&buf[..n]);
+        if self.block.len() == GZ_BLOCK {
+            self.dispatch(false)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Raw deflate of one block with a preset dictionary, ending on a sync flush or, for the last
+/// block, finishing the stream.
+fn deflate_block(dict: &[u8], data: &[u8], last: bool) -> io::Result<Vec<u8>> {
+    use flate2::{Compress, FlushCompress, Status};
+    let mut c = Compress::new(Compression::default(), false);
+    if !dict.is_empty() {
+        c.set_dictionary(dict).map_err(io::Error::other)?;
+    }
+    let mut out = Vec::with_capacity(data.len() / 2 + 1024);
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    loop {
+        let consumed = c.total_in() as usize;
+        if out.capacity() - out.len() < 1024 {
+            out.reserve(64 * 1024);
+        }
+        let status = c
+            .compress_vec(&data[consumed..], &mut out, flush)
+            .map_err(io::Error::other)?;
+        if status == Status::StreamEnd {
+            break;
+        }
+        // A sync flush is complete once all input is taken and output space was left over.
+        if !last && c.total_in() as usize == data.len() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// The normalised tar.gz stream with the root entry written; entries are appended in the order
 /// the caller gives them (the directory walk below, or an in-memory tree).
 pub struct TarGzWriter<W: Write> {
-    tar: tar::Builder<GzEncoder<DigestWriter<io::BufWriter<W>>>>,
+    tar: tar::Builder<io::BufWriter<ParallelGz<DigestWriter<io::BufWriter<W>>>>>,
 }
 
 impl<W: Write> TarGzWriter<W> {
@@ -82,8 +207,11 @@ impl<W: Write> TarGzWriter<W> {
             hasher: algo.hasher(),
             written: 0,
         };
-        let gz = GzEncoder::new(counter, Compression::default());
-        let mut tar = tar::Builder::new(gz);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get().min(4))
+            .unwrap_or(1);
+        let gz = ParallelGz::new(counter, threads)?;
+        let mut tar = tar::Builder::new(io::BufWriter::with_capacity(256 * 1024, gz));
         tar.mode(tar::HeaderMode::Deterministic);
         tar.follow_symlinks(false);
         let mut w = Self { tar };
@@ -115,6 +243,7 @@ impl<W: Write> TarGzWriter<W> {
     /// compressed bytes.
     pub fn finish(self) -> io::Result<(String, u64)> {
         let gz = self.tar.into_inner()?;
+        let gz = gz.into_inner().map_err(|e| e.into_error())?;
         let mut counter = gz.finish()?;
         counter.flush()?;
         Ok((counter.hasher.finish(), counter.written))
@@ -354,5 +483,43 @@ mod tests {
             err.to_string(),
             "file 'a/b/file.yaml' is 8 bytes, larger than the limit of 6 bytes"
         );
+    }
+
+    #[test]
+    fn parallel_gzip_is_valid_and_independent_of_threads() {
+        use std::io::Read as _;
+        let mut x: u64 = 7;
+        let mut data = Vec::new();
+        while data.len() < 3 * GZ_BLOCK + 12_345 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            data.extend_from_slice(format!("key{}: {:x}\n", x % 13, x % 100_000).as_bytes());
+        }
+        let gz = |threads: usize, data: &[u8]| {
+            let mut w = ParallelGz::new(Vec::new(), threads).unwrap();
+            // Odd write sizes cross block boundaries.
+            for chunk in data.chunks(77_777) {
+                w.write_all(chunk).unwrap();
+            }
+            w.finish().unwrap()
+        };
+        let one = gz(1, &data);
+        assert_eq!(one, gz(3, &data));
+        // GzDecoder checks the CRC and the size in the trailer.
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&one[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
+        assert!(one.len() < data.len() / 2, "compressed {}", one.len());
+        for small in [&b""[..], b"x", &data[..GZ_BLOCK]] {
+            let out = gz(2, small);
+            let mut back = Vec::new();
+            flate2::read::GzDecoder::new(&out[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, small);
+        }
     }
 }
