@@ -12,6 +12,7 @@ use ferroflux_runtime::{Manager, RuntimeOptions};
 
 pub mod helmrelease;
 pub mod storage;
+pub mod triggers;
 
 const CONTROLLER: &str = "helm-controller";
 const GROUP: &str = "helm.toolkit.fluxcd.io";
@@ -123,8 +124,16 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         scratch_root: std::env::temp_dir().join(CONTROLLER),
         discovery: ferroflux_ssa::discovery::DiscoveryCache::new(),
     };
+    let (triggers, requests) = triggers::Triggers::start(
+        manager.client.clone(),
+        manager.watch_namespace(),
+        gate("ExternalArtifact"),
+        manager.shutdown_token(),
+    );
+    // one watch of HelmReleases feeds the loop, the Readiness stream and the source index
+    let taps = vec![readiness, triggers.index_tap()];
     let controllers =
-        manager.controller_with_taps::<HelmRelease, _>(GROUP, 4, reconciler, None, vec![readiness]);
+        manager.controller_with_taps::<HelmRelease, _>(GROUP, 4, reconciler, Some(requests), taps);
     manager.run(controllers).await?;
     Ok(())
 }

@@ -345,17 +345,7 @@ async fn install_upgrade_uninstall_seen_by_helm() {
     *current.lock().unwrap() = v2.clone();
     let d2 = set_artifact(&client, &url, &v2, "0.2.0").await;
     let rev2 = format!("0.2.0+{}", &d2[7..19]);
-    // the source watch is not wired yet: a reconcile request brings the new artifact in
-    releases
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "now-1"}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    // the new artifact alone brings the upgrade (source watch): no reconcile request
     let hr = wait_ready(&releases, "UpgradeSucceeded", &rev2).await;
     let history = hr.status.unwrap().history.unwrap();
     assert_eq!(
