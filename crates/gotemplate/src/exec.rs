@@ -770,9 +770,11 @@ impl<'a> State<'a> {
             return self.eval_call(dot, &m, false, cur, name, args, fin);
         }
         let has_args = args.len() > 1 || fin.is_some();
-        if let Value::Object(o) = &receiver.v
-            && let Some(f) = o.field(name)
-        {
+        let field = match &receiver.v {
+            Value::Object(o) => o.try_field(name).map_err(|e| self.errorf(e.to_string()))?,
+            _ => None,
+        };
+        if let Some(f) = field {
             if has_args {
                 return Err(self.errorf(format!(
                     "{name} has arguments but cannot be invoked as function"

@@ -52,6 +52,11 @@ pub trait Object {
     fn type_name(&self) -> String;
     /// A field's value, if the struct has that exported field.
     fn field(&self, name: &str) -> Option<Value>;
+    /// [`Object::field`] for objects whose fields are computed on first use and can fail
+    /// doing so (the error ends the execution); by default the field itself.
+    fn try_field(&self, name: &str) -> Result<Option<Value>, crate::FuncError> {
+        Ok(self.field(name))
+    }
     /// A method bound to this receiver, if any.
     fn method(&self, _name: &str) -> Option<Func> {
         None
