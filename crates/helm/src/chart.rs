@@ -85,47 +85,54 @@ impl Chart {
 
 /// Go's `path/filepath.Match` on '/'-separated names.
 pub fn path_match(pattern: &str, name: &str) -> bool {
-    fn m(p: &[char], n: &[char]) -> bool {
-        if p.is_empty() {
+    // over bytes when both are ASCII (the usual case: nothing to allocate), else over chars
+    fn m<T: Copy + PartialOrd + From<u8>>(p: &[T], n: &[T]) -> bool {
+        let c = |b: u8| T::from(b);
+        let Some(&first) = p.first() else {
             return n.is_empty();
-        }
-        match p[0] {
-            '*' => (0..=n.len())
-                .take_while(|&i| i == 0 || n[i - 1] != '/')
-                .any(|i| m(&p[1..], &n[i..])),
-            '?' => !n.is_empty() && n[0] != '/' && m(&p[1..], &n[1..]),
-            '[' => {
-                let Some(end) = p.iter().skip(1).position(|c| *c == ']').map(|x| x + 1) else {
-                    return false;
-                };
-                if n.is_empty() || n[0] == '/' {
-                    return false;
-                }
-                let set = &p[1..end];
-                let (neg, set) = match set.first() {
-                    Some('^') => (true, &set[1..]),
-                    _ => (false, set),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < set.len() {
-                    if i + 2 < set.len() && set[i + 1] == '-' {
-                        if set[i] <= n[0] && n[0] <= set[i + 2] {
-                            hit = true;
-                        }
-                        i += 3;
-                    } else {
-                        if set[i] == n[0] {
-                            hit = true;
-                        }
-                        i += 1;
-                    }
-                }
-                hit != neg && m(&p[end + 1..], &n[1..])
+        };
+        if first == c(b'*') {
+            (0..=n.len())
+                .take_while(|&i| i == 0 || n[i - 1] != c(b'/'))
+                .any(|i| m(&p[1..], &n[i..]))
+        } else if first == c(b'?') {
+            !n.is_empty() && n[0] != c(b'/') && m(&p[1..], &n[1..])
+        } else if first == c(b'[') {
+            let Some(end) = p.iter().skip(1).position(|x| *x == c(b']')).map(|x| x + 1) else {
+                return false;
+            };
+            if n.is_empty() || n[0] == c(b'/') {
+                return false;
             }
-            '\\' if p.len() > 1 => !n.is_empty() && n[0] == p[1] && m(&p[2..], &n[1..]),
-            c => !n.is_empty() && n[0] == c && m(&p[1..], &n[1..]),
+            let set = &p[1..end];
+            let (neg, set) = match set.first() {
+                Some(&x) if x == c(b'^') => (true, &set[1..]),
+                _ => (false, set),
+            };
+            let mut hit = false;
+            let mut i = 0;
+            while i < set.len() {
+                if i + 2 < set.len() && set[i + 1] == c(b'-') {
+                    if set[i] <= n[0] && n[0] <= set[i + 2] {
+                        hit = true;
+                    }
+                    i += 3;
+                } else {
+                    if set[i] == n[0] {
+                        hit = true;
+                    }
+                    i += 1;
+                }
+            }
+            hit != neg && m(&p[end + 1..], &n[1..])
+        } else if first == c(b'\\') && p.len() > 1 {
+            !n.is_empty() && n[0] == p[1] && m(&p[2..], &n[1..])
+        } else {
+            !n.is_empty() && n[0] == first && m(&p[1..], &n[1..])
         }
+    }
+    if pattern.is_ascii() && name.is_ascii() {
+        return m(pattern.as_bytes(), name.as_bytes());
     }
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
@@ -650,6 +657,33 @@ pub fn metadata_map(c: &Chart, is_root: bool) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Go's `filepath.Match` cases, ASCII (matched over bytes) and not (over chars).
+    #[test]
+    fn path_match_as_go() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("*.md", "README.md", true),
+            ("*.md", "docs/README.md", false),
+            ("docs/*", "docs/a.md", true),
+            ("a?c", "abc", true),
+            ("a?c", "a/c", false),
+            ("[a-c]x", "bx", true),
+            ("[^a-c]x", "bx", false),
+            ("[^a-c]x", "dx", true),
+            ("[ab", "a", false),
+            ("\\*", "*", true),
+            ("\\*", "a", false),
+            ("*~", "values.yaml~", true),
+            (".git", ".git", true),
+            ("é*", "été", true),
+            ("?t?", "été", true),
+            ("[à-ê]t*", "été", true),
+            ("*.ß", "a/b.ß", false),
+        ];
+        for &(p, n, want) in cases {
+            assert_eq!(path_match(p, n), want, "{p:?} on {n:?}");
+        }
+    }
 
     #[test]
     fn symlink_cycles_end() {
