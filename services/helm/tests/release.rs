@@ -593,3 +593,136 @@ async fn release_records_equal_helm_upgrade_install() {
     let _ = controller.start_kill();
     let _ = controller.wait().await;
 }
+
+/// A release made by the real `helm install` is taken over: the HelmRelease upgrades it to
+/// revision 2 (its values), and helm's history shows both revisions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopts_a_release_made_by_helm_install() {
+    let env = TestEnv::start(Options {
+        simulate_workloads: Some(Duration::from_millis(200)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    crds(&env);
+    let tmp = tempfile::tempdir().unwrap();
+    let kubeconfig = tmp.path().join("kubeconfig");
+    env.write_kubeconfig(&kubeconfig).unwrap();
+    let helm = Helm {
+        kubeconfig: kubeconfig.clone(),
+        home: tmp.path().to_path_buf(),
+    };
+    let client = env.client().await.unwrap();
+    let chart = chart_package(&helm, "2.0.0");
+    let chart_file = tmp.path().join("web-2.0.0.tgz");
+    std::fs::write(&chart_file, &chart).unwrap();
+    helm.run(&[
+        "install",
+        "web",
+        chart_file.to_str().unwrap(),
+        "-n",
+        "default",
+        "--set",
+        "replicaCount=1",
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+
+    let url = serve(Arc::new(Mutex::new(chart.clone()))).await;
+    let charts: Api<HelmChart> = Api::namespaced(client.clone(), "default");
+    charts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmChart",
+                "metadata": {"name": "default-web", "namespace": "default"},
+                "spec": {"chart": "web", "version": "*", "interval": "10m",
+                         "sourceRef": {"kind": "HelmRepository", "name": "charts"}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    set_artifact_of::<HelmChart>(&client, "default-web", &url, &chart, "2.0.0").await;
+    let mut controller = tokio::process::Command::new(env!("CARGO_BIN_EXE_helm-controller"))
+        .args([
+            "--metrics-addr=127.0.0.1:0",
+            "--health-addr=127.0.0.1:0",
+            "--grpc-addr=127.0.0.1:0",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUNTIME_NAMESPACE", "default")
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let releases: Api<HelmRelease> = Api::namespaced(client.clone(), "default");
+    releases
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {"interval": "10m", "chartRef": {"kind": "HelmChart", "name": "default-web"},
+                         "values": {"replicaCount": 4}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let hr = wait_ready(&releases, "UpgradeSucceeded", "2.0.0").await;
+    let history = hr.status.unwrap().history.unwrap();
+    assert_eq!(history[0].version, 2);
+    let hist = helm.json(&["history", "web", "-n", "default", "-o", "json"]);
+    let states: Vec<(i64, String, String)> = hist
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["revision"].as_i64().unwrap(),
+                h["status"].as_str().unwrap().to_string(),
+                h["description"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (1, "superseded".to_string(), "Install complete".to_string()),
+            (2, "deployed".to_string(), "Upgrade complete".to_string()),
+        ]
+    );
+    assert_eq!(
+        helm.json(&["get", "values", "web", "-n", "default", "-o", "json"]),
+        json!({"replicaCount": 4})
+    );
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "default");
+    assert_eq!(
+        deployments.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(4)
+    );
+    // and helm can still act on it: a rollback to the helm-made revision (fields owned by the
+    // field manager helm-controller conflict with helm's server-side apply, as they do with
+    // upstream's controller, hence --force-conflicts)
+    helm.run(&[
+        "rollback",
+        "web",
+        "1",
+        "-n",
+        "default",
+        "--force-conflicts",
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(
+        deployments.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(1)
+    );
+    let _ = controller.start_kill();
+    let _ = controller.wait().await;
+}
