@@ -723,6 +723,44 @@ async fn adopts_a_release_made_by_helm_install() {
         deployments.get("web").await.unwrap().spec.unwrap().replicas,
         Some(1)
     );
+    // bad input: a valuesFrom object that does not exist leaves the release alone and says why
+    releases
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"valuesFrom": [{"kind": "ConfigMap", "name": "missing"}]}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let hr = releases.get("web").await.unwrap();
+        let ready = hr
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .cloned();
+        if let Some(c) = ready.filter(|c| c.reason == "ValuesError") {
+            assert_eq!(c.status, "False");
+            assert_eq!(c.message, "could not find ConfigMap 'default/missing'");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ValuesError: {:?}", hr.status);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let hist = helm.json(&["history", "web", "-n", "default", "-o", "json"]);
+    assert_eq!(
+        hist.as_array().map(Vec::len),
+        Some(3),
+        "no new revision: {hist}"
+    );
+    assert_eq!(
+        deployments.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(1)
+    );
     let _ = controller.start_kill();
     let _ = controller.wait().await;
 }
