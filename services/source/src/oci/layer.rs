@@ -8,7 +8,9 @@
 //! size and entry limits; later entries replace earlier files as on disk. Two differences from
 //! the disk round trip, both closer to upstream (whose untar keeps file modes): an executable
 //! file keeps its x bit (archived with mode 0700), and a name that is not UTF-8 is refused
-//! while unpacking rather than when archiving.
+//! while unpacking rather than when archiving. Also, a hard link copies its target as it is
+//! when the link entry comes (on disk a later entry rewriting the target would show through the
+//! link), and a file entry at the path of a symlink is refused rather than written through it.
 
 use std::collections::BTreeMap;
 use std::fs::File;
