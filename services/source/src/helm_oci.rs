@@ -15,6 +15,9 @@ use ferroflux_oci::client::{ClientOptions, OciImageManifest, Registry};
 
 use crate::helm_http::{self, SecretLookup};
 
+/// The largest signature payload read.
+const MAX_SIGNATURE_PAYLOAD: u64 = 1 << 20;
+
 /// Why the client could not be configured (an `AuthenticationFailed` message).
 pub type OptionsError = String;
 
@@ -202,6 +205,66 @@ impl ChartRepository {
             ));
         }
         chart_oci::match_version(&versions, version).map_err(|e| e.to_string())
+    }
+
+    /// cosign verification of the chart `version` with public keys, offline as upstream's
+    /// verifier for keys: the signature image `sha256-<hex>.sig` of the chart's manifest, any
+    /// simple-signing layer verified by any key and claiming that digest.
+    pub async fn verify_cosign(
+        &self,
+        version: &str,
+        keys: &[crate::oci::cosign::PublicKey],
+    ) -> Result<(), String> {
+        use crate::oci::cosign;
+        let tag = chart_oci::tag_for_version(version);
+        let url = format!("{}:{version}", self.url);
+        let digest = self
+            .registry
+            .tag_digest(&tag)
+            .await
+            .map_err(|e| format!("failed to verify {url}: {}", registry_error(&e)))?;
+        let reference = format!(
+            "{}:{tag}",
+            self.url.strip_prefix("oci://").unwrap_or(&self.url)
+        );
+        let no_match = || format!("no matching signatures were found for '{reference}'");
+        if keys.is_empty() {
+            return Err(no_match());
+        }
+        // No signature image, or one that cannot be read: nothing matches (as cosign).
+        let Ok(raw) = self
+            .registry
+            .tag_manifest(&cosign::signature_tag(&digest))
+            .await
+        else {
+            return Err(no_match());
+        };
+        let Ok(manifest) = serde_json::from_slice::<OciImageManifest>(&raw) else {
+            return Err(no_match());
+        };
+        for layer in manifest
+            .layers
+            .iter()
+            .filter(|l| l.media_type == cosign::SIMPLE_SIGNING_MEDIA_TYPE)
+        {
+            let Some(sig) = layer
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(cosign::SIGNATURE_ANNOTATION))
+            else {
+                continue;
+            };
+            let Ok(payload) = self.registry.blob_bytes(layer, MAX_SIGNATURE_PAYLOAD).await else {
+                continue;
+            };
+            if keys
+                .iter()
+                .any(|k| cosign::verify_layer(k, &payload, sig, &digest).is_ok())
+            {
+                return Ok(());
+            }
+        }
+        Err(no_match())
     }
 
     /// The chart layer of `version` (at most `max` bytes), as Helm's client pulls it: the

@@ -355,3 +355,106 @@ async fn oci_credentials_tls_and_values_files() {
     assert!(helm_try(home.path(), &["version"]).is_ok());
     drop(repo);
 }
+
+/// cosign with public keys over a chart pushed by helm: the signature of the chart's manifest
+/// digest verifies it (SourceVerified=True); another key's signature does not
+/// (ChartVerificationError, SourceVerified=False, nothing stored); a missing key secret is a
+/// VerificationError.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_chart_signatures_are_verified_with_cosign_keys() {
+    let reg = registry::start(None, None);
+    let (repo, tgzs) = packaged();
+    let home = tempfile::tempdir().unwrap();
+    push(home.path(), &reg, None, &tgzs[0], "charts");
+    push(home.path(), &reg, None, &tgzs[1], "charts");
+    let digest_of = |tag: &str| {
+        let url = format!("http://{}/v2/charts/podinfo/manifests/{tag}", reg.addr);
+        async move {
+            reqwest::Client::new()
+                .head(url)
+                .header("accept", registry::OCI_MANIFEST)
+                .send()
+                .await
+                .unwrap()
+                .headers()["docker-content-digest"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let (good, good_pub) = registry::openssl_p256_key(keys.path(), "good");
+    let (other, other_pub) = registry::openssl_p256_key(keys.path(), "other");
+    let reference = format!("{}/charts/podinfo", reg.addr);
+    // 1.0.0 signed by the trusted key, 1.1.0 by another one.
+    for (tag, key) in [("1.0.0", &good), ("1.1.0", &other)] {
+        let digest = digest_of(tag).await;
+        let payload = registry::simple_signing_payload(&reference, &digest);
+        let sig = registry::openssl_sign(keys.path(), key, &payload);
+        reg.push_signature("charts/podinfo", &digest, &[(payload, sig)])
+            .await;
+    }
+    let env = Env::new();
+    let mut lookup = ChartLookup::default()
+        .with_secret("cosign", &[("cosign.pub", good_pub.as_slice())])
+        .with_secret("others", &[("cosign.pub", other_pub.as_slice())]);
+    lookup
+        .helm_repos
+        .push(oci_repo(&reg.url("charts"), json!({"insecure": true})));
+    let verified = |version: &str, secret: &str, generation: i64| {
+        let mut c = chart(generation, version);
+        c.spec.verify = Some(
+            serde_json::from_value(json!({"provider": "cosign", "secretRef": {"name": secret}}))
+                .unwrap(),
+        );
+        c
+    };
+    let (obj, out) = env.ready(&verified("1.0.0", "cosign", 1), &lookup).await;
+    let conds = out.status.conditions.as_deref().unwrap();
+    let v = cond::get(conds, cond::SOURCE_VERIFIED).unwrap();
+    assert_eq!(
+        (v.status.as_str(), v.reason.as_str(), v.message.as_str()),
+        ("True", "Succeeded", "verified signature of version 1.0.0")
+    );
+
+    // Signed, but not by a trusted key.
+    let mut bad = verified("1.1.0", "cosign", 2);
+    bad.status = obj.status.clone();
+    let out = env.run(&bad, &lookup).await;
+    let conds = out.status.conditions.as_deref().unwrap();
+    let ready = cond::get(conds, cond::READY).unwrap();
+    assert_eq!(ready.status, "False");
+    assert_eq!(ready.reason, "ChartVerificationError", "{}", ready.message);
+    assert_eq!(
+        ready.message,
+        format!(
+            "chart verification error: no matching signatures were found for '{}/charts/podinfo:1.1.0'",
+            reg.addr
+        )
+    );
+    let v = cond::get(conds, cond::SOURCE_VERIFIED).unwrap();
+    assert_eq!(
+        (v.status.as_str(), v.reason.as_str()),
+        ("False", "VerificationError")
+    );
+    assert_eq!(
+        out.status.artifact.as_ref().unwrap().revision,
+        "1.0.0",
+        "the verified artifact is kept"
+    );
+    assert!(out.new_artifact.is_none());
+    // The same with the other key trusted verifies it.
+    env.ready(&verified("1.1.0", "others", 3), &lookup).await;
+
+    // A missing key secret.
+    let mut missing = verified("1.0.0", "absent", 4);
+    missing.status = obj.status.clone();
+    let out = env.run(&missing, &lookup).await;
+    let ready = cond::get(out.status.conditions.as_deref().unwrap(), cond::READY).unwrap();
+    assert_eq!(ready.reason, "VerificationError", "{}", ready.message);
+    assert_eq!(
+        ready.message,
+        "failed to verify the signature using provider 'cosign': secrets \"absent\" not found"
+    );
+    drop(repo);
+}
