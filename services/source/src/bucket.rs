@@ -35,7 +35,7 @@ use tokio::io::AsyncWriteExt;
 use crate::artifact_events::ArtifactEventLog;
 pub use crate::helm_http::SecretLookup;
 use crate::oci::ignore::{self, Matcher};
-use crate::pipeline::{self, Conds, ErrorKind, StepError, summarize, tempdir_in};
+use crate::pipeline::{self, Conds, ErrorKind, RunRecord, StepError, summarize, tempdir_in};
 pub use crate::pipeline::{PendingEvent, PipelineResult};
 use crate::storage::{ArchiveLimits, Storage, StorageError};
 
@@ -486,37 +486,23 @@ struct Run<'a, L: SecretLookup> {
     dir: PathBuf,
 }
 
+impl<L: SecretLookup> RunRecord for Run<'_, L> {
+    fn record(&mut self) -> (&mut Vec<Condition>, &mut Vec<PendingEvent>, Option<i64>) {
+        (
+            &mut self.conds,
+            &mut self.events,
+            self.obj.meta().generation,
+        )
+    }
+}
+
 impl<L: SecretLookup> Run<'_, L> {
-    fn c(&mut self) -> Conds<'_> {
-        Conds {
-            list: &mut self.conds,
-            generation: self.obj.meta().generation,
-        }
-    }
-
-    fn event(&mut self, severity: Severity, reason: &str, message: impl Into<String>) {
-        self.events
-            .push(PendingEvent::new(severity, reason, message));
-    }
-
     fn namespace(&self) -> String {
         self.obj.namespace().unwrap_or_default()
     }
 
     fn name(&self) -> String {
         self.obj.spec.bucket_name.clone().unwrap_or_default()
-    }
-
-    fn fetch_failed(&mut self, e: StepError) -> StepError {
-        self.c()
-            .mark_true(cond::FETCH_FAILED, &e.reason, &e.message);
-        e
-    }
-
-    fn storage_failed(&mut self, e: StepError) -> StepError {
-        self.c()
-            .mark_true(cond::STORAGE_OPERATION_FAILED, &e.reason, &e.message);
-        e
     }
 
     fn stored_revision(&self) -> Option<String> {

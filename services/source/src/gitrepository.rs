@@ -33,7 +33,7 @@ use crate::artifact_events::ArtifactEventLog;
 use crate::git::{self, AuthOptions, CloneConfig, CloneOutcome, Commit, Reference};
 use crate::ignore::{self, Matcher};
 use crate::pipeline;
-use crate::pipeline::{Conds, ErrorKind, StepError, one_line, summarize, tempdir_in};
+use crate::pipeline::{Conds, ErrorKind, RunRecord, StepError, one_line, summarize, tempdir_in};
 pub use crate::pipeline::{PendingEvent, PipelineResult};
 use crate::storage::{ArchiveLimits, Storage};
 
@@ -208,19 +208,17 @@ struct Run<'a, L: Lookup> {
     commit: Option<Commit>,
 }
 
+impl<L: Lookup> RunRecord for Run<'_, L> {
+    fn record(&mut self) -> (&mut Vec<Condition>, &mut Vec<PendingEvent>, Option<i64>) {
+        (
+            &mut self.conds,
+            &mut self.events,
+            self.obj.meta().generation,
+        )
+    }
+}
+
 impl<L: Lookup> Run<'_, L> {
-    fn c(&mut self) -> Conds<'_> {
-        Conds {
-            list: &mut self.conds,
-            generation: self.obj.meta().generation,
-        }
-    }
-
-    fn event(&mut self, severity: Severity, reason: &str, message: impl Into<String>) {
-        self.events
-            .push(PendingEvent::new(severity, reason, message));
-    }
-
     fn namespace(&self) -> String {
         self.obj.namespace().unwrap_or_default()
     }

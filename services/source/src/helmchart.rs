@@ -38,7 +38,7 @@ use sha2::Digest as _;
 use crate::artifact_events::ArtifactEventLog;
 use crate::helm_http::{self, GetError, Getter, Limit, SecretLookup};
 use crate::pipeline;
-use crate::pipeline::{Conds, ErrorKind, StepError, summarize, tempdir_in};
+use crate::pipeline::{Conds, ErrorKind, RunRecord, StepError, summarize, tempdir_in};
 pub use crate::pipeline::{PendingEvent, PipelineResult};
 use crate::storage::{Storage, StorageError};
 
@@ -294,37 +294,23 @@ struct Run<'a, L: Lookup> {
     build: Build,
 }
 
+impl<L: Lookup> RunRecord for Run<'_, L> {
+    fn record(&mut self) -> (&mut Vec<Condition>, &mut Vec<PendingEvent>, Option<i64>) {
+        (
+            &mut self.conds,
+            &mut self.events,
+            self.obj.meta().generation,
+        )
+    }
+}
+
 impl<L: Lookup> Run<'_, L> {
-    fn c(&mut self) -> Conds<'_> {
-        Conds {
-            list: &mut self.conds,
-            generation: self.obj.meta().generation,
-        }
-    }
-
-    fn event(&mut self, severity: Severity, reason: &str, message: impl Into<String>) {
-        self.events
-            .push(PendingEvent::new(severity, reason, message));
-    }
-
     fn namespace(&self) -> String {
         self.obj.namespace().unwrap_or_default()
     }
 
     fn force(&self) -> bool {
         self.obj.meta().generation != self.status.observed_generation
-    }
-
-    fn fetch_failed(&mut self, e: StepError) -> StepError {
-        self.c()
-            .mark_true(cond::FETCH_FAILED, &e.reason, &e.message);
-        e
-    }
-
-    fn storage_failed(&mut self, e: StepError) -> StepError {
-        self.c()
-            .mark_true(cond::STORAGE_OPERATION_FAILED, &e.reason, &e.message);
-        e
     }
 
     fn cached_chart(&self) -> Option<Vec<u8>> {

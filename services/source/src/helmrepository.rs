@@ -27,7 +27,7 @@ use crate::artifact_events::ArtifactEventLog;
 pub use crate::helm_http::SecretLookup as Lookup;
 use crate::helm_http::{self, GetError, Getter, Limit};
 use crate::pipeline;
-use crate::pipeline::{Conds, ErrorKind, StepError, summarize};
+use crate::pipeline::{Conds, ErrorKind, RunRecord, StepError, summarize};
 pub use crate::pipeline::{PendingEvent, PipelineResult};
 use crate::storage::{Storage, StorageError};
 
@@ -103,33 +103,19 @@ fn has_revision(status: &HelmRepositoryStatus, revision: &str) -> bool {
         .is_some_and(|a| a.revision == revision)
 }
 
+impl<L: Lookup> RunRecord for Run<'_, L> {
+    fn record(&mut self) -> (&mut Vec<Condition>, &mut Vec<PendingEvent>, Option<i64>) {
+        (
+            &mut self.conds,
+            &mut self.events,
+            self.obj.meta().generation,
+        )
+    }
+}
+
 impl<L: Lookup> Run<'_, L> {
-    fn c(&mut self) -> Conds<'_> {
-        Conds {
-            list: &mut self.conds,
-            generation: self.obj.meta().generation,
-        }
-    }
-
-    fn event(&mut self, severity: Severity, reason: &str, message: impl Into<String>) {
-        self.events
-            .push(PendingEvent::new(severity, reason, message));
-    }
-
     fn url(&self) -> String {
         self.obj.spec.url.clone().unwrap_or_default()
-    }
-
-    fn fetch_failed(&mut self, e: StepError) -> StepError {
-        self.c()
-            .mark_true(cond::FETCH_FAILED, &e.reason, &e.message);
-        e
-    }
-
-    fn storage_failed(&mut self, e: StepError) -> StepError {
-        self.c()
-            .mark_true(cond::STORAGE_OPERATION_FAILED, &e.reason, &e.message);
-        e
     }
 
     /// Step 1: garbage collection and the advertised artifact.

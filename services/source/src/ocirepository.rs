@@ -33,7 +33,7 @@ use crate::oci::auth::Keychain;
 use crate::oci::client::{ClientOptions, Registry};
 use crate::oci::{self, Repository, Resolved};
 use crate::pipeline;
-use crate::pipeline::{Conds, ErrorKind, StepError, summarize, tempdir_in};
+use crate::pipeline::{Conds, ErrorKind, RunRecord, StepError, summarize, tempdir_in};
 pub use crate::pipeline::{PendingEvent, PipelineResult};
 use crate::storage::archive::{ArchiveError, TarGzWriter};
 use crate::storage::{ArchiveLimits, Storage, StorageError};
@@ -145,38 +145,23 @@ struct Run<'a, L: Lookup> {
     fetched: Option<Fetched>,
 }
 
+impl<L: Lookup> RunRecord for Run<'_, L> {
+    fn record(&mut self) -> (&mut Vec<Condition>, &mut Vec<PendingEvent>, Option<i64>) {
+        (
+            &mut self.conds,
+            &mut self.events,
+            self.obj.meta().generation,
+        )
+    }
+}
+
 impl<L: Lookup> Run<'_, L> {
-    fn c(&mut self) -> Conds<'_> {
-        Conds {
-            list: &mut self.conds,
-            generation: self.obj.meta().generation,
-        }
-    }
-
-    fn event(&mut self, severity: Severity, reason: &str, message: impl Into<String>) {
-        self.events
-            .push(PendingEvent::new(severity, reason, message));
-    }
-
     fn namespace(&self) -> String {
         self.obj.namespace().unwrap_or_default()
     }
 
     fn url(&self) -> String {
         self.obj.spec.url.clone().unwrap_or_default()
-    }
-
-    /// Marks FetchFailed with the error and returns it.
-    fn fetch_failed(&mut self, e: StepError) -> StepError {
-        self.c()
-            .mark_true(cond::FETCH_FAILED, &e.reason, &e.message);
-        e
-    }
-
-    fn storage_failed(&mut self, e: StepError) -> StepError {
-        self.c()
-            .mark_true(cond::STORAGE_OPERATION_FAILED, &e.reason, &e.message);
-        e
     }
 
     /// Step 1: garbage collection and the advertised artifact.

@@ -174,6 +174,39 @@ pub(crate) fn one_line(s: &str) -> String {
         .join(": ")
 }
 
+/// What a source kind's reconcile run records as it goes: the conditions of the object's
+/// generation and the events sent at the end. A run gives access to its two lists; the step
+/// helpers (condition editing, events, the FetchFailed / StorageOperationFailed marks) are shared.
+pub(crate) trait RunRecord {
+    /// The conditions being written, the pending events, and the object's generation.
+    fn record(&mut self) -> (&mut Vec<Condition>, &mut Vec<PendingEvent>, Option<i64>);
+
+    fn c(&mut self) -> Conds<'_> {
+        let (list, _, generation) = self.record();
+        Conds { list, generation }
+    }
+
+    fn event(&mut self, severity: Severity, reason: &str, message: impl Into<String>) {
+        self.record()
+            .1
+            .push(PendingEvent::new(severity, reason, message));
+    }
+
+    /// Marks FetchFailed with the error and returns it.
+    fn fetch_failed(&mut self, e: StepError) -> StepError {
+        self.c()
+            .mark_true(cond::FETCH_FAILED, &e.reason, &e.message);
+        e
+    }
+
+    /// Marks StorageOperationFailed with the error and returns it.
+    fn storage_failed(&mut self, e: StepError) -> StepError {
+        self.c()
+            .mark_true(cond::STORAGE_OPERATION_FAILED, &e.reason, &e.message);
+        e
+    }
+}
+
 /// Conditions being edited for one object generation.
 pub(crate) struct Conds<'a> {
     pub(crate) list: &'a mut Vec<Condition>,
