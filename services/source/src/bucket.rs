@@ -35,9 +35,11 @@ use tokio::io::AsyncWriteExt;
 use crate::artifact_events::ArtifactEventLog;
 pub use crate::helm_http::SecretLookup;
 use crate::oci::ignore::{self, Matcher};
-use crate::pipeline::{self, Conds, ErrorKind, RunRecord, StepError, summarize, tempdir_in};
+use crate::pipeline::{
+    self, Conds, ErrorKind, RunRecord, StepError, storage_detail, summarize, tempdir_in,
+};
 pub use crate::pipeline::{PendingEvent, PipelineResult};
-use crate::storage::{ArchiveLimits, Storage, StorageError};
+use crate::storage::{ArchiveLimits, Storage};
 
 /// Kind name used in storage paths and events.
 pub const KIND: &str = "Bucket";
@@ -871,16 +873,6 @@ impl<L: SecretLookup> Run<'_, L> {
     }
 }
 
-fn storage_detail(e: &StorageError) -> String {
-    match e {
-        StorageError::Archive(m) => m.clone(),
-        StorageError::DirCreation(e) | StorageError::Lock(e) | StorageError::Read(e) => {
-            e.to_string()
-        }
-        other => other.to_string(),
-    }
-}
-
 /// Upstream's notify: NewArtifact on a new digest, Succeeded on recovery from a failure.
 fn notify(
     obj: &Bucket,
@@ -895,31 +887,13 @@ fn notify(
         "stored artifact with {files} fetched files from '{}' bucket",
         obj.spec.bucket_name.as_deref().unwrap_or_default()
     );
-    let metadata = BTreeMap::from([
-        ("revision".to_string(), artifact.revision.clone()),
-        ("digest".to_string(), artifact.digest.clone()),
-    ]);
-    let old_digest = old.artifact.as_ref().map(|a| a.digest.as_str());
-    let reason = if old_digest != Some(artifact.digest.as_str()) {
-        source_reason::NEW_ARTIFACT
-    } else {
-        let failing = |c: &[Condition]| {
-            [cond::FETCH_FAILED, cond::STORAGE_OPERATION_FAILED]
-                .iter()
-                .any(|t| cond::is_true(c, t))
-        };
-        if failing(old_conds) && !failing(new_conds) {
-            reason::SUCCEEDED
-        } else {
-            return None;
-        }
-    };
-    Some(PendingEvent {
-        severity: Severity::Info,
-        reason: reason.to_string(),
+    pipeline::stored_artifact_event(
+        old.artifact.as_ref(),
+        old_conds,
+        artifact,
+        new_conds,
         message,
-        metadata,
-    })
+    )
 }
 
 /// Runs one reconcile of `obj` (not being deleted, not suspended); `scratch_root` holds the

@@ -38,9 +38,11 @@ use sha2::Digest as _;
 use crate::artifact_events::ArtifactEventLog;
 use crate::helm_http::{self, GetError, Getter, Limit, SecretLookup};
 use crate::pipeline;
-use crate::pipeline::{Conds, ErrorKind, RunRecord, StepError, summarize, tempdir_in};
+use crate::pipeline::{
+    Conds, ErrorKind, RunRecord, StepError, storage_detail, summarize, tempdir_in,
+};
 pub use crate::pipeline::{PendingEvent, PipelineResult};
-use crate::storage::{Storage, StorageError};
+use crate::storage::Storage;
 
 /// Kind name used in storage paths and events.
 pub const KIND: &str = "HelmChart";
@@ -1502,16 +1504,6 @@ fn load_dir_metadata(dir: &Path, limits: Limits) -> Result<pkg::Metadata, String
     pkg::load_files(files, limits)
         .map(|c| c.metadata)
         .map_err(|e| e.0)
-}
-
-fn storage_detail(e: &StorageError) -> String {
-    match e {
-        StorageError::Archive(m) => m.clone(),
-        StorageError::DirCreation(e) | StorageError::Lock(e) | StorageError::Read(e) => {
-            e.to_string()
-        }
-        other => other.to_string(),
-    }
 }
 
 /// Upstream's notify: the build's reason and summary on a new digest or on recovery.

@@ -27,9 +27,9 @@ use crate::artifact_events::ArtifactEventLog;
 pub use crate::helm_http::SecretLookup as Lookup;
 use crate::helm_http::{self, GetError, Getter, Limit};
 use crate::pipeline;
-use crate::pipeline::{Conds, ErrorKind, RunRecord, StepError, summarize};
+use crate::pipeline::{Conds, ErrorKind, RunRecord, StepError, storage_detail, summarize};
 pub use crate::pipeline::{PendingEvent, PipelineResult};
-use crate::storage::{Storage, StorageError};
+use crate::storage::Storage;
 
 /// Kind name used in storage paths and events.
 pub const KIND: &str = "HelmRepository";
@@ -357,16 +357,6 @@ impl<L: Lookup> Run<'_, L> {
     }
 }
 
-fn storage_detail(e: &StorageError) -> String {
-    match e {
-        StorageError::Archive(m) => m.clone(),
-        StorageError::DirCreation(e) | StorageError::Lock(e) | StorageError::Read(e) => {
-            e.to_string()
-        }
-        other => other.to_string(),
-    }
-}
-
 /// go-units' `HumanSize`: decimal units, four significant digits, no space.
 pub fn human_size(size: f64) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
@@ -411,31 +401,13 @@ fn notify(
         "stored fetched index of {size} from '{}'",
         helm_http::redact(obj.spec.url.as_deref().unwrap_or_default())
     );
-    let metadata = BTreeMap::from([
-        ("revision".to_string(), artifact.revision.clone()),
-        ("digest".to_string(), artifact.digest.clone()),
-    ]);
-    let old_digest = old.artifact.as_ref().map(|a| a.digest.as_str());
-    let reason = if old_digest != Some(artifact.digest.as_str()) {
-        source_reason::NEW_ARTIFACT
-    } else {
-        let failing = |c: &[Condition]| {
-            [cond::FETCH_FAILED, cond::STORAGE_OPERATION_FAILED]
-                .iter()
-                .any(|t| cond::is_true(c, t))
-        };
-        if failing(old_conds) && !failing(new_conds) {
-            reason::SUCCEEDED
-        } else {
-            return None;
-        }
-    };
-    Some(PendingEvent {
-        severity: Severity::Info,
-        reason: reason.to_string(),
+    pipeline::stored_artifact_event(
+        old.artifact.as_ref(),
+        old_conds,
+        artifact,
+        new_conds,
         message,
-        metadata,
-    })
+    )
 }
 
 /// Runs one reconcile of a `default` type `obj` (not being deleted, not suspended).

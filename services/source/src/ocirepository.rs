@@ -33,10 +33,12 @@ use crate::oci::auth::Keychain;
 use crate::oci::client::{ClientOptions, Registry};
 use crate::oci::{self, Repository, Resolved};
 use crate::pipeline;
-use crate::pipeline::{Conds, ErrorKind, RunRecord, StepError, summarize, tempdir_in};
+use crate::pipeline::{
+    Conds, ErrorKind, RunRecord, StepError, storage_detail, summarize, tempdir_in,
+};
 pub use crate::pipeline::{PendingEvent, PipelineResult};
 use crate::storage::archive::{ArchiveError, TarGzWriter};
-use crate::storage::{ArchiveLimits, Storage, StorageError};
+use crate::storage::{ArchiveLimits, Storage};
 
 /// Kind name used in storage paths and events.
 pub const KIND: &str = "OCIRepository";
@@ -845,17 +847,6 @@ impl<L: Lookup> Run<'_, L> {
     }
 }
 
-/// The inner message of a storage error (without its own prefix, which the caller words).
-fn storage_detail(e: &StorageError) -> String {
-    match e {
-        StorageError::Archive(m) => m.clone(),
-        StorageError::DirCreation(e) | StorageError::Lock(e) | StorageError::Read(e) => {
-            e.to_string()
-        }
-        other => other.to_string(),
-    }
-}
-
 /// The layer upstream picks: the first with the selector's media type, or the first layer.
 fn select_layer<'a>(
     manifest: &'a OciImageManifest,
@@ -920,31 +911,13 @@ fn notify(
     {
         message = format!("{message}, origin source '{source}', origin revision '{revision}'");
     }
-    let metadata = BTreeMap::from([
-        ("revision".to_string(), artifact.revision.clone()),
-        ("digest".to_string(), artifact.digest.clone()),
-    ]);
-    let old_digest = old.artifact.as_ref().map(|a| a.digest.as_str());
-    let reason = if old_digest != Some(artifact.digest.as_str()) {
-        source_reason::NEW_ARTIFACT
-    } else {
-        let failing = |c: &[Condition]| {
-            [cond::FETCH_FAILED, cond::STORAGE_OPERATION_FAILED]
-                .iter()
-                .any(|t| cond::is_true(c, t))
-        };
-        if failing(old_conds) && !failing(new_conds) {
-            reason::SUCCEEDED
-        } else {
-            return None;
-        }
-    };
-    Some(PendingEvent {
-        severity: Severity::Info,
-        reason: reason.to_string(),
+    pipeline::stored_artifact_event(
+        old.artifact.as_ref(),
+        old_conds,
+        artifact,
+        new_conds,
         message,
-        metadata,
-    })
+    )
 }
 
 /// Runs one reconcile of `obj` (not being deleted, not suspended): returns the new status, the

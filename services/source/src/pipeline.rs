@@ -12,7 +12,7 @@ use ferroflux_api::conditions::{self as cond, reason, source_reason};
 use ferroflux_runtime::events::Severity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 
 /// An event the pipeline wants published.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -483,4 +483,49 @@ pub(crate) async fn collect_garbage<K: kube::Resource<DynamicType = ()>>(
         Ok(None) => Ok(()),
         Err(e) => Err(failed(&e)),
     }
+}
+
+/// The inner message of a storage error (without its own prefix, which the caller words).
+pub(crate) fn storage_detail(e: &StorageError) -> String {
+    match e {
+        StorageError::Archive(m) => m.clone(),
+        StorageError::DirCreation(e) | StorageError::Lock(e) | StorageError::Read(e) => {
+            e.to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Upstream's notify for a stored artifact: `NewArtifact` when the digest changed, `Succeeded`
+/// when a fetch or storage failure has just cleared, no event otherwise.
+pub(crate) fn stored_artifact_event(
+    old: Option<&Artifact>,
+    old_conds: &[Condition],
+    new: &Artifact,
+    new_conds: &[Condition],
+    message: String,
+) -> Option<PendingEvent> {
+    let reason = if old.map(|a| a.digest.as_str()) != Some(new.digest.as_str()) {
+        source_reason::NEW_ARTIFACT
+    } else {
+        let failing = |c: &[Condition]| {
+            [cond::FETCH_FAILED, cond::STORAGE_OPERATION_FAILED]
+                .iter()
+                .any(|t| cond::is_true(c, t))
+        };
+        if failing(old_conds) && !failing(new_conds) {
+            reason::SUCCEEDED
+        } else {
+            return None;
+        }
+    };
+    Some(PendingEvent {
+        severity: Severity::Info,
+        reason: reason.to_string(),
+        message,
+        metadata: BTreeMap::from([
+            ("revision".to_string(), new.revision.clone()),
+            ("digest".to_string(), new.digest.clone()),
+        ]),
+    })
 }
