@@ -541,7 +541,7 @@ pub fn list(cmd: ListCommand) -> anyhow::Result<()> {
     let reference = ArtifactRef::parse(&args.url).map_err(|e| anyhow!(e))?;
     let constraint = match args.filter_semver.as_deref().filter(|s| !s.is_empty()) {
         Some(range) => Some(
-            source_controller::semver::Constraint::parse(range)
+            ferroflux_semver::Constraints::parse(range)
                 .map_err(|e| anyhow!("semver '{range}' parse error: {e}"))?,
         ),
         None => None,

@@ -15,7 +15,6 @@ pub mod helmrepository;
 pub mod oci;
 pub mod ocirepository;
 pub mod pipeline;
-pub mod semver;
 pub mod server;
 pub mod storage;
 pub mod verify;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::semver::Version;
+use crate::semver::{Constraints, Version};
 
 /// Why an index could not be read or a chart version not found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -523,12 +523,12 @@ impl IndexFile {
             return Ok(cv);
         }
         let range = if version.is_empty() { "*" } else { version };
-        let constraint = Range::parse(range).map_err(IndexError::Constraint)?;
+        let constraint = Constraints::parse(range).map_err(IndexError::Constraint)?;
         let mut matched: Vec<(Version, &ChartVersion)> = versions
             .iter()
             .filter(|cv| cv.version.splitn(3, '.').count() == 3)
             .filter_map(|cv| Version::parse(&cv.version).ok().map(|v| (v, *cv)))
-            .filter(|(v, _)| constraint.check(v))
+            .filter(|(v, _)| constraint.matches(v))
             .collect();
         if matched.is_empty() {
             return Err(IndexError::NoMatch {
@@ -576,179 +576,6 @@ fn go_escape_html(json: Vec<u8>) -> Vec<u8> {
         }
     }
     out.into_bytes()
-}
-
-/// A Masterminds/semver v3 constraint: OR of AND groups; a pre-release version can only
-/// match a group that names a pre-release somewhere (checked per group, as v3 does).
-pub struct Range(Vec<(Vec<Comparator>, bool)>);
-
-struct Comparator {
-    op: String,
-    v: Version,
-    /// Wildcard/missing parts: 0 none, 1 patch, 2 minor and patch, 3 all.
-    dirty: u8,
-}
-
-fn part(p: Option<&str>, whole: &str) -> Result<(u64, bool), String> {
-    match p {
-        None => Ok((0, true)),
-        Some("x" | "X" | "*") => Ok((0, true)),
-        Some(x) if !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()) => x
-            .parse()
-            .map(|n| (n, false))
-            .map_err(|_| format!("improper constraint: {whole}")),
-        Some(_) => Err(format!("improper constraint: {whole}")),
-    }
-}
-
-impl Comparator {
-    fn parse(s: &str, whole: &str) -> Result<Comparator, String> {
-        let s = s.trim();
-        let ops = ["!=", ">=", "=>", "<=", "=<", "~>", ">", "<", "=", "~", "^"];
-        let (op, rest) = ops
-            .iter()
-            .find_map(|o| s.strip_prefix(o).map(|r| (o.to_string(), r)))
-            .unwrap_or((String::new(), s));
-        let rest = rest.trim();
-        let rest = rest.strip_prefix(['v', 'V']).unwrap_or(rest);
-        if rest.is_empty() || rest == "*" || rest == "x" || rest == "X" {
-            let v = Version::parse("0.0.0")?;
-            return Ok(Comparator { op, v, dirty: 3 });
-        }
-        let (core, pre_meta) = match rest.find(['-', '+']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let parts: Vec<&str> = core.split('.').collect();
-        if parts.len() > 3 {
-            return Err(format!("improper constraint: {whole}"));
-        }
-        let (maj, dm) = part(parts.first().copied(), whole)?;
-        let (min, dn) = part(parts.get(1).copied(), whole)?;
-        let (pat, dp) = part(parts.get(2).copied(), whole)?;
-        let dirty = if dm {
-            3
-        } else if dn {
-            2
-        } else if dp {
-            1
-        } else {
-            0
-        };
-        let v = Version::parse(&format!("{maj}.{min}.{pat}{pre_meta}"))
-            .map_err(|_| format!("improper constraint: {whole}"))?;
-        Ok(Comparator { op, v, dirty })
-    }
-
-    fn check(&self, v: &Version, include_pre: bool) -> bool {
-        if !v.pre.is_empty() && !include_pre {
-            return false;
-        }
-        let c = &self.v;
-        let cmp = v.compare(c);
-        let same_minor = v.major == c.major && v.minor == c.minor;
-        match self.op.as_str() {
-            "" | "=" => match self.dirty {
-                0 => cmp == Ordering::Equal,
-                1 => same_minor,
-                2 => v.major == c.major,
-                _ => true,
-            },
-            "!=" => match self.dirty {
-                0 => cmp != Ordering::Equal,
-                1 => !same_minor,
-                2 => v.major != c.major,
-                _ => false,
-            },
-            ">" => match self.dirty {
-                0 => cmp == Ordering::Greater,
-                1 => (v.major, v.minor) > (c.major, c.minor),
-                2 => v.major > c.major,
-                _ => false,
-            },
-            ">=" | "=>" => cmp != Ordering::Less,
-            "<" => cmp == Ordering::Less,
-            "<=" | "=<" => match self.dirty {
-                0 => cmp != Ordering::Greater,
-                1 => (v.major, v.minor) <= (c.major, c.minor),
-                2 => v.major <= c.major,
-                _ => true,
-            },
-            "~" | "~>" => {
-                if cmp == Ordering::Less {
-                    return false;
-                }
-                match self.dirty {
-                    3 => true,
-                    2 => v.major == c.major,
-                    _ => same_minor,
-                }
-            }
-            "^" => {
-                if cmp == Ordering::Less {
-                    return false;
-                }
-                if self.dirty >= 3 {
-                    return true;
-                }
-                if c.major > 0 || self.dirty == 2 {
-                    return v.major == c.major;
-                }
-                if c.minor > 0 || self.dirty == 1 {
-                    return v.major == 0 && v.minor == c.minor;
-                }
-                v.major == 0 && v.minor == 0 && v.patch == c.patch
-            }
-            _ => false,
-        }
-    }
-}
-
-impl Range {
-    pub fn parse(s: &str) -> Result<Range, String> {
-        let mut groups = Vec::new();
-        for or in s.split("||") {
-            let or = or.trim();
-            let mut cmps = Vec::new();
-            if let Some((a, b)) = or.split_once(" - ") {
-                let mut lo = Comparator::parse(a, s)?;
-                let mut hi = Comparator::parse(b, s)?;
-                lo.op = ">=".into();
-                hi.op = "<=".into();
-                cmps.push(lo);
-                cmps.push(hi);
-            } else {
-                let mut toks: Vec<String> = Vec::new();
-                for piece in or.split(',') {
-                    let mut cur = String::new();
-                    for w in piece.split_whitespace() {
-                        if !cur.is_empty() && !cur.chars().all(|c| "<>=!~^".contains(c)) {
-                            toks.push(std::mem::take(&mut cur));
-                        }
-                        cur.push_str(w);
-                    }
-                    if !cur.is_empty() {
-                        toks.push(cur);
-                    }
-                }
-                if toks.is_empty() {
-                    return Err(format!("improper constraint: {s}"));
-                }
-                for t in toks {
-                    cmps.push(Comparator::parse(&t, s)?);
-                }
-            }
-            let has_pre = cmps.iter().any(|c| !c.v.pre.is_empty());
-            groups.push((cmps, has_pre));
-        }
-        Ok(Range(groups))
-    }
-
-    pub fn check(&self, v: &Version) -> bool {
-        self.0
-            .iter()
-            .any(|(g, pre)| g.iter().all(|c| c.check(v, *pre)))
-    }
 }
 
 #[cfg(test)]

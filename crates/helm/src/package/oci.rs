@@ -9,8 +9,7 @@
 
 use std::cmp::Ordering;
 
-use crate::package::index::Range;
-use crate::semver::Version;
+use crate::semver::{Constraints, Version};
 
 /// The manifest config media type of a Helm chart.
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
@@ -105,13 +104,13 @@ pub fn match_version(versions: &[String], version: &str) -> Result<String, Match
     } else {
         version
     };
-    let constraint = Range::parse(range).map_err(MatchError::Constraint)?;
+    let constraint = Constraints::parse(range).map_err(MatchError::Constraint)?;
     let mut best: Option<Version> = None;
     for v in versions {
         let Some(parsed) = concrete_version(v) else {
             continue;
         };
-        if !constraint.check(&parsed) {
+        if !constraint.matches(&parsed) {
             continue;
         }
         if best

@@ -330,8 +330,8 @@ type SemverCandidate = (String, gix::ObjectId, Option<gix::ObjectId>);
 /// allowed, pre-releases only when the range names one), sorted by name. More than one when
 /// versions are equal in precedence (`v1.0.0` and `1.0.0`, or only build metadata differs).
 fn pick_semver(refs: &[Ref], range: &str) -> Result<Vec<SemverCandidate>, GitError> {
-    let constraint = crate::semver::Constraint::parse(range).map_err(GitError::SemverParse)?;
-    let mut best: Option<crate::semver::Version> = None;
+    let constraint = ferroflux_semver::Constraints::parse(range).map_err(GitError::SemverParse)?;
+    let mut best: Option<ferroflux_semver::Version> = None;
     let mut tied: Vec<SemverCandidate> = Vec::new();
     for r in refs {
         let (name, object, tag) = match r {
@@ -353,7 +353,7 @@ fn pick_semver(refs: &[Ref], range: &str) -> Result<Vec<SemverCandidate>, GitErr
         else {
             continue;
         };
-        let Some(v) = crate::semver::Version::parse(short) else {
+        let Ok(v) = ferroflux_semver::Version::parse(short) else {
             continue;
         };
         if !constraint.matches(&v) {

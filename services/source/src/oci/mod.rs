@@ -8,7 +8,7 @@ pub mod layer;
 
 pub use ferroflux_oci::*;
 
-use crate::semver::{Constraint, Version};
+use ferroflux_semver::{Constraints, Version};
 
 /// Helm charts map SemVer `+` to `_` in OCI tags (`+` is not allowed in tags); upstream reads
 /// `_` as `+` when the layer selector asks for Helm chart content.
@@ -39,7 +39,7 @@ pub fn strict_version(tag: &str) -> Option<Version> {
     if rest == "-" || rest == "+" || rest.ends_with('.') || rest.contains("..") {
         return None;
     }
-    Version::parse(body)
+    Version::parse(body).ok()
 }
 
 /// Picks the highest tag matching `range` among `tags` (those matching `filter`, a regular
@@ -55,7 +55,7 @@ pub fn select_semver_tag(
         None => None,
     };
     let constraint =
-        Constraint::parse(range).map_err(|e| format!("semver '{range}' parse error: {e}"))?;
+        Constraints::parse(range).map_err(|e| format!("semver '{range}' parse error: {e}"))?;
     let mut best: Option<(Version, &String)> = None;
     for tag in tags {
         if filter.as_ref().is_some_and(|re| !re.is_match(tag)) {
