@@ -15,6 +15,8 @@
 //! - [`Manager`]: process bootstrap tying the above together for a controller binary.
 
 pub mod artifact;
+pub mod artifact_events;
+pub mod cel;
 pub mod driver;
 pub mod events;
 pub mod flags;

@@ -4,14 +4,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use ferroflux_api::{
     Artifact, Bucket, ExternalArtifact, GitRepository, Kustomization, OCIRepository,
 };
-use ferroflux_proto::SubscribeRequest;
-use ferroflux_proto::artifact_events_client::ArtifactEventsClient;
-use ferroflux_proto::artifact_stream_message::Message;
 use ferroflux_runtime::driver::WatchTap;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -202,69 +198,12 @@ impl Triggers {
         }
     }
 
-    /// Follows source-controller's ArtifactEvents, reconnecting with the last sequence seen.
+    /// Follows source-controller's ArtifactEvents (the shared follower of the runtime).
     async fn subscribe(self, addr: String, namespace: Option<String>) {
-        let url = if addr.contains("://") {
-            addr
-        } else {
-            format!("http://{addr}")
-        };
-        let mut last = 0u64;
-        let mut delay = Duration::from_millis(200);
-        loop {
-            let client = ArtifactEventsClient::connect(url.clone()).await;
-            let mut client = match client {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::debug!(error = %e, addr = %url, "artifact events unavailable, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                    continue;
-                }
-            };
-            let request = SubscribeRequest {
-                after_sequence: last,
-                kinds: Vec::new(),
-                namespace: namespace.clone().unwrap_or_default(),
-            };
-            let mut stream = match client.subscribe(request).await {
-                Ok(s) => s.into_inner(),
-                Err(e) => {
-                    tracing::debug!(error = %e, "artifact events subscribe failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                    continue;
-                }
-            };
-            tracing::info!(addr = %url, after = last, "subscribed to artifact events");
-            delay = Duration::from_millis(200);
-            loop {
-                match stream.message().await {
-                    Ok(Some(msg)) => match msg.message {
-                        Some(Message::Event(ev)) => {
-                            last = ev.sequence;
-                            self.announce((ev.kind, ev.namespace, ev.name), &ev.revision, false);
-                        }
-                        Some(Message::Gap(gap)) => {
-                            // Events were missed; the source watches (which relist) cover them.
-                            tracing::info!(
-                                oldest = gap.oldest_retained,
-                                newest = gap.newest,
-                                "artifact events gap; relying on the source watches"
-                            );
-                            last = gap.newest;
-                        }
-                        None => {}
-                    },
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "artifact events stream ended");
-                        break;
-                    }
-                }
-            }
-            tokio::time::sleep(delay).await;
-        }
+        ferroflux_runtime::artifact_events::follow(addr, namespace, |ev| {
+            self.announce((ev.kind, ev.namespace, ev.name), &ev.revision, false)
+        })
+        .await
     }
 
     /// Keeps the artifact a source's status carries (what reconciles read, as upstream reads
