@@ -21,6 +21,7 @@ use ferroflux_runtime::events::EventRecorder;
 use ferroflux_runtime::{Manager, RuntimeOptions};
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
@@ -55,12 +56,13 @@ pub struct Flags {
 }
 
 /// One watch of a static kind (Alert, Provider): the cache routing reads, and the stream its
-/// reconciler runs on.
+/// reconciler runs on (applied objects); `on_delete` sees each object the watch reports deleted.
 #[allow(clippy::type_complexity)]
 fn watch_static<K>(
     client: kube::Client,
     namespace: Option<String>,
     label_selector: &str,
+    on_delete: impl Fn(&K) + Send + Sync + 'static,
 ) -> (Store<K>, BoxStream<'static, Result<K, watcher::Error>>)
 where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -86,7 +88,17 @@ where
             obj.meta_mut().managed_fields = None;
         })
         .reflect(writer)
-        .applied_objects()
+        .filter_map(move |event| {
+            futures::future::ready(match event {
+                Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => Some(Ok(obj)),
+                Ok(watcher::Event::Delete(obj)) => {
+                    on_delete(&obj);
+                    None
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(e) => Some(Err(e)),
+            })
+        })
         .boxed();
     (reader, stream)
 }
@@ -118,16 +130,44 @@ impl Wiring {
         impl std::future::Future<Output = ()> + Send + use<>,
     )> {
         let recorder = EventRecorder::new(client.clone(), CONTROLLER, "");
-        let (alerts, alert_stream) =
-            watch_static::<Alert>(client.clone(), self.namespace.clone(), &self.label_selector);
-        let (providers, provider_stream) =
-            watch_static::<Provider>(client.clone(), self.namespace.clone(), &self.label_selector);
+        let dispatcher = provider::Dispatcher::new(recorder);
+        self.start_with(client, dispatcher, shutdown).await
+    }
+
+    /// Like [`Wiring::start`], delivering through `dispatcher` (tests keep a handle on it to
+    /// see its queues).
+    pub async fn start_with(
+        self,
+        client: kube::Client,
+        dispatcher: provider::Dispatcher,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> std::io::Result<(
+        std::net::SocketAddr,
+        impl std::future::Future<Output = ()> + Send + use<>,
+    )> {
+        let recorder = EventRecorder::new(client.clone(), CONTROLLER, "");
+        let (alerts, alert_stream) = watch_static::<Alert>(
+            client.clone(),
+            self.namespace.clone(),
+            &self.label_selector,
+            |_| {},
+        );
+        // A deleted Provider's queue and worker go with it.
+        let d = dispatcher.clone();
+        let (providers, provider_stream) = watch_static::<Provider>(
+            client.clone(),
+            self.namespace.clone(),
+            &self.label_selector,
+            move |p: &Provider| {
+                d.remove_provider(&p.namespace().unwrap_or_default(), &p.name_any());
+            },
+        );
         let router = Arc::new(intake::Router {
             client: client.clone(),
             alerts: alerts.clone(),
             providers: providers.clone(),
             recorder: recorder.clone(),
-            dispatcher: provider::Dispatcher::new(recorder.clone()),
+            dispatcher,
             no_cross_namespace_refs: self.no_cross_namespace_refs,
             workload_identity: self.workload_identity,
             caches_ready: Default::default(),

@@ -5,6 +5,7 @@
 //! and the Provider reconciler (finalizer only, as upstream: Providers are static).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -147,6 +148,7 @@ pub async fn load_settings(client: &Client, provider: &Provider) -> Result<Setti
         provider_uid: provider.uid().unwrap_or_default(),
         provider_name: provider.name_any(),
         provider_namespace: ns.clone(),
+        pubsub_emulator_host: std::env::var("PUBSUB_EMULATOR_HOST").unwrap_or_default(),
         ..Default::default()
     };
     let mut provider_secret = None;
@@ -252,8 +254,13 @@ pub const QUEUE_CAPACITY: usize = 32 * 1024;
 /// answering within 100 ms takes over 1,000 deliveries a second.
 pub const IN_FLIGHT_PER_PROVIDER: usize = 128;
 
-/// The queue of each Provider, by namespace and name.
-type Queues = HashMap<(String, String), mpsc::Sender<Job>>;
+/// A Provider's worker retires after this long without a delivery (its queue is made again by
+/// the next one). Deleted Providers lose theirs at once ([`Dispatcher::remove_provider`]); this
+/// also ends a worker started by a delivery that raced with the deletion.
+pub const WORKER_IDLE: Duration = Duration::from_secs(300);
+
+/// The queue of each Provider, by namespace and name: its worker's id and sender.
+type Queues = HashMap<(String, String), (u64, mpsc::Sender<Job>)>;
 
 /// HTTP clients of Providers with their own proxy or TLS settings, kept so that their
 /// connections are reused (key: proxy URL and the PEM material).
@@ -271,6 +278,19 @@ pub struct Dispatcher {
     /// (a stalled Provider fails every delivery; client-go's event spam filter likewise drops
     /// most of such a storm upstream).
     reports: Arc<Semaphore>,
+    /// Worker tasks alive (each ends when its queue is dropped and drained, or when idle).
+    workers: Arc<AtomicUsize>,
+    next_worker: Arc<AtomicU64>,
+    idle: Duration,
+}
+
+/// Decrements the live worker count when a worker task ends, however it ends.
+struct WorkerAlive(Arc<AtomicUsize>);
+
+impl Drop for WorkerAlive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Failure Events recorded at the same time, at most.
@@ -291,6 +311,41 @@ impl Dispatcher {
             recorder,
             http,
             reports: Arc::new(Semaphore::new(MAX_PENDING_REPORTS)),
+            workers: Arc::new(AtomicUsize::new(0)),
+            next_worker: Arc::new(AtomicU64::new(0)),
+            idle: WORKER_IDLE,
+        }
+    }
+
+    /// Like [`Dispatcher::new`], with workers retiring after `idle` without deliveries.
+    pub fn with_idle(recorder: EventRecorder, idle: Duration) -> Self {
+        Self {
+            idle,
+            ..Self::new(recorder)
+        }
+    }
+
+    /// Providers (namespace, name) that have a delivery queue.
+    pub fn queues(&self) -> Vec<(String, String)> {
+        let mut v: Vec<_> = self
+            .queues
+            .lock()
+            .map(|q| q.keys().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Worker tasks alive (one per queue, plus any still draining a dropped queue).
+    pub fn workers(&self) -> usize {
+        self.workers.load(Ordering::SeqCst)
+    }
+
+    /// Drops the queue of a deleted Provider: deliveries already queued are still sent (or
+    /// fail on their deadline), then its worker ends.
+    pub fn remove_provider(&self, namespace: &str, name: &str) {
+        if let Ok(mut queues) = self.queues.lock() {
+            queues.remove(&(namespace.to_string(), name.to_string()));
         }
     }
 
@@ -326,35 +381,82 @@ impl Dispatcher {
     /// Queues `job` for the Provider `namespace/name`; a full queue is reported like a failed
     /// delivery.
     pub fn enqueue(&self, namespace: &str, name: &str, job: Job) {
-        let sender = {
-            let Ok(mut queues) = self.queues.lock() else {
-                return;
+        let key = (namespace.to_string(), name.to_string());
+        let mut job = job;
+        // A second try when the queue was closed by its worker retiring in between.
+        for _ in 0..2 {
+            let (id, sender) = {
+                let Ok(mut queues) = self.queues.lock() else {
+                    return;
+                };
+                match queues.get(&key) {
+                    Some((id, s)) if !s.is_closed() => (*id, s.clone()),
+                    _ => {
+                        let (id, s) = self.spawn_worker(key.clone());
+                        queues.insert(key.clone(), (id, s.clone()));
+                        (id, s)
+                    }
+                }
             };
-            match queues.get(&(namespace.to_string(), name.to_string())) {
-                Some(s) if !s.is_closed() => s.clone(),
-                _ => {
-                    let s = self.spawn_worker();
-                    queues.insert((namespace.to_string(), name.to_string()), s.clone());
-                    s
+            match sender.try_send(job) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Closed(j)) => {
+                    if let Ok(mut queues) = self.queues.lock()
+                        && queues.get(&key).is_some_and(|(i, _)| *i == id)
+                    {
+                        queues.remove(&key);
+                    }
+                    job = j;
+                }
+                Err(mpsc::error::TrySendError::Full(j)) => {
+                    let err =
+                        format!("the delivery queue of provider '{namespace}/{name}' is full");
+                    // Reported off the intake's path: recording an Event must not slow it down.
+                    self.report(j, &err);
+                    return;
                 }
             }
-        };
-        if let Err(e) = sender.try_send(job) {
-            let job = match e {
-                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
-            };
-            let err = format!("the delivery queue of provider '{namespace}/{name}' is full");
-            // Reported off the intake's path: recording an Event must not slow it down.
-            self.report(job, &err);
         }
+        let err = format!("the delivery queue of provider '{namespace}/{name}' is closed");
+        self.report(job, &err);
     }
 
-    fn spawn_worker(&self) -> mpsc::Sender<Job> {
+    /// Removes the queue `key` if it is still the one of worker `id` (it may have been
+    /// dropped, or replaced, meanwhile); true when it was.
+    fn retire(&self, key: &(String, String), id: u64) -> bool {
+        let Ok(mut queues) = self.queues.lock() else {
+            return false;
+        };
+        if queues.get(key).is_some_and(|(i, _)| *i == id) {
+            queues.remove(key);
+            return true;
+        }
+        !queues.contains_key(key)
+    }
+
+    fn spawn_worker(&self, key: (String, String)) -> (u64, mpsc::Sender<Job>) {
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE_CAPACITY);
+        let id = self.next_worker.fetch_add(1, Ordering::SeqCst);
         let limit = Arc::new(Semaphore::new(IN_FLIGHT_PER_PROVIDER));
         let this = self.clone();
+        self.workers.fetch_add(1, Ordering::SeqCst);
+        let alive = WorkerAlive(self.workers.clone());
         tokio::spawn(async move {
-            while let Some(job) = rx.recv().await {
+            let _alive = alive;
+            loop {
+                let job = match tokio::time::timeout(this.idle, rx.recv()).await {
+                    Ok(Some(job)) => job,
+                    // Every sender dropped (the Provider was deleted) and the queue drained.
+                    Ok(None) => break,
+                    Err(_idle) => {
+                        if this.retire(&key, id) {
+                            // No new sender can be taken now; what was sent meanwhile is
+                            // still delivered.
+                            rx.close();
+                        }
+                        continue;
+                    }
+                };
                 // Expired while queued: failed as upstream's Post fails on its context.
                 if tokio::time::Instant::now() >= job.deadline {
                     let err = deadline_exceeded(job.timeout);
@@ -383,7 +485,7 @@ impl Dispatcher {
                 });
             }
         });
-        tx
+        (id, tx)
     }
 
     /// Logs a failed delivery (token masked) and records its `NotificationDispatchFailed`

@@ -5,6 +5,7 @@
 
 pub mod alertmanager;
 pub mod azuredevops;
+pub mod azureeventhub;
 pub mod bitbucket;
 pub mod commitstatus;
 pub mod datadog;
@@ -13,6 +14,7 @@ pub mod gitea;
 pub mod github;
 pub mod gitlab;
 pub mod googlechat;
+pub mod googlepubsub;
 pub mod grafana;
 pub mod incidentio;
 pub mod lark;
@@ -62,6 +64,12 @@ pub struct Settings {
     /// Where the telegram provider finds the Bot API; empty: `https://api.telegram.org`. Not
     /// set from any Provider field (upstream ignores `address` for telegram); tests only.
     pub telegram_api_base: String,
+    /// `PUBSUB_EMULATOR_HOST` (host:port) as the Go Pub/Sub client reads it: googlepubsub then
+    /// publishes there over plain HTTP without credentials.
+    pub pubsub_emulator_host: String,
+    /// Replaces the scheme and host of the googlepubsub and azureeventhub (token) endpoints.
+    /// Not set from any Provider field (upstream has none); tests only.
+    pub api_base: String,
     /// The Alert the event is delivered for (the otel provider names its resource after it).
     pub alert_name: String,
     pub alert_namespace: String,
@@ -142,6 +150,10 @@ pub enum Delivery {
     CommitStatus(commitstatus::Plan),
     /// An Azure DevOps commit status (resource locations first, then list and create).
     AzureDevOps(azuredevops::Plan),
+    /// A Google Pub/Sub publish (credentials first).
+    GooglePubSub(googlepubsub::Plan),
+    /// An Azure Event Hubs send (SAS token computed at send time).
+    AzureEventHub(azureeventhub::Plan),
     /// Nothing to send (e.g. PagerDuty ignores `Progressing` events).
     Nothing,
 }
@@ -196,14 +208,8 @@ pub fn build(kind: ProviderType, s: &Settings, event: &Event) -> Result<Delivery
         T::Otel => {
             otel::build(s, event).map(|r| r.map_or(Delivery::Nothing, |r| Delivery::Http(vec![r])))
         }
-        T::AzureEventHub => Err(format!(
-            "{}: upstream sends to Event Hubs over AMQP 1.0, which ferroflux does not implement",
-            unsupported(kind)
-        )),
-        T::GooglePubSub => Err(format!(
-            "{}: upstream publishes through the Pub/Sub gRPC API, which ferroflux does not implement",
-            unsupported(kind)
-        )),
+        T::AzureEventHub => azureeventhub::build(s, event).map(Delivery::AzureEventHub),
+        T::GooglePubSub => googlepubsub::build(s, event).map(Delivery::GooglePubSub),
         other => Err(unsupported(other)),
     }
 }
@@ -392,6 +398,8 @@ pub async fn send_with(delivery: &Delivery, client: &reqwest::Client) -> Result<
         Delivery::Nats(p) => nats::publish(p).await,
         Delivery::CommitStatus(plan) => commitstatus::send(client, plan).await,
         Delivery::AzureDevOps(plan) => azuredevops::send(client, plan).await,
+        Delivery::GooglePubSub(plan) => googlepubsub::send(client, plan).await,
+        Delivery::AzureEventHub(plan) => azureeventhub::send(client, plan).await,
         Delivery::Http(requests) => {
             for r in requests {
                 send_request(client, r)

@@ -4,14 +4,19 @@
 //! NotificationDispatchFailed with the token masked, Migration).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferroflux_api::provider::ProviderType;
 use ferroflux_api::{Alert, Kustomization, Provider};
+use ferroflux_runtime::events::EventRecorder;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use notification_controller::Wiring;
+use notification_controller::provider::{Dispatcher, Job};
+use notification_controller::providers::{self, Settings};
 use serde_json::json;
 
 use crate::support::{Capture, Captured, wait_for};
@@ -208,6 +213,11 @@ async fn alerts_route_events_to_providers() {
     create::<Kustomization>(&client, ks("other", json!({"team": "b"}))).await;
 
     let shutdown = tokio_util::sync::CancellationToken::new();
+    let dispatcher = Dispatcher::new(EventRecorder::new(
+        client.clone(),
+        "notification-controller",
+        "",
+    ));
     let (addr, loops) = Wiring {
         listen: "127.0.0.1:0".parse().unwrap(),
         rate_limit_interval: Duration::from_secs(300),
@@ -216,7 +226,7 @@ async fn alerts_route_events_to_providers() {
         no_cross_namespace_refs: false,
         workload_identity: false,
     }
-    .start(client.clone(), shutdown.clone())
+    .start_with(client.clone(), dispatcher.clone(), shutdown.clone())
     .await
     .unwrap();
     tokio::spawn(loops);
@@ -387,7 +397,80 @@ async fn alerts_route_events_to_providers() {
         [("/hook".to_string(), "Applied revision: r2".to_string())]
     );
 
+    // Each Provider delivered to has a queue and a worker; a deleted Provider's go with it
+    // (its finalizer removed by the Provider reconciler, then the watch reports the deletion).
+    let queue = |name: &str| ("default".to_string(), name.to_string());
+    let before = dispatcher.queues();
+    assert!(before.contains(&queue("labelled")), "{before:?}");
+    assert_eq!(dispatcher.workers(), before.len());
+    providers
+        .delete("labelled", &Default::default())
+        .await
+        .unwrap();
+    wait_for("the deleted Provider's queue and worker gone", 20, || {
+        let dispatcher = dispatcher.clone();
+        let before = before.clone();
+        async move {
+            let now = dispatcher.queues();
+            (!now.contains(&queue("labelled"))
+                && now.len() == before.len() - 1
+                && dispatcher.workers() == now.len())
+            .then_some(())
+        }
+    })
+    .await;
+    assert!(providers.get_opt("labelled").await.unwrap().is_none());
+
     shutdown.cancel();
+}
+
+#[tokio::test]
+async fn idle_provider_workers_retire_and_come_back() {
+    // No API server is reached: deliveries go to the capture server, and no failure is
+    // recorded.
+    let cap = Capture::start().await;
+    let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    let client = Client::try_from(config).unwrap();
+    let dispatcher = Dispatcher::with_idle(
+        EventRecorder::new(client, "notification-controller", ""),
+        Duration::from_millis(300),
+    );
+    let job = |url: String| {
+        let settings = Settings {
+            url,
+            ..Default::default()
+        };
+        let e: notification_controller::event::Event =
+            serde_json::from_str(crate::providers::BODY_INFO).unwrap();
+        Job {
+            alert: Arc::new(
+                serde_json::from_value(json!({
+                "metadata": {"name": "a", "namespace": "default"},
+                "spec": {"providerRef": {"name": "p"}, "eventSources": []}}))
+                .unwrap(),
+            ),
+            object: "Kustomization/default/podinfo".into(),
+            delivery: providers::build(ProviderType::Generic, &settings, &e).unwrap(),
+            settings: Arc::new(settings),
+            timeout: Duration::from_secs(5),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(5),
+        }
+    };
+    dispatcher.enqueue("default", "p", job(cap.url("/one")));
+    assert_eq!(cap.next(Duration::from_secs(5)).await.path, "/one");
+    assert_eq!(dispatcher.workers(), 1);
+    wait_for("the idle worker retired", 10, || {
+        let d = dispatcher.clone();
+        async move { (d.workers() == 0 && d.queues().is_empty()).then_some(()) }
+    })
+    .await;
+    // The next delivery makes a new queue.
+    dispatcher.enqueue("default", "p", job(cap.url("/two")));
+    assert_eq!(cap.next(Duration::from_secs(5)).await.path, "/two");
+    assert_eq!(
+        dispatcher.queues(),
+        [("default".to_string(), "p".to_string())]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,6 +5,7 @@
 mod alerting;
 mod peers;
 mod providers;
+mod providers_cloud;
 mod receivers;
 mod receivers_tokens;
 mod support;

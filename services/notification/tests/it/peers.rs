@@ -1,5 +1,6 @@
 //! Real peers: a Prometheus Alertmanager (Debian `prometheus-alertmanager`) receives and lists
-//! the alert, and a `nats-server` subscriber receives the event.
+//! the alert, a `nats-server` subscriber receives the event, and a subscription of the Google
+//! Pub/Sub emulator (Google Cloud SDK) receives the published message.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -166,4 +167,96 @@ async fn nats_subscriber_receives_the_event() {
         .await
         .unwrap_err();
     assert!(err.contains("Authorization Violation"), "{err}");
+}
+
+/// Where Google's Cloud SDK package (`google-cloud-cli-pubsub-emulator`) puts the emulator.
+const PUBSUB_EMULATOR: &str =
+    "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator";
+
+#[tokio::test]
+async fn pubsub_emulator_subscriber_receives_the_event() {
+    let bin = if std::path::Path::new(PUBSUB_EMULATOR).is_file() {
+        PUBSUB_EMULATOR.into()
+    } else {
+        ferroflux_testsupport::tool(
+            "cloud-pubsub-emulator",
+            "apt-get install google-cloud-cli-pubsub-emulator (Java)",
+        )
+    };
+    let port = free_port();
+    let _emulator = Killed(
+        Command::new(bin)
+            .args(["--host=127.0.0.1", &format!("--port={port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the Pub/Sub emulator starts"),
+    );
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}/v1/projects/my-proj");
+    // The topic and a subscription, through the emulator's REST API (it starts in seconds).
+    wait_for("the Pub/Sub emulator creates the topic", 60, || {
+        let http = http.clone();
+        let url = format!("{base}/topics/flux-events");
+        async move {
+            let r = http.put(url).send().await.ok()?;
+            r.status().is_success().then_some(())
+        }
+    })
+    .await;
+    let sub = http
+        .put(format!("{base}/subscriptions/flux-sub"))
+        .json(&serde_json::json!({"topic": "projects/my-proj/topics/flux-events"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(sub.status().is_success(), "{:?}", sub.text().await);
+
+    let event = error_event();
+    let mut s = Settings {
+        url: "my-proj".into(),
+        channel: "flux-events".into(),
+        // As the controller reads PUBSUB_EMULATOR_HOST.
+        pubsub_emulator_host: format!("127.0.0.1:{port}"),
+        ..Default::default()
+    };
+    s.headers.insert("cluster".into(), "prod".into());
+    let delivery = providers::build(ProviderType::GooglePubSub, &s, &event).unwrap();
+    providers::send(&delivery, &s, &http)
+        .await
+        .expect("published");
+
+    let pulled: serde_json::Value = http
+        .post(format!("{base}/subscriptions/flux-sub:pull"))
+        .json(&serde_json::json!({"maxMessages": 10}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let received = pulled["receivedMessages"].as_array().expect("a message");
+    assert_eq!(received.len(), 1, "{pulled}");
+    let message = &received[0]["message"];
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(message["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(data, event.to_go_json());
+    assert_eq!(
+        message["attributes"],
+        serde_json::json!({"cluster": "prod"})
+    );
+
+    // A topic that does not exist: the emulator's 404, worded as upstream words it.
+    s.channel = "missing-topic".into();
+    let delivery = providers::build(ProviderType::GooglePubSub, &s, &event).unwrap();
+    let err = providers::send(&delivery, &s, &http).await.unwrap_err();
+    assert!(
+        err.starts_with(
+            "error publishing to GCP Pub/Sub topic projects/my-proj/topics/missing-topic: "
+        ),
+        "{err}"
+    );
+    assert!(err.contains("404"), "{err}");
 }

@@ -10,7 +10,7 @@ use notification_controller::providers::{self, Delivery, Settings};
 
 use crate::support::{Capture, Captured};
 
-const BODY_INFO: &str = r#"{"involvedObject":{"kind":"Kustomization","namespace":"flux-system","name":"podinfo","uid":"u-1","apiVersion":"kustomize.toolkit.fluxcd.io/v1"},"severity":"info","timestamp":"2026-01-01T00:00:00Z","message":"Applied revision: main@sha1:abc","reason":"ReconciliationSucceeded","metadata":{"revision":"main@sha1:abc","summary":"prod cluster"},"reportingController":"kustomize-controller"}"#;
+pub const BODY_INFO: &str = r#"{"involvedObject":{"kind":"Kustomization","namespace":"flux-system","name":"podinfo","uid":"u-1","apiVersion":"kustomize.toolkit.fluxcd.io/v1"},"severity":"info","timestamp":"2026-01-01T00:00:00Z","message":"Applied revision: main@sha1:abc","reason":"ReconciliationSucceeded","metadata":{"revision":"main@sha1:abc","summary":"prod cluster"},"reportingController":"kustomize-controller"}"#;
 
 /// An info event as a provider receives it (metadata already merged).
 pub fn info_event() -> Event {
