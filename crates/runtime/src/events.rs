@@ -3,7 +3,7 @@
 //! POST (`--events-addr=http://...`) or through the `EventSink` gRPC (`--events-addr=grpc://...`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event as CoreEvent, EventSource, ObjectReference};
@@ -11,7 +11,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
-use tokio::sync::Mutex;
 
 /// Event severity, as upstream: Warning events are `error`, others `info`; `trace` events
 /// are recorded in Kubernetes only.
@@ -112,7 +111,9 @@ pub struct EventRecorder {
     instance: String,
     sink: Sink,
     http: reqwest::Client,
-    /// Aggregation of repeated core events: key -> (event name, namespace, count).
+    /// Aggregation of repeated core events: key -> (event name, count). Locked only to read or
+    /// update the table, never across an API call: one slow Event write must not hold up the
+    /// events of other objects (every reconcile of the controller publishes through here).
     seen: Arc<Mutex<HashMap<String, (String, u32)>>>,
 }
 
@@ -227,16 +228,24 @@ impl EventRecorder {
             ev.involved_object.kind, ns, ev.involved_object.name, ev.reason, ev.message
         );
         let now = Time(jiff::Timestamp::now());
-        let mut seen = self.seen.lock().await;
-        // Messages often carry timings, so keys rarely repeat: keep the table bounded.
-        if seen.len() >= MAX_SEEN_EVENTS && !seen.contains_key(&key) {
-            seen.clear();
-        }
-        if let Some((name, count)) = seen.get_mut(&key) {
-            *count += 1;
-            let patch = serde_json::json!({"count": *count, "lastTimestamp": now});
+        // The repeat count is taken under the lock, the patch sent without it.
+        let repeat = {
+            let Ok(mut seen) = self.seen.lock() else {
+                return Ok(());
+            };
+            // Messages often carry timings, so keys rarely repeat: keep the table bounded.
+            if seen.len() >= MAX_SEEN_EVENTS && !seen.contains_key(&key) {
+                seen.clear();
+            }
+            seen.get_mut(&key).map(|(name, count)| {
+                *count += 1;
+                (name.clone(), *count)
+            })
+        };
+        if let Some((name, count)) = repeat {
+            let patch = serde_json::json!({"count": count, "lastTimestamp": now});
             if api
-                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
                 .is_ok()
             {
@@ -283,9 +292,11 @@ impl EventRecorder {
             ..Default::default()
         };
         api.create(&PostParams::default(), &core).await?;
-        seen.insert(key, (name, 1));
-        if seen.len() > 4096 {
-            seen.clear();
+        if let Ok(mut seen) = self.seen.lock() {
+            if seen.len() >= MAX_SEEN_EVENTS {
+                seen.clear();
+            }
+            seen.insert(key, (name, 1));
         }
         Ok(())
     }
@@ -363,6 +374,112 @@ pub fn to_proto(ev: &FluxEvent) -> ferroflux_proto::Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fake API server that accepts Event creates and patches (echoing the body), holding
+    /// those of namespace `slow` for `delay`; counts creates.
+    async fn fake_api(delay: Duration) -> (Client, Arc<std::sync::atomic::AtomicUsize>) {
+        use axum::extract::Path;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let creates = Arc::new(AtomicUsize::new(0));
+        let c = creates.clone();
+        let app = axum::Router::new()
+            .route(
+                "/api/v1/namespaces/{ns}/events",
+                axum::routing::post(move |Path(ns): Path<String>, body: String| {
+                    let c = c.clone();
+                    async move {
+                        if ns == "slow" {
+                            tokio::time::sleep(delay).await;
+                        }
+                        c.fetch_add(1, Ordering::SeqCst);
+                        (
+                            axum::http::StatusCode::CREATED,
+                            [("content-type", "application/json")],
+                            body,
+                        )
+                    }
+                }),
+            )
+            .route(
+                "/api/v1/namespaces/{ns}/events/{name}",
+                axum::routing::patch(move |Path((ns, name)): Path<(String, String)>| async move {
+                    let ev = serde_json::json!({"apiVersion": "v1", "kind": "Event",
+                        "metadata": {"name": name, "namespace": ns},
+                        "involvedObject": {}});
+                    (
+                        axum::http::StatusCode::OK,
+                        [("content-type", "application/json")],
+                        ev.to_string(),
+                    )
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+        (Client::try_from(config).unwrap(), creates)
+    }
+
+    fn config_map(ns: &str) -> k8s_openapi::api::core::v1::ConfigMap {
+        k8s_openapi::api::core::v1::ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("obj".into()),
+                namespace: Some(ns.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_event_write_does_not_hold_up_other_objects() {
+        let (client, creates) = fake_api(Duration::from_secs(3)).await;
+        let recorder = EventRecorder::new(client, "test-controller", "");
+        let r = recorder.clone();
+        let slow = tokio::spawn(async move {
+            r.publish(
+                &config_map("slow"),
+                Severity::Info,
+                "Slow",
+                "m",
+                &BTreeMap::new(),
+            )
+            .await
+        });
+        // The slow create is under way (the API server holds it).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        recorder
+            .publish(
+                &config_map("fast"),
+                Severity::Info,
+                "Fast",
+                "m",
+                &BTreeMap::new(),
+            )
+            .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "another object's event waited {:?} for the slow one",
+            started.elapsed()
+        );
+        assert_eq!(creates.load(std::sync::atomic::Ordering::SeqCst), 1);
+        slow.await.unwrap();
+        assert_eq!(creates.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A repeat is counted on the Event already created (a patch, no new Event).
+        recorder
+            .publish(
+                &config_map("fast"),
+                Severity::Info,
+                "Fast",
+                "m",
+                &BTreeMap::new(),
+            )
+            .await;
+        assert_eq!(creates.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let seen = recorder.seen.lock().unwrap();
+        assert_eq!(seen.get("ConfigMap/fast/obj/Fast/m").map(|e| e.1), Some(2));
+    }
 
     #[test]
     fn truncates_on_char_boundary() {
