@@ -10,7 +10,11 @@ use ferroflux_runtime::artifact::ArtifactFetcher;
 use ferroflux_runtime::events::EventRecorder;
 use ferroflux_runtime::{Manager, RuntimeOptions};
 
+pub mod action;
+pub mod drift;
 pub mod helmrelease;
+pub mod history;
+mod reconcile;
 pub mod storage;
 pub mod triggers;
 

@@ -6,11 +6,16 @@ use ferroflux_helm::release::{Release, storage};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
+use std::sync::{Arc, Mutex};
 
 /// The release Secrets of one storage namespace.
+#[derive(Clone)]
 pub struct ReleaseStorage {
     api: Api<Secret>,
     namespace: String,
+    /// Every record written (created or updated), in order: what helm-controller's storage
+    /// observer sees of a Helm action.
+    observed: Option<Arc<Mutex<Vec<Release>>>>,
 }
 
 fn unix_now() -> i64 {
@@ -22,6 +27,54 @@ impl ReleaseStorage {
         ReleaseStorage {
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_string(),
+            observed: None,
+        }
+    }
+
+    /// The same storage, recording every record written from now on (see [`Self::take_observed`]).
+    pub fn observing(&self) -> Self {
+        ReleaseStorage {
+            observed: Some(Arc::new(Mutex::new(Vec::new()))),
+            ..self.clone()
+        }
+    }
+
+    /// The records written since the last call, oldest write first.
+    pub fn take_observed(&self) -> Vec<Release> {
+        self.observed
+            .as_ref()
+            .map(|o| std::mem::take(&mut *o.lock().unwrap_or_else(|p| p.into_inner())))
+            .unwrap_or_default()
+    }
+
+    fn observe(&self, rel: &Release) {
+        if let Some(o) = &self.observed {
+            o.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(rel.clone());
+        }
+    }
+
+    /// The newest revision of `name` (`Last`), if any.
+    pub async fn last(&self, name: &str) -> Result<Option<Release>, String> {
+        Ok(self.history(name).await?.pop())
+    }
+
+    /// One revision (`Get`); `None` when it is not stored.
+    pub async fn get(&self, name: &str, version: i64) -> Result<Option<Release>, String> {
+        match self
+            .api
+            .get_opt(&storage::object_name(name, version))
+            .await
+            .map_err(|e| format!("get: failed to get release: {e}"))?
+        {
+            None => Ok(None),
+            Some(s) => {
+                let v = serde_json::to_value(&s).unwrap_or_default();
+                storage::from_object(&v)
+                    .map(Some)
+                    .map_err(|e| format!("get: failed to decode data: {e}"))
+            }
         }
     }
 
@@ -59,7 +112,7 @@ impl ReleaseStorage {
         self.api
             .create(&PostParams::default(), &s)
             .await
-            .map(|_| ())
+            .map(|_| self.observe(rel))
             .map_err(|e| format!("create: failed to create: {e}"))
     }
 
@@ -70,7 +123,7 @@ impl ReleaseStorage {
         self.api
             .replace(&name, &PostParams::default(), &s)
             .await
-            .map(|_| ())
+            .map(|_| self.observe(rel))
             .map_err(|e| format!("update: failed to update: {e}"))
     }
 

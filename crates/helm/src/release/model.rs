@@ -459,6 +459,55 @@ impl Release {
         o.end()
     }
 
+    /// What helm-controller hashes into a `status.history` snapshot digest: its
+    /// `release.Observation` of this release (name, version, info, chart metadata, config,
+    /// manifest, the hooks of events other than `test`, namespace, `ociDigest` when set),
+    /// written by Go's `json.Encoder` (fields never omitted but `ociDigest`, newline at the end).
+    pub fn observation_json(&self, oci_digest: &str) -> String {
+        let mut o = Obj::new();
+        o.s_always("name", &self.name);
+        o.raw("version", self.version.to_string());
+        o.raw(
+            "info",
+            self.info.clone().unwrap_or_default().to_go_json(),
+        );
+        o.raw(
+            "chartMetadata",
+            self.chart
+                .as_ref()
+                .and_then(|c| c.metadata.clone())
+                .unwrap_or_default()
+                .to_go_json(),
+        );
+        o.raw(
+            "config",
+            if self.config.is_empty() {
+                "null".into()
+            } else {
+                map_json(&self.config)
+            },
+        );
+        o.s_always("manifest", &self.manifest);
+        let hooks: Vec<&Hook> = self
+            .hooks
+            .iter()
+            .filter(|h| !h.events.iter().any(|e| e == "test"))
+            .collect();
+        o.raw(
+            "hooks",
+            if hooks.is_empty() {
+                "null".into()
+            } else {
+                list(hooks.iter().map(|h| h.to_go_json()))
+            },
+        );
+        o.s_always("namespace", &self.namespace);
+        o.s("ociDigest", oci_digest);
+        let mut out = o.end();
+        out.push('\n');
+        out
+    }
+
     /// `json.Unmarshal` of a release record.
     pub fn from_json(data: &[u8]) -> Result<Release, serde_json::Error> {
         serde_json::from_slice(data)
