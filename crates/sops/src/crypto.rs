@@ -142,7 +142,7 @@ fn to_bytes(n: &Node) -> Vec<u8> {
     match n {
         Node::Str(s) => s.as_bytes().to_vec(),
         Node::Int(i) => i.to_string().into_bytes(),
-        Node::Float(f) => crate::gofmt::format_f(*f).into_bytes(),
+        Node::Float(f) => ferroflux_goyaml::num::format_float(*f, 'f', None).into_bytes(),
         Node::Bool(b) => if *b { "True" } else { "False" }.as_bytes().to_vec(),
         Node::Bytes(b) => b.clone(),
         Node::Time(t) => t.as_bytes().to_vec(),

@@ -47,7 +47,7 @@ pub(crate) fn write(entries: &[Entry]) -> Result<String, String> {
                     }
                     Node::Str(s) => s.replace('\n', "\\n"),
                     Node::Float(f) => {
-                        let mut s = crate::gofmt::format_g(*f).to_uppercase();
+                        let mut s = ferroflux_goyaml::num::format_float_shortest(*f).to_uppercase();
                         if !s.contains('.') && !s.contains('E') {
                             s = format!("{s}.0");
                         }

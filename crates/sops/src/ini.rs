@@ -170,9 +170,9 @@ fn value_text(v: &Node) -> String {
         Node::Str(s) => s.clone(),
         Node::Int(i) => i.to_string(),
         Node::Float(f) => {
-            let mut s = crate::gofmt::format_g(*f).to_uppercase();
+            let mut s = ferroflux_goyaml::num::format_float_shortest(*f).to_uppercase();
             if !s.contains('.') && !s.contains('E') {
-                s = crate::gofmt::format_f(*f);
+                s = ferroflux_goyaml::num::format_float(*f, 'f', None);
                 if !s.contains('.') {
                     s.push_str(".0");
                 }

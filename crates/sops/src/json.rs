@@ -332,8 +332,11 @@ fn write_value(v: &Node, depth: usize, out: &mut String) -> Result<(), String> {
         Node::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Node::Int(i) => out.push_str(&i.to_string()),
         Node::Float(f) => {
-            out.push_str(&crate::gofmt::json_float(*f).ok_or_else(|| {
-                format!("json: unsupported value: {}", crate::gofmt::format_g(*f))
+            out.push_str(&ferroflux_goyaml::num::json_float(*f).ok_or_else(|| {
+                format!(
+                    "json: unsupported value: {}",
+                    ferroflux_goyaml::num::format_float_shortest(*f)
+                )
             })?)
         }
         Node::Str(s) => go_string(s, out),

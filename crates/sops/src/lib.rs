@@ -18,7 +18,6 @@
 
 mod crypto;
 mod dotenv;
-mod gofmt;
 mod ini;
 mod json;
 mod keys;

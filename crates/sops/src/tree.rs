@@ -53,7 +53,7 @@ impl Node {
         match self {
             Node::Str(s) => Some(s.clone()),
             Node::Int(i) => Some(i.to_string()),
-            Node::Float(f) => Some(crate::gofmt::format_f(*f)),
+            Node::Float(f) => Some(ferroflux_goyaml::num::format_float(*f, 'f', None)),
             Node::Bool(b) => Some(b.to_string()),
             Node::Time(t) => Some(crate::timestamp::rfc3339(t)),
             _ => None,

@@ -1,6 +1,7 @@
 //! YAML store: reads documents (with comments) into the tree the way sops's yaml.v3-based
 //! store does, and writes the tree back as sops does (yaml.v3 emitter, 4-space indent).
 
+use ferroflux_goyaml::{Emitter, Mode, Resolved, Schema, num, resolve::resolve};
 use granit_parser::{Event, Parser, Placement, ScalarStyle, Span};
 
 use crate::tree::{Branches, Comment, Entry, Node};
@@ -523,623 +524,115 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Node {
     resolve_plain(text)
 }
 
-/// yaml.v3's plain-scalar resolution (timestamps stay strings when decoding into
-/// `interface{}`).
+/// yaml.v3's plain-scalar resolution, as sops takes it into its tree.
 pub(crate) fn resolve_plain(text: &str) -> Node {
-    match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Node::Null,
-        "true" | "True" | "TRUE" => return Node::Bool(true),
-        "false" | "False" | "FALSE" => return Node::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Node::Float(f64::INFINITY);
-        }
-        "-.inf" | "-.Inf" | "-.INF" => return Node::Float(f64::NEG_INFINITY),
-        ".nan" | ".NaN" | ".NAN" => return Node::Float(f64::NAN),
-        _ => {}
-    }
-    let first = text.as_bytes()[0];
-    if !(first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.') {
-        return Node::Str(text.to_string());
-    }
-    if let Some(t) = crate::timestamp::yaml_timestamp(text) {
-        // sops decodes timestamps into time.Time
-        return Node::Time(t);
-    }
-    let plain: String = text.chars().filter(|c| *c != '_').collect();
-    if let Some(i) = go_parse_int(&plain) {
-        return Node::Int(i);
-    }
-    if go_parse_uint(&plain).is_some() {
+    match resolve(text, Schema::V3) {
+        Resolved::Null => Node::Null,
+        Resolved::Bool(b) => Node::Bool(b),
+        Resolved::Int(i) => Node::Int(i),
         // yaml.v3 yields a uint64 that sops cannot walk; keep the text
-        return Node::Str(text.to_string());
+        Resolved::Uint(_) | Resolved::Merge | Resolved::Str => Node::Str(text.to_string()),
+        Resolved::Float(f) => Node::Float(f),
+        // sops decodes timestamps into time.Time
+        Resolved::Timestamp(_) => match crate::timestamp::yaml_timestamp(text) {
+            Some(t) => Node::Time(t),
+            None => Node::Str(text.to_string()),
+        },
     }
-    if is_yaml_float(&plain)
-        && let Ok(f) = plain.parse::<f64>()
-    {
-        return Node::Float(f);
-    }
-    for (prefix, neg, radix) in [
-        ("0b", false, 2),
-        ("-0b", true, 2),
-        ("0o", false, 8),
-        ("-0o", true, 8),
-    ] {
-        if let Some(rest) = plain.strip_prefix(prefix)
-            && let Ok(v) = i64::from_str_radix(rest, radix)
-        {
-            return Node::Int(if neg { -v } else { v });
-        }
-    }
-    Node::Str(text.to_string())
-}
-
-fn is_yaml_float(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
-        i += 1;
-    }
-    let start = i;
-    while i < b.len() && b[i].is_ascii_digit() {
-        i += 1;
-    }
-    let int_digits = i - start;
-    if int_digits == 0 {
-        // \.[0-9]+
-        if i >= b.len() || b[i] != b'.' {
-            return false;
-        }
-        i += 1;
-        let s2 = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == s2 {
-            return false;
-        }
-    } else if i < b.len() && b[i] == b'.' {
-        i += 1;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-    }
-    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
-        i += 1;
-        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
-            i += 1;
-        }
-        let s3 = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == s3 {
-            return false;
-        }
-    }
-    i == b.len()
-}
-
-fn split_sign(s: &str) -> (bool, &str) {
-    if let Some(r) = s.strip_prefix('-') {
-        (true, r)
-    } else if let Some(r) = s.strip_prefix('+') {
-        (false, r)
-    } else {
-        (false, s)
-    }
-}
-
-fn base0(s: &str) -> Option<(u32, &str)> {
-    if s.is_empty() {
-        return None;
-    }
-    let lower = s.to_ascii_lowercase();
-    if lower.starts_with("0x") {
-        Some((16, &s[2..]))
-    } else if lower.starts_with("0o") {
-        Some((8, &s[2..]))
-    } else if lower.starts_with("0b") {
-        Some((2, &s[2..]))
-    } else if s.len() > 1 && s.starts_with('0') {
-        Some((8, &s[1..]))
-    } else {
-        Some((10, s))
-    }
-}
-
-/// Go's `strconv.ParseInt(s, 0, 64)`.
-fn go_parse_int(s: &str) -> Option<i64> {
-    let (neg, rest) = split_sign(s);
-    let (radix, digits) = base0(rest)?;
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    let mag = u64::from_str_radix(digits, radix).ok()?;
-    if neg {
-        if mag <= i64::MAX as u64 + 1 {
-            Some((mag as i128).wrapping_neg() as i64)
-        } else {
-            None
-        }
-    } else {
-        i64::try_from(mag).ok()
-    }
-}
-
-/// Go's `strconv.ParseUint(s, 0, 64)`.
-fn go_parse_uint(s: &str) -> Option<u64> {
-    if s.starts_with('-') || s.starts_with('+') {
-        return None;
-    }
-    let (radix, digits) = base0(s)?;
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(digits, radix).ok()
 }
 
 // ---------------------------------------------------------------------------------------------
 // Writer
 
-const INDENT: usize = 4;
+/// sops writes YAML through yaml.v3's encoder with an indent of 4.
+const MODE: Mode = Mode::v3(4);
 
-/// yaml.v3's indentation of a block nested in a mapping whose keys sit at `indent`: the next
-/// multiple of the indentation step (a mapping inside a sequence item starts two columns
-/// after the dash, so its children snap back to the grid).
-fn nested(indent: usize) -> usize {
-    INDENT * ((indent + INDENT) / INDENT)
+/// yaml.v3 resolves the string `<<` to its merge tag and spells it with that tag, as a key
+/// or a value.
+const MERGE: &str = "<<";
+
+fn has_pairs(entries: &[Entry]) -> bool {
+    entries.iter().any(|e| matches!(e, Entry::Pair(..)))
 }
 
-/// Emit branches as sops writes plain YAML (one document per branch).
+/// Emit branches as sops writes plain YAML (one document per branch). Comments go out on
+/// lines of their own before the node they were read with.
 pub(crate) fn write(branches: &Branches) -> String {
     let mut out = String::new();
     for (i, branch) in branches.iter().enumerate() {
         if i > 0 {
             out.push_str("---\n");
         }
-        if !branch.iter().any(|e| matches!(e, Entry::Pair(..))) {
-            for e in branch {
-                if let Entry::Comment(c) = e {
-                    push_comment(&mut out, 0, c);
+        let mut e = Emitter::new(MODE, out);
+        if has_pairs(branch) {
+            write_map(&mut e, branch);
+        } else {
+            for entry in branch {
+                if let Entry::Comment(c) = entry {
+                    e.comment(&c.text);
                 }
             }
-            out.push_str("{}\n");
-            continue;
+            e.empty_map();
         }
-        write_map(&mut out, branch, 0);
+        out = e.finish();
     }
     out
 }
 
-fn push_comment(out: &mut String, indent: usize, c: &Comment) {
-    push_indent(out, indent);
-    out.push('#');
-    out.push_str(&c.text);
-    out.push('\n');
-}
-
-fn push_indent(out: &mut String, n: usize) {
-    for _ in 0..n {
-        out.push(' ');
-    }
-}
-
-/// Write the entries of a block mapping; every line starts at `indent` (the caller has
-/// already written the indentation of the first line when `first_inline` holds).
-fn write_map(out: &mut String, entries: &[Entry], indent: usize) {
-    write_map_from(out, entries, indent, false);
-}
-
-fn write_map_from(out: &mut String, entries: &[Entry], indent: usize, mut first_inline: bool) {
-    for e in entries {
-        match e {
-            Entry::Comment(c) => {
-                if first_inline {
-                    // cannot put a comment after "- "; start the item on the next line
-                    out.push('\n');
-                    first_inline = false;
-                }
-                push_comment(out, indent, c);
-            }
+fn write_map(e: &mut Emitter, entries: &[Entry]) {
+    e.begin_map();
+    for entry in entries {
+        match entry {
+            Entry::Comment(c) => e.comment(&c.text),
             Entry::Pair(k, v) => {
-                if !first_inline {
-                    push_indent(out, indent);
+                if k == MERGE {
+                    e.tagged_key("!!merge", k);
+                } else {
+                    e.key(k);
                 }
-                first_inline = false;
-                out.push_str(&scalar_text(k));
-                out.push(':');
-                write_value(out, v, indent);
+                write_node(e, v, true);
             }
         }
     }
+    e.end();
 }
 
-/// Write a mapping value after `key:`.
-fn write_value(out: &mut String, v: &Node, indent: usize) {
+/// Write a node; `map_value`: it is the value of a mapping key.
+fn write_node(e: &mut Emitter, v: &Node, map_value: bool) {
     match v {
-        Node::Map(entries) if entries.iter().any(|e| matches!(e, Entry::Pair(..))) => {
-            out.push('\n');
-            write_map(out, entries, nested(indent));
-        }
-        Node::Map(_) => {
-            // yaml.v3 drops the comments of an empty mapping
-            out.push_str(" {}\n");
-        }
+        Node::Map(entries) if has_pairs(entries) => write_map(e, entries),
+        // yaml.v3 drops the comments of an empty mapping
+        Node::Map(_) => e.empty_map(),
         Node::Seq(items) if items.iter().any(|n| !matches!(n, Node::Comment(_))) => {
-            out.push('\n');
-            write_seq(out, items, nested(indent));
+            e.begin_seq();
+            for item in items {
+                write_node(e, item, false);
+            }
+            e.end();
         }
         Node::Seq(items) => {
-            // the comments of an empty sequence follow it at the key's indentation
-            out.push_str(" []\n");
-            for n in items {
-                if let Node::Comment(c) = n {
-                    push_comment(out, indent, c);
+            e.empty_seq();
+            // the comments of an empty sequence follow it at the key's indentation (an
+            // empty sequence inside a sequence loses them)
+            for item in items.iter().filter(|_| map_value) {
+                if let Node::Comment(c) = item {
+                    e.comment(&c.text);
                 }
             }
         }
-        scalar => {
-            out.push(' ');
-            write_scalar(out, scalar, nested(indent));
-        }
+        Node::Comment(c) => e.comment(&c.text),
+        Node::Null => e.plain("null"),
+        Node::Bool(b) => e.plain(if *b { "true" } else { "false" }),
+        Node::Int(i) => e.plain(&i.to_string()),
+        Node::Float(f) => e.plain(&num::v3_float(*f)),
+        Node::Time(t) => e.plain(t),
+        Node::Bytes(b) => e.tagged(
+            "!!binary",
+            &base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b),
+        ),
+        Node::Str(s) if s == MERGE => e.tagged("!!merge", s),
+        Node::Str(s) => e.string(s),
     }
-}
-
-fn write_seq(out: &mut String, items: &[Node], indent: usize) {
-    write_seq_from(out, items, indent, false);
-}
-
-fn write_seq_from(out: &mut String, items: &[Node], indent: usize, mut first_inline: bool) {
-    for item in items {
-        if let Node::Comment(c) = item {
-            if first_inline {
-                out.push('\n');
-                first_inline = false;
-            }
-            push_comment(out, indent, c);
-            continue;
-        }
-        if !first_inline {
-            push_indent(out, indent);
-        }
-        first_inline = false;
-        out.push_str("- ");
-        match item {
-            Node::Map(entries) if entries.iter().any(|e| matches!(e, Entry::Pair(..))) => {
-                write_map_from(out, entries, indent + 2, true);
-            }
-            Node::Seq(inner) if inner.iter().any(|n| !matches!(n, Node::Comment(_))) => {
-                write_seq_from(out, inner, indent + 2, true);
-            }
-            Node::Map(_) => out.push_str("{}\n"),
-            Node::Seq(_) => out.push_str("[]\n"),
-            scalar => write_scalar(out, scalar, indent + 2),
-        }
-    }
-}
-
-/// Write a scalar and its line break; `block_indent` is where a literal block's lines go.
-fn write_scalar(out: &mut String, v: &Node, block_indent: usize) {
-    match v {
-        Node::Null => out.push_str("null\n"),
-        Node::Bool(b) => {
-            out.push_str(if *b { "true" } else { "false" });
-            out.push('\n');
-        }
-        Node::Int(i) => {
-            out.push_str(&i.to_string());
-            out.push('\n');
-        }
-        Node::Float(f) => {
-            out.push_str(&crate::gofmt::yaml_float(*f));
-            out.push('\n');
-        }
-        Node::Time(t) => {
-            out.push_str(t);
-            out.push('\n');
-        }
-        Node::Bytes(b) => {
-            out.push_str("!!binary ");
-            out.push_str(&base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                b,
-            ));
-            out.push('\n');
-        }
-        Node::Str(s) => {
-            if s.contains('\n') && analyze(s).block_allowed {
-                write_literal(out, s, block_indent);
-            } else {
-                out.push_str(&scalar_text(s));
-                out.push('\n');
-            }
-        }
-        Node::Comment(_) | Node::Map(_) | Node::Seq(_) => out.push('\n'),
-    }
-}
-
-fn write_literal(out: &mut String, s: &str, indent: usize) {
-    out.push('|');
-    if s.starts_with(' ') || s.starts_with('\n') {
-        out.push_str(&INDENT.to_string());
-    }
-    if !s.ends_with('\n') {
-        out.push('-');
-    } else if s.len() == 1 || s[..s.len() - 1].ends_with('\n') {
-        out.push('+');
-    }
-    out.push('\n');
-    let body = s.strip_suffix('\n').unwrap_or(s);
-    for line in body.split('\n') {
-        if !line.is_empty() {
-            push_indent(out, indent);
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-}
-
-#[derive(Default)]
-struct Analysis {
-    multiline: bool,
-    block_plain_allowed: bool,
-    single_quoted_allowed: bool,
-    block_allowed: bool,
-}
-
-fn is_printable(c: char) -> bool {
-    let u = c as u32;
-    c == '\n'
-        || (0x20..=0x7e).contains(&u)
-        || (0xa0..=0xd7ff).contains(&u)
-        || ((0xe000..=0xfffd).contains(&u) && u != 0xfeff)
-}
-
-fn is_break(c: char) -> bool {
-    matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
-}
-
-fn is_blank_or_end(c: Option<char>) -> bool {
-    match c {
-        None => true,
-        Some(c) => c == ' ' || c == '\t' || is_break(c),
-    }
-}
-
-/// libyaml's scalar analysis (block context).
-fn analyze(s: &str) -> Analysis {
-    if s.is_empty() {
-        return Analysis {
-            multiline: false,
-            block_plain_allowed: true,
-            single_quoted_allowed: true,
-            block_allowed: false,
-        };
-    }
-    let mut block_indicators = s.starts_with("---") || s.starts_with("...");
-    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
-        (false, false, false, false);
-    let (mut break_space, mut space_break, mut previous_space, mut previous_break) =
-        (false, false, false, false);
-    let (mut line_breaks, mut special, mut tabs) = (false, false, false);
-    let mut preceded_by_ws = true;
-    let chars: Vec<char> = s.chars().collect();
-    let n = chars.len();
-    for i in 0..n {
-        let c = chars[i];
-        let followed_by_ws = is_blank_or_end(chars.get(i + 1).copied());
-        if i == 0 {
-            match c {
-                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
-                | '%' | '@' | '`' => {
-                    block_indicators = true;
-                }
-                '?' | ':' if followed_by_ws => block_indicators = true,
-                '-' if followed_by_ws => block_indicators = true,
-                _ => {}
-            }
-        } else {
-            match c {
-                ':' if followed_by_ws => block_indicators = true,
-                '#' if preceded_by_ws => block_indicators = true,
-                _ => {}
-            }
-        }
-        if c == '\t' {
-            tabs = true;
-        } else if !is_printable(c) {
-            special = true;
-        }
-        if is_break(c) {
-            line_breaks = true;
-        }
-        if c == ' ' {
-            if i == 0 {
-                leading_space = true;
-            }
-            if i == n - 1 {
-                trailing_space = true;
-            }
-            if previous_break {
-                break_space = true;
-            }
-            previous_space = true;
-            previous_break = false;
-        } else if is_break(c) {
-            if i == 0 {
-                leading_break = true;
-            }
-            if i == n - 1 {
-                trailing_break = true;
-            }
-            if previous_space {
-                space_break = true;
-            }
-            previous_space = false;
-            previous_break = true;
-        } else {
-            previous_space = false;
-            previous_break = false;
-        }
-        preceded_by_ws = c == ' ' || c == '\t' || is_break(c);
-    }
-    let mut a = Analysis {
-        multiline: line_breaks,
-        block_plain_allowed: true,
-        single_quoted_allowed: true,
-        block_allowed: true,
-    };
-    if leading_space || leading_break || trailing_space || trailing_break {
-        a.block_plain_allowed = false;
-    }
-    if trailing_space {
-        a.block_allowed = false;
-    }
-    if break_space {
-        a.block_plain_allowed = false;
-        a.single_quoted_allowed = false;
-    }
-    if space_break || tabs || special {
-        a.block_plain_allowed = false;
-        a.single_quoted_allowed = false;
-    }
-    if space_break || special {
-        a.block_allowed = false;
-    }
-    if line_breaks {
-        a.block_plain_allowed = false;
-    }
-    if block_indicators {
-        a.block_plain_allowed = false;
-    }
-    a
-}
-
-fn is_old_bool(s: &str) -> bool {
-    matches!(
-        s,
-        "y" | "Y"
-            | "yes"
-            | "Yes"
-            | "YES"
-            | "n"
-            | "N"
-            | "no"
-            | "No"
-            | "NO"
-            | "on"
-            | "On"
-            | "ON"
-            | "off"
-            | "Off"
-            | "OFF"
-    )
-}
-
-fn is_base60_float(s: &str) -> bool {
-    // [-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?
-    let b = s.as_bytes();
-    let mut i = 0;
-    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
-        i += 1;
-    }
-    if i >= b.len() || !b[i].is_ascii_digit() {
-        return false;
-    }
-    i += 1;
-    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
-        i += 1;
-    }
-    let mut groups = 0;
-    while i < b.len() && b[i] == b':' {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() && i - start < 2 {
-            i += 1;
-        }
-        let g = &b[start..i];
-        let ok = match g.len() {
-            1 => true,
-            2 => g[0] <= b'5',
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-        groups += 1;
-    }
-    if groups == 0 {
-        return false;
-    }
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
-            i += 1;
-        }
-    }
-    i == b.len()
-}
-
-/// The text of a single-line string scalar (plain, single- or double-quoted) as yaml.v3 picks.
-fn scalar_text(s: &str) -> String {
-    if s == "<<" {
-        // yaml.v3 resolves "<<" to its merge tag and spells the string with that tag
-        return "!!merge <<".to_string();
-    }
-    let resolves_to_str = !s.is_empty() && matches!(resolve_plain(s), Node::Str(_)) && s != "<<";
-    let can_plain = resolves_to_str && !is_base60_float(s) && !is_old_bool(s);
-    let a = analyze(s);
-    if s.contains('\n') || !can_plain {
-        // literal is handled by the caller; keys and rejected plain go double-quoted unless
-        // the plain attempt merely failed the emitter (then single quotes)
-        return double_quoted(s);
-    }
-    if a.block_plain_allowed && !a.multiline {
-        return s.to_string();
-    }
-    if a.single_quoted_allowed {
-        return format!("'{}'", s.replace('\'', "''"));
-    }
-    double_quoted(s)
-}
-
-fn double_quoted(s: &str) -> String {
-    let mut out = String::from("\"");
-    // go-yaml's BOM test looks at the start of the value, not at the current character: a
-    // value that starts with a BOM has every character escaped
-    let bom = s.starts_with('\u{feff}');
-    for c in s.chars() {
-        match c {
-            '\0' => out.push_str("\\0"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\u{b}' => out.push_str("\\v"),
-            '\u{c}' => out.push_str("\\f"),
-            '\r' => out.push_str("\\r"),
-            '\u{1b}' => out.push_str("\\e"),
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{85}' => out.push_str("\\N"),
-            '\u{a0}' => out.push_str("\\_"),
-            '\u{2028}' => out.push_str("\\L"),
-            '\u{2029}' => out.push_str("\\P"),
-            c if bom || !is_printable(c) || c == '\u{feff}' => {
-                let u = c as u32;
-                if u <= 0xff {
-                    out.push_str(&format!("\\x{u:02X}"));
-                } else if u <= 0xffff {
-                    out.push_str(&format!("\\u{u:04X}"));
-                } else {
-                    out.push_str(&format!("\\U{u:08X}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
@@ -1166,13 +659,15 @@ mod tests {
 
     #[test]
     fn string_styles() {
-        assert_eq!(scalar_text("plain"), "plain");
-        assert_eq!(scalar_text("true"), "\"true\"");
-        assert_eq!(scalar_text("yes"), "\"yes\"");
-        assert_eq!(scalar_text("a: b"), "'a: b'");
-        assert_eq!(scalar_text(" x"), "' x'");
-        assert_eq!(scalar_text(""), "\"\"");
-        assert_eq!(scalar_text("1:20"), "\"1:20\"");
-        assert_eq!(scalar_text("tab\there"), "\"tab\\there\"");
+        let doc = |s: &str| write(&vec![vec![Entry::Pair("k".into(), Node::Str(s.into()))]]);
+        assert_eq!(doc("plain"), "k: plain\n");
+        assert_eq!(doc("true"), "k: \"true\"\n");
+        assert_eq!(doc("yes"), "k: \"yes\"\n");
+        assert_eq!(doc("a: b"), "k: 'a: b'\n");
+        assert_eq!(doc(" x"), "k: ' x'\n");
+        assert_eq!(doc(""), "k: \"\"\n");
+        assert_eq!(doc("1:20"), "k: \"1:20\"\n");
+        assert_eq!(doc("tab\there"), "k: \"tab\\there\"\n");
+        assert_eq!(doc("a\n\tb\n"), "k: |\n    a\n    \tb\n");
     }
 }
