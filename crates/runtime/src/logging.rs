@@ -13,10 +13,11 @@ use std::io::Write as _;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
 
 /// Collects tracing fields into a JSON map.
 #[derive(Default)]
@@ -175,7 +176,10 @@ where
     }
 }
 
-fn filter_for(level: &str) -> EnvFilter {
+/// The level filter: `RUST_LOG` when set and valid (`target=level` directives, as
+/// `tracing_subscriber::filter::Targets` reads them; no span or field filters, so no regex
+/// engine is linked for it), otherwise `--log-level` with the HTTP stack quietened.
+fn filter_for(level: &str) -> Targets {
     let base = match level {
         "trace" => "trace",
         "debug" => "debug",
@@ -190,7 +194,11 @@ fn filter_for(level: &str) -> EnvFilter {
             "{base},hyper=warn,h2=warn,tower=warn,rustls=warn,kube_client=warn,kube_runtime=warn,reqwest=warn"
         )
     };
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives))
+    std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .or_else(|| directives.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
 }
 
 /// Installs the global subscriber: JSON (default) or console encoding, plus an optional extra
