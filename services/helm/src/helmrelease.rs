@@ -45,6 +45,10 @@ pub struct Settings {
     pub source_localhost: Option<String>,
     /// Poll interval of the wait for the release's objects.
     pub wait_interval: Duration,
+    /// `--requeue-dependency`: retry interval while dependencies are not ready.
+    pub requeue_dependency: Duration,
+    /// `AdditiveCELDependencyCheck`: readyExpr and the Ready check both apply.
+    pub additive_cel_dependency_check: bool,
 }
 
 impl Default for Settings {
@@ -55,6 +59,8 @@ impl Default for Settings {
             disable_chart_digest_tracking: false,
             source_localhost: None,
             wait_interval: Duration::from_secs(2),
+            requeue_dependency: Duration::from_secs(30),
+            additive_cel_dependency_check: false,
         }
     }
 }
@@ -227,10 +233,18 @@ impl HelmReleaseReconciler {
     ) -> Result<ChartSource, (String, String)> {
         let own_ns = obj.namespace().unwrap_or_default();
         let Some(r) = &obj.spec.chart_ref else {
-            return Err((
-                helm_reason::RECONCILE_ERROR.into(),
-                "spec.chart (HelmChart templates) is not supported by this helm-controller yet; use spec.chartRef".into(),
-            ));
+            // spec.chart: the HelmChart the template made (crate::chart_template)
+            let current = crate::chart_template::chart_ref(obj);
+            let (chart, name) =
+                crate::chart_template::template_source(client, Some(&current)).await?;
+            return Ok(ChartSource {
+                artifact: chart
+                    .status
+                    .and_then(|s| s.artifact)
+                    .ok_or((helm_reason::SOURCE_NOT_READY.to_string(), current))?,
+                helm_chart: Some(name),
+                oci: false,
+            });
         };
         let ns = r
             .namespace
@@ -273,11 +287,8 @@ impl HelmReleaseReconciler {
                     .get(&r.name)
                     .await
                     .map_err(not_found)?;
-                (
-                    src.status.and_then(|s| s.artifact),
-                    Some(format!("{ns}/{}", r.name)),
-                    false,
-                )
+                // status.helmChart names only a template's chart (upstream)
+                (src.status.and_then(|s| s.artifact), None, false)
             }
             ChartRefKind::ExternalArtifact => {
                 if !self.settings.allow_external_artifact {
@@ -475,6 +486,58 @@ impl HelmReleaseReconciler {
         let started = Instant::now();
         let storage_ns = obj.storage_namespace();
         w.status.storage_namespace = Some(storage_ns.clone());
+        if let Err(e) = crate::chart_template::reconcile(
+            obj,
+            client,
+            &mut w.status,
+            self.settings.no_cross_namespace_refs,
+            &self.recorder,
+        )
+        .await
+        {
+            return match e {
+                crate::chart_template::TemplateError::AccessDenied(msg) => {
+                    w.mark(cond::READY, cond::FALSE, reason::ACCESS_DENIED, &msg);
+                    self.event(obj, Severity::Error, reason::ACCESS_DENIED, &msg, None)
+                        .await;
+                    Ending::Stalled
+                }
+                crate::chart_template::TemplateError::Failed(msg) => {
+                    w.mark(cond::READY, cond::FALSE, helm_reason::RECONCILE_ERROR, &msg);
+                    Ending::Failed
+                }
+            };
+        }
+        if obj.spec.depends_on.as_ref().is_some_and(|d| !d.is_empty()) {
+            use crate::depends_on::{DependencyError, TERMINAL_ERROR, check};
+            match check(obj, client, self.settings.additive_cel_dependency_check).await {
+                Ok(()) => tracing::info!("all dependencies are ready"),
+                Err(DependencyError::Terminal(e)) => {
+                    let msg = format!("{TERMINAL_ERROR}: {e}");
+                    w.mark(
+                        cond::READY,
+                        cond::FALSE,
+                        reason::INVALID_CEL_EXPRESSION,
+                        &msg,
+                    );
+                    self.event(
+                        obj,
+                        Severity::Error,
+                        reason::INVALID_CEL_EXPRESSION,
+                        &e,
+                        None,
+                    )
+                    .await;
+                    return Ending::Stalled;
+                }
+                Err(DependencyError::NotReady(e)) => {
+                    w.mark(cond::READY, cond::FALSE, reason::DEPENDENCY_NOT_READY, &e);
+                    self.event(obj, Severity::Info, reason::DEPENDENCY_NOT_READY, &e, None)
+                        .await;
+                    return Ending::Wait(self.settings.requeue_dependency);
+                }
+            }
+        }
         let source = match self.source(obj, client).await {
             Ok(s) => s,
             Err((r, msg)) => {
@@ -645,7 +708,21 @@ impl Reconciler<HelmRelease> for HelmReleaseReconciler {
         if obj.spec.suspend.unwrap_or(false) {
             return Ok(());
         }
-        match self.uninstall_release(&obj, &ctx.client).await {
+        let uninstalled = self.uninstall_release(&obj, &ctx.client).await;
+        if uninstalled.is_ok() {
+            // then the HelmChart of a chart template goes
+            let mut status = obj.status.clone().unwrap_or_default();
+            crate::chart_template::delete(
+                &obj,
+                &ctx.client,
+                &mut status,
+                self.settings.no_cross_namespace_refs,
+                &self.recorder,
+            )
+            .await
+            .map_err(|e| ReconcileError::new(e.to_string()))?;
+        }
+        match uninstalled {
             Ok(Some(rel)) => {
                 let msg = format!("Helm uninstall succeeded for release {}", release_ref(&rel));
                 self.event(

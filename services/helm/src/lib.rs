@@ -11,9 +11,12 @@ use ferroflux_runtime::events::EventRecorder;
 use ferroflux_runtime::{Manager, RuntimeOptions};
 
 pub mod action;
+pub mod chart_template;
+pub mod depends_on;
 pub mod drift;
 pub mod helmrelease;
 pub mod history;
+pub mod naming;
 mod reconcile;
 pub mod storage;
 pub mod triggers;
@@ -118,6 +121,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             disable_chart_digest_tracking: gate("DisableChartDigestTracking"),
             source_localhost: std::env::var("SOURCE_CONTROLLER_LOCALHOST").ok(),
             wait_interval: Duration::from_secs(2),
+            requeue_dependency: flags.runtime.requeue_dependency,
+            additive_cel_dependency_check: gate("AdditiveCELDependencyCheck"),
         },
         recorder: EventRecorder::new(
             manager.client.clone(),
@@ -131,6 +136,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let (triggers, requests) = triggers::Triggers::start(
         manager.client.clone(),
         manager.watch_namespace(),
+        flags.artifact_events_addr.clone(),
         gate("ExternalArtifact"),
         manager.shutdown_token(),
     );

@@ -1,6 +1,6 @@
 //! Reconcile requests from chart sources: when an OCIRepository, HelmChart or ExternalArtifact
 //! publishes a new artifact (revision or digest), the HelmReleases whose `chartRef` points at
-//! it are enqueued. Which HelmReleases use which source is learned from the driver's own
+//! it, or whose chart template made it (`spec.chart`), are enqueued. Which HelmReleases use which source is learned from the driver's own
 //! HelmRelease watch (a [`WatchTap`]), so no second watch of HelmReleases is opened.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,15 +50,23 @@ impl Index {
     fn learn(&mut self, hr: &HelmRelease) {
         let id = (hr.namespace().unwrap_or_default(), hr.name_any());
         self.forget(&id);
-        let Some(r) = &hr.spec.chart_ref else {
-            return;
+        let key = match &hr.spec.chart_ref {
+            Some(r) => {
+                let ns = r
+                    .namespace
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| id.0.clone());
+                (r.kind.as_str().to_string(), ns, r.name.clone())
+            }
+            // a chart template's HelmChart
+            None if hr.spec.chart.is_some() => (
+                "HelmChart".to_string(),
+                crate::chart_template::chart_namespace(hr),
+                hr.helm_chart_name(),
+            ),
+            None => return,
         };
-        let ns = r
-            .namespace
-            .clone()
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| id.0.clone());
-        let key = (r.kind.as_str().to_string(), ns, r.name.clone());
         self.users
             .entry(key.clone())
             .or_default()
@@ -75,11 +83,13 @@ pub struct Triggers {
 }
 
 impl Triggers {
-    /// Starts the source watches; returns the triggers and the stream of HelmReleases to
-    /// reconcile.
+    /// Starts the source watches and, when `events_addr` is set, the subscription to
+    /// source-controller's ArtifactEvents (a new artifact within a second, the watches being
+    /// the fallback); returns the triggers and the stream of HelmReleases to reconcile.
     pub fn start(
         client: Client,
         namespace: Option<String>,
+        events_addr: String,
         external_artifacts: bool,
         shutdown: CancellationToken,
     ) -> (Triggers, BoxStream<'static, ObjectRef<HelmRelease>>) {
@@ -100,8 +110,27 @@ impl Triggers {
         );
         if external_artifacts {
             spawn_until(
+                shutdown.clone(),
+                t.clone()
+                    .watch::<ExternalArtifact>(client, namespace.clone()),
+            );
+        }
+        if !events_addr.is_empty() {
+            let events = t.clone();
+            spawn_until(
                 shutdown,
-                t.clone().watch::<ExternalArtifact>(client, namespace),
+                ferroflux_runtime::artifact_events::follow(events_addr, namespace, move |ev| {
+                    if matches!(
+                        ev.kind.as_str(),
+                        "OCIRepository" | "HelmChart" | "ExternalArtifact"
+                    ) {
+                        events.announce(
+                            (ev.kind, ev.namespace, ev.name),
+                            (ev.revision, ev.digest),
+                            false,
+                        );
+                    }
+                }),
             );
         }
         (
@@ -185,8 +214,12 @@ impl Triggers {
             src.namespace().unwrap_or_default(),
             src.name_any(),
         );
-        let now = (a.revision.clone(), a.digest.clone());
+        self.announce(key, (a.revision.clone(), a.digest.clone()), listing);
+    }
 
+    /// Records the artifact (revision, digest) of a source, from its watch or from the
+    /// ArtifactEvents stream (whichever comes first), and enqueues its users when it changed.
+    fn announce(&self, key: SourceKey, now: (String, String), listing: bool) {
         let users = {
             let Ok(mut ix) = self.index.lock() else {
                 return;
