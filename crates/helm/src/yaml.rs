@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use ferroflux_gotemplate::Value;
-use ferroflux_gotemplate::gofmt::format_float_shortest;
+use ferroflux_goyaml::{Emitter, Mode, num};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 mod fast;
@@ -645,43 +645,14 @@ fn from_json(j: &serde_json::Value) -> Value {
     }
 }
 
-/// Go's `encoding/json` float64 text.
+/// Go's `encoding/json` float64 text (`null` for NaN and the infinities, which callers
+/// refuse before).
 pub fn json_number(f: f64) -> String {
-    if f.is_nan() || f.is_infinite() {
-        return "null".into();
-    }
-    let a = f.abs();
-    if a != 0.0 && !(1e-6..1e21).contains(&a) {
-        let s = ferroflux_gotemplate::gofmt::format_float(f, 'e', None);
-        // Go trims "e-07" to "e-7"
-        if let Some(i) = s.find('e') {
-            let (m, e) = s.split_at(i);
-            let sign = &e[1..2];
-            let digits = e[2..].trim_start_matches('0');
-            let digits = if digits.is_empty() { "0" } else { digits };
-            return format!("{m}e{sign}{digits}");
-        }
-        return s;
-    }
-    ferroflux_gotemplate::gofmt::format_float(f, 'f', None)
+    num::json_float(f).unwrap_or_else(|| "null".into())
 }
 
 fn json_string(s: &str, escape_html: bool, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' if escape_html => out.push_str(&format!("\\u{:04x}", c as u32)),
-            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    ferroflux_goyaml::json::write_string(s, escape_html, out);
 }
 
 /// Go's `json.Marshal` (or `MarshalIndent` with `indent`, or without HTML escaping).
@@ -721,7 +692,7 @@ fn write_json(
             if f.is_nan() || f.is_infinite() {
                 return Err(format!(
                     "json: unsupported value: {}",
-                    format_float_shortest(*f)
+                    num::format_float_shortest(*f)
                 ));
             }
             out.push_str(&json_number(*f))
@@ -783,7 +754,8 @@ fn write_json(
 }
 
 // ---------------------------------------------------------------------------------------------
-// YAML emitter (go-yaml v2 via sigs.k8s.io/yaml)
+// YAML writing: helm's values turned into the tree the Go encoders see, walked into goyaml's
+// emitter (go-yaml v2 as sigs.k8s.io/yaml runs it for `toYaml`, yaml.v3 for `toYamlPretty`)
 
 /// A value after the JSON round trip that `yaml.Marshal` performs.
 enum Node {
@@ -793,7 +765,13 @@ enum Node {
     Num(String),
     Str(String),
     Seq(Vec<Node>),
+    /// Keys in the order Go's encoders sort a map's keys.
     Map(Vec<(String, Node)>),
+}
+
+fn sorted(mut entries: Vec<(String, Node)>) -> Node {
+    entries.sort_by(|a, b| ferroflux_goyaml::order::key_cmp(&a.0, &b.0));
+    Node::Map(entries)
 }
 
 fn to_node(v: &Value, depth: usize) -> Result<Node, String> {
@@ -806,21 +784,12 @@ fn to_node(v: &Value, depth: usize) -> Result<Node, String> {
         Value::Int(i) | Value::Int64(i) => Node::Num(i.to_string()),
         Value::Uint(u) => Node::Num(u.to_string()),
         Value::Byte(b) => Node::Num(b.to_string()),
-        Value::Float(f) => {
-            if f.is_nan() || f.is_infinite() {
-                return Err(format!(
-                    "json: unsupported value: {}",
-                    format_float_shortest(*f)
-                ));
-            }
-            let j = json_number(*f);
-            if j.contains(['.', 'e', 'E']) {
-                let back: f64 = j.parse().unwrap_or(*f);
-                Node::Num(format_float_shortest(back))
-            } else {
-                Node::Num(j)
-            }
-        }
+        Value::Float(f) => Node::Num(num::v2_float_after_json(*f).ok_or_else(|| {
+            format!(
+                "json: unsupported value: {}",
+                num::format_float_shortest(*f)
+            )
+        })?),
         Value::String(s) => Node::Str(s.to_string()),
         Value::Bytes(b) => {
             use base64::Engine as _;
@@ -838,7 +807,7 @@ fn to_node(v: &Value, depth: usize) -> Result<Node, String> {
             for (k, e) in m.iter() {
                 out.push((k.clone(), to_node(e, depth + 1)?));
             }
-            Node::Map(out)
+            sorted(out)
         }
         Value::Object(o) if o.marshal_text().is_none() && o.marshal_value().is_some() => {
             to_node(&o.marshal_value().unwrap_or_default(), depth)?
@@ -849,33 +818,13 @@ fn to_node(v: &Value, depth: usize) -> Result<Node, String> {
     })
 }
 
-/// Helm's `toYaml`: `yaml.Marshal` output (with its trailing newline).
-pub fn to_yaml(v: &Value) -> Result<String, String> {
-    let n = to_node(v, 0)?;
-    let mut e = Emitter {
-        out: String::new(),
-        column: 0,
-        pretty: false,
-    };
-    e.node(&n, 0, Ctx::Top);
-    if !e.out.ends_with('\n') {
-        e.out.push('\n');
-    }
-    Ok(e.out)
-}
-
 /// A value as go-yaml v3 encodes Go values directly (no JSON round trip).
 fn to_node_direct(v: &Value, depth: usize) -> Result<Node, String> {
     if depth > 1000 {
         return Err("encountered a cycle".into());
     }
     Ok(match v {
-        Value::Float(f) => Node::Num(match format_float_shortest(*f).as_str() {
-            "+Inf" => ".inf".into(),
-            "-Inf" => "-.inf".into(),
-            "NaN" => ".nan".into(),
-            other => other.to_string(),
-        }),
+        Value::Float(f) => Node::Num(num::v3_float(*f)),
         Value::List(l) => Node::Seq(
             l.iter()
                 .map(|e| to_node_direct(e, depth + 1))
@@ -888,725 +837,53 @@ fn to_node_direct(v: &Value, depth: usize) -> Result<Node, String> {
             for (k, e) in m.iter() {
                 out.push((k.clone(), to_node_direct(e, depth + 1)?));
             }
-            Node::Map(out)
+            sorted(out)
         }
         other => to_node(other, depth)?,
     })
 }
 
+fn emit(e: &mut Emitter, n: &Node) {
+    match n {
+        Node::Null => e.plain("null"),
+        Node::Bool(b) => e.plain(if *b { "true" } else { "false" }),
+        Node::Num(s) => e.plain(s),
+        Node::Str(s) => e.string(s),
+        Node::Seq(items) if items.is_empty() => e.empty_seq(),
+        Node::Map(entries) if entries.is_empty() => e.empty_map(),
+        Node::Seq(items) => {
+            e.begin_seq();
+            for it in items {
+                emit(e, it);
+            }
+            e.end();
+        }
+        Node::Map(entries) => {
+            e.begin_map();
+            for (k, v) in entries {
+                e.key(k);
+                emit(e, v);
+            }
+            e.end();
+        }
+    }
+}
+
+fn write_yaml(n: &Node, mode: Mode) -> String {
+    let mut e = Emitter::new(mode, String::new());
+    emit(&mut e, n);
+    e.finish()
+}
+
+/// Helm's `toYaml`: `yaml.Marshal` output (with its trailing newline).
+pub fn to_yaml(v: &Value) -> Result<String, String> {
+    Ok(write_yaml(&to_node(v, 0)?, Mode::V2))
+}
+
 /// Helm's `toYamlPretty`: go-yaml v3's encoder with indent 2 (sequences indented under keys,
 /// no line folding, v3 quoting).
 pub fn to_yaml_pretty(v: &Value) -> Result<String, String> {
-    let n = to_node_direct(v, 0)?;
-    let mut e = Emitter {
-        out: String::new(),
-        column: 0,
-        pretty: true,
-    };
-    e.node(&n, 0, Ctx::Top);
-    if !e.out.ends_with('\n') {
-        e.out.push('\n');
-    }
-    Ok(e.out)
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Ctx {
-    Top,
-    MapValue,
-    SeqItem,
-}
-
-struct Emitter {
-    out: String,
-    column: usize,
-    /// go-yaml v3 style (toYamlPretty) instead of v2.
-    pretty: bool,
-}
-
-const BEST_WIDTH: usize = 80;
-
-impl Emitter {
-    fn write(&mut self, s: &str) {
-        for c in s.chars() {
-            if c == '\n' {
-                self.column = 0;
-            } else {
-                self.column += 1;
-            }
-        }
-        self.out.push_str(s);
-    }
-
-    fn write_indent(&mut self, indent: usize) {
-        if !self.out.is_empty() && !self.out.ends_with('\n') {
-            self.write("\n");
-        }
-        for _ in 0..indent {
-            self.write(" ");
-        }
-    }
-
-    /// Emit `n` whose first line continues the current line; `indent` is the block indent
-    /// for nested lines.
-    fn node(&mut self, n: &Node, indent: usize, ctx: Ctx) {
-        match n {
-            Node::Null => self.scalar_inline("null"),
-            Node::Bool(b) => self.scalar_inline(if *b { "true" } else { "false" }),
-            Node::Num(s) => self.scalar_inline(s),
-            Node::Str(s) => self.string(s, indent),
-            Node::Seq(items) => {
-                if items.is_empty() {
-                    self.scalar_inline("[]");
-                    return;
-                }
-                let seq_indent = indent;
-                for (i, it) in items.iter().enumerate() {
-                    if i > 0 || ctx == Ctx::MapValue {
-                        self.write_indent(seq_indent);
-                    }
-                    self.write("-");
-                    match it {
-                        Node::Seq(inner) if !inner.is_empty() => {
-                            self.write(" ");
-                            self.node(it, seq_indent + 2, Ctx::SeqItem);
-                        }
-                        Node::Map(m) if !m.is_empty() => {
-                            self.write(" ");
-                            self.node(it, seq_indent + 2, Ctx::SeqItem);
-                        }
-                        _ => {
-                            self.write(" ");
-                            self.node(it, seq_indent + 2, Ctx::SeqItem);
-                        }
-                    }
-                }
-            }
-            Node::Map(entries) => {
-                if entries.is_empty() {
-                    self.scalar_inline("{}");
-                    return;
-                }
-                for (i, (k, v)) in entries.iter().enumerate() {
-                    if i > 0 || ctx == Ctx::MapValue {
-                        self.write_indent(indent);
-                    }
-                    self.key(k);
-                    self.write(":");
-                    match v {
-                        Node::Map(m) if !m.is_empty() => {
-                            self.node(v, indent + 2, Ctx::MapValue);
-                        }
-                        Node::Seq(s) if !s.is_empty() => {
-                            let seq_indent = if self.pretty { indent + 2 } else { indent };
-                            self.node(v, seq_indent, Ctx::MapValue);
-                        }
-                        _ => {
-                            self.write(" ");
-                            self.node(v, indent + 2, Ctx::MapValue);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn scalar_inline(&mut self, s: &str) {
-        self.write(s);
-    }
-
-    fn key(&mut self, k: &str) {
-        let style = if self.pretty {
-            match choose_style_v3(k) {
-                Style::Literal => Style::Double,
-                s => s,
-            }
-        } else {
-            choose_style(k, true)
-        };
-        match style {
-            Style::Plain => self.write(k),
-            Style::Single => {
-                let q = single_quoted(k);
-                self.write(&q)
-            }
-            Style::Double | Style::Literal => {
-                let q = double_quoted(k);
-                self.write(&q)
-            }
-        }
-    }
-
-    fn string(&mut self, s: &str, indent: usize) {
-        let style = if self.pretty {
-            choose_style_v3(s)
-        } else {
-            choose_style(s, false)
-        };
-        match style {
-            Style::Plain => self.plain(s, indent),
-            Style::Single => self.single(s, indent),
-            Style::Double => self.double(s, indent),
-            Style::Literal => self.literal(s, indent),
-        }
-    }
-
-    fn plain(&mut self, s: &str, indent: usize) {
-        // Break at a single space once past the best width (allow_breaks: not a key).
-        let chars: Vec<char> = s.chars().collect();
-        let mut spaces = false;
-        let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
-            if c == ' ' {
-                let next_space = chars.get(i + 1) == Some(&' ');
-                if !spaces && !self.pretty && self.column > BEST_WIDTH && !next_space {
-                    self.write_indent(indent);
-                } else {
-                    self.write(" ");
-                }
-                spaces = true;
-            } else {
-                let mut b = [0u8; 4];
-                self.write(c.encode_utf8(&mut b));
-                spaces = false;
-            }
-            i += 1;
-        }
-    }
-
-    fn single(&mut self, s: &str, indent: usize) {
-        self.write("'");
-        let chars: Vec<char> = s.chars().collect();
-        let mut spaces = false;
-        let mut breaks = false;
-        let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
-            if c == ' ' {
-                if !spaces
-                    && self.column > BEST_WIDTH
-                    && i != 0
-                    && i != chars.len() - 1
-                    && chars.get(i + 1) != Some(&' ')
-                {
-                    self.write_indent(indent);
-                } else {
-                    self.write(" ");
-                }
-                spaces = true;
-            } else if c == '\n' {
-                if !breaks && c == '\n' {
-                    self.write("\n");
-                }
-                self.write("\n");
-                breaks = true;
-            } else {
-                if breaks {
-                    for _ in 0..indent {
-                        self.write(" ");
-                    }
-                }
-                if c == '\'' {
-                    self.write("''");
-                } else {
-                    let mut b = [0u8; 4];
-                    self.write(c.encode_utf8(&mut b));
-                }
-                spaces = false;
-                breaks = false;
-            }
-            i += 1;
-        }
-        self.write("'");
-    }
-
-    fn double(&mut self, s: &str, indent: usize) {
-        self.write("\"");
-        let chars: Vec<char> = s.chars().collect();
-        let mut spaces = false;
-        for (i, &c) in chars.iter().enumerate() {
-            if needs_escape(c) {
-                let esc = escape_char(c);
-                self.write(&esc);
-                spaces = false;
-            } else if c == ' ' {
-                if !spaces && self.column > BEST_WIDTH && i != 0 && i != chars.len() - 1 {
-                    self.write_indent(indent);
-                    if chars.get(i + 1) == Some(&' ') {
-                        self.write("\\");
-                    }
-                } else {
-                    self.write(" ");
-                }
-                spaces = true;
-            } else {
-                let mut b = [0u8; 4];
-                self.write(c.encode_utf8(&mut b));
-                spaces = false;
-            }
-        }
-        self.write("\"");
-    }
-
-    fn literal(&mut self, s: &str, indent: usize) {
-        let indent = indent.max(2);
-        self.write("|");
-        if s.starts_with(' ') || s.starts_with('\n') {
-            self.write("2");
-        }
-        let trailing = s.len() - s.trim_end_matches('\n').len();
-        match trailing {
-            0 => self.write("-"),
-            1 => {}
-            _ => self.write("+"),
-        }
-        // content lines
-        let mut at_line_start = true;
-        self.write("\n");
-        for c in s.chars() {
-            if c == '\n' {
-                self.write("\n");
-                at_line_start = true;
-                continue;
-            }
-            if at_line_start {
-                for _ in 0..indent {
-                    self.write(" ");
-                }
-                at_line_start = false;
-            }
-            let mut b = [0u8; 4];
-            self.write(c.encode_utf8(&mut b));
-        }
-        // the text ends at a line start: the next entry needs no extra line break
-    }
-}
-
-#[derive(PartialEq, Clone, Copy, Debug)]
-enum Style {
-    Plain,
-    Single,
-    Double,
-    Literal,
-}
-
-fn is_printable(c: char) -> bool {
-    let u = c as u32;
-    u == 0x0A
-        || (0x20..=0x7E).contains(&u)
-        || (0xA0..=0xD7FF).contains(&u)
-        || ((0xE000..=0xFFFD).contains(&u) && u != 0xFEFF)
-}
-
-fn needs_escape(c: char) -> bool {
-    !is_printable(c) || c == '\u{FEFF}' || is_break(c) || c == '"' || c == '\\'
-}
-
-fn is_break(c: char) -> bool {
-    matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
-}
-
-fn escape_char(c: char) -> String {
-    match c {
-        '\0' => "\\0".into(),
-        '\u{7}' => "\\a".into(),
-        '\u{8}' => "\\b".into(),
-        '\t' => "\\t".into(),
-        '\n' => "\\n".into(),
-        '\u{b}' => "\\v".into(),
-        '\u{c}' => "\\f".into(),
-        '\r' => "\\r".into(),
-        '\u{1b}' => "\\e".into(),
-        '"' => "\\\"".into(),
-        '\\' => "\\\\".into(),
-        '\u{85}' => "\\N".into(),
-        '\u{a0}' => "\\_".into(),
-        '\u{2028}' => "\\L".into(),
-        '\u{2029}' => "\\P".into(),
-        c if (c as u32) <= 0xFF => format!("\\x{:02X}", c as u32),
-        c if (c as u32) <= 0xFFFF => format!("\\u{:04X}", c as u32),
-        c => format!("\\U{:08X}", c as u32),
-    }
-}
-
-fn double_quoted(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        if needs_escape(c) {
-            out.push_str(&escape_char(c));
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn single_quoted(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// go-yaml v2 `resolve`: would this plain scalar read back as something other than a string?
-fn resolves_non_string(s: &str) -> bool {
-    if s.is_empty() {
-        return true;
-    }
-    const SPECIAL: &[&str] = &[
-        "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "n", "N", "no",
-        "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF", "~", "null", "Null", "NULL",
-        ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
-        "-.Inf", "-.INF", "<<",
-    ];
-    if SPECIAL.contains(&s) {
-        return true;
-    }
-    let first = s.as_bytes()[0];
-    match first {
-        b'.' => {
-            s.parse::<f64>().is_ok()
-                && s[1..]
-                    .bytes()
-                    .all(|c| c.is_ascii_digit() || c == b'e' || c == b'E' || c == b'-' || c == b'+')
-        }
-        b'+' | b'-' | b'0'..=b'9' => {
-            if is_timestamp(s) {
-                return true;
-            }
-            let plain = s.replace('_', "");
-            if parse_go_int_base0(&plain) {
-                return true;
-            }
-            if yaml_style_float(&plain) {
-                return true;
-            }
-            let p = plain.strip_prefix('-').unwrap_or(&plain);
-            if let Some(b) = p.strip_prefix("0b") {
-                return !b.is_empty() && b.bytes().all(|c| c == b'0' || c == b'1');
-            }
-            false
-        }
-        _ => false,
-    }
-}
-
-fn parse_go_int_base0(s: &str) -> bool {
-    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if body.is_empty() {
-        return false;
-    }
-    let (digits, radix) = if let Some(r) = body.strip_prefix("0x").or(body.strip_prefix("0X")) {
-        (r, 16)
-    } else if let Some(r) = body.strip_prefix("0o").or(body.strip_prefix("0O")) {
-        (r, 8)
-    } else if let Some(r) = body.strip_prefix("0b").or(body.strip_prefix("0B")) {
-        (r, 2)
-    } else if body.len() > 1 && body.starts_with('0') {
-        (&body[1..], 8)
-    } else {
-        (body, 10)
-    };
-    !digits.is_empty() && u64::from_str_radix(digits, radix).is_ok()
-}
-
-fn yaml_style_float(s: &str) -> bool {
-    // ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$
-    let b = s.as_bytes();
-    let mut i = 0;
-    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
-        i += 1;
-    }
-    let start = i;
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        let d = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == d {
-            return false;
-        }
-    } else {
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return false;
-        }
-        if i < b.len() && b[i] == b'.' {
-            i += 1;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-        }
-    }
-    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
-        i += 1;
-        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
-            i += 1;
-        }
-        let d = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == d {
-            return false;
-        }
-    }
-    i == b.len()
-}
-
-fn is_timestamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
-    if digits != 4 || b.len() == 4 || b[4] != b'-' {
-        return false;
-    }
-    // 2006-1-2 with optional time part
-    let (date, rest) = match s.find(['T', 't', ' ']) {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
-    let parts: Vec<&str> = date.split('-').collect();
-    if parts.len() != 3
-        || parts[1].is_empty()
-        || parts[1].len() > 2
-        || parts[2].is_empty()
-        || parts[2].len() > 2
-        || !parts.iter().all(|p| p.bytes().all(|c| c.is_ascii_digit()))
-    {
-        return false;
-    }
-    let m: u32 = parts[1].parse().unwrap_or(0);
-    let d: u32 = parts[2].parse().unwrap_or(0);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return false;
-    }
-    match rest {
-        None => true,
-        Some(t) => {
-            let t = t.trim_end_matches('Z');
-            let hm: Vec<&str> = t.split(':').collect();
-            hm.len() >= 3 && hm[0].bytes().all(|c| c.is_ascii_digit()) && !hm[0].is_empty()
-        }
-    }
-}
-
-fn is_base60_float(s: &str) -> bool {
-    // ^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$
-    let b = s.strip_prefix(['-', '+']).unwrap_or(s).as_bytes();
-    if b.is_empty() || !b[0].is_ascii_digit() {
-        return false;
-    }
-    let mut i = 1;
-    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
-        i += 1;
-    }
-    let mut groups = 0;
-    while i < b.len() && b[i] == b':' {
-        i += 1;
-        let st = i;
-        while i < b.len() && b[i].is_ascii_digit() && i - st < 2 {
-            i += 1;
-        }
-        let g = &b[st..i];
-        let ok = match g.len() {
-            1 => true,
-            2 => g[0] <= b'5',
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-        groups += 1;
-    }
-    if groups == 0 {
-        return false;
-    }
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
-            i += 1;
-        }
-    }
-    i == b.len()
-}
-
-/// go-yaml v3: would this plain scalar read back as something other than a string (YAML 1.2
-/// core schema), or is it a YAML 1.1 bool/base-60 float that v3 still quotes?
-fn resolves_non_string_v3(s: &str) -> bool {
-    const SPECIAL: &[&str] = &[
-        "", "~", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE", ".nan",
-        ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf",
-        "-.INF", "<<", "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON",
-        "off", "Off", "OFF",
-    ];
-    if SPECIAL.contains(&s) || is_base60_float(s) {
-        return true;
-    }
-    match s.as_bytes()[0] {
-        b'.' | b'+' | b'-' | b'0'..=b'9' => {
-            is_timestamp(s) || parse_go_int_base0(&s.replace('_', "")) || yaml_style_float(s)
-        }
-        _ => false,
-    }
-}
-
-/// The scalar style go-yaml v3 chooses for a string.
-fn choose_style_v3(s: &str) -> Style {
-    let a = analyze(s);
-    let mut style = if s.contains('\n') {
-        Style::Literal
-    } else if !resolves_non_string_v3(s) {
-        Style::Plain
-    } else {
-        Style::Double
-    };
-    if style == Style::Plain && !a.block_plain_allowed {
-        style = Style::Single;
-    }
-    if style == Style::Single && !a.single_quoted_allowed {
-        style = Style::Double;
-    }
-    if style == Style::Literal && !a.block_allowed {
-        style = Style::Double;
-    }
-    style
-}
-
-/// The scalar style go-yaml v2 chooses for a string.
-fn choose_style(s: &str, key: bool) -> Style {
-    let can_plain = !resolves_non_string(s) && !is_base60_float(s);
-    let mut style = if s.contains('\n') && !key {
-        Style::Literal
-    } else if can_plain {
-        Style::Plain
-    } else {
-        Style::Double
-    };
-    let a = analyze(s);
-    if style == Style::Plain && (!a.block_plain_allowed || (s.is_empty() && key)) {
-        style = Style::Single;
-    }
-    if style == Style::Single && !a.single_quoted_allowed {
-        style = Style::Double;
-    }
-    if style == Style::Literal && (!a.block_allowed || key) {
-        style = Style::Double;
-    }
-    style
-}
-
-struct Analysis {
-    block_plain_allowed: bool,
-    single_quoted_allowed: bool,
-    block_allowed: bool,
-}
-
-fn analyze(s: &str) -> Analysis {
-    if s.is_empty() {
-        return Analysis {
-            block_plain_allowed: true,
-            single_quoted_allowed: true,
-            block_allowed: false,
-        };
-    }
-    let chars: Vec<char> = s.chars().collect();
-    let mut block_indicators = false;
-    let mut line_breaks = false;
-    let mut special = false;
-    let mut leading_space = false;
-    let mut leading_break = false;
-    let mut trailing_space = false;
-    let mut trailing_break = false;
-    let mut break_space = false;
-    let mut space_break = false;
-    let mut previous_space = false;
-    let mut previous_break = false;
-    if s.starts_with("---") || s.starts_with("...") {
-        block_indicators = true;
-    }
-    let mut preceded_by_ws = true;
-    let n = chars.len();
-    for i in 0..n {
-        let c = chars[i];
-        let followed_by_ws =
-            i + 1 >= n || matches!(chars[i + 1], ' ' | '\t') || is_break(chars[i + 1]);
-        if i == 0 {
-            match c {
-                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
-                | '%' | '@' | '`' => block_indicators = true,
-                '?' | ':' | '-' if followed_by_ws => block_indicators = true,
-                _ => {}
-            }
-        } else {
-            match c {
-                ':' if followed_by_ws => block_indicators = true,
-                '#' if preceded_by_ws => block_indicators = true,
-                _ => {}
-            }
-        }
-        if !is_printable(c) {
-            special = true;
-        }
-        if c == ' ' {
-            if i == 0 {
-                leading_space = true;
-            }
-            if i + 1 == n {
-                trailing_space = true;
-            }
-            if previous_break {
-                break_space = true;
-            }
-            previous_space = true;
-            previous_break = false;
-        } else if is_break(c) {
-            line_breaks = true;
-            if i == 0 {
-                leading_break = true;
-            }
-            if i + 1 == n {
-                trailing_break = true;
-            }
-            if previous_space {
-                space_break = true;
-            }
-            previous_space = false;
-            previous_break = true;
-        } else {
-            previous_space = false;
-            previous_break = false;
-        }
-        preceded_by_ws = matches!(c, ' ' | '\t') || is_break(c);
-    }
-    let mut a = Analysis {
-        block_plain_allowed: true,
-        single_quoted_allowed: true,
-        block_allowed: true,
-    };
-    if leading_space || leading_break || trailing_space || trailing_break {
-        a.block_plain_allowed = false;
-    }
-    if trailing_space {
-        a.block_allowed = false;
-    }
-    if break_space {
-        a.block_plain_allowed = false;
-        a.single_quoted_allowed = false;
-    }
-    if space_break || special {
-        a.block_plain_allowed = false;
-        a.single_quoted_allowed = false;
-        a.block_allowed = false;
-    }
-    if line_breaks {
-        a.block_plain_allowed = false;
-    }
-    if block_indicators {
-        a.block_plain_allowed = false;
-    }
-    a
+    Ok(write_yaml(&to_node_direct(v, 0)?, Mode::v3(2)))
 }
 
 /// Check JSON syntax the way Go's `encoding/json` scanner reports errors.
