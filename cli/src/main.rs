@@ -1,5 +1,6 @@
 //! `ferroflux`: the command line of the ferroflux suite.
 
+mod cmd;
 mod engines;
 
 use ferroflux_cli::artifact;
@@ -33,8 +34,28 @@ enum Command {
     /// Run the embedded demo: a local Kubernetes API, the Flux CRDs, the controllers and a sample
     /// Git repository, reconciled until Ctrl-C.
     Up(up::UpArgs),
-    /// Print the version of the CLI and the Flux API versions it speaks.
-    Version,
+    /// Print the client and controller versions.
+    Version(cmd::version::VersionArgs),
+    /// Check the API server, the controllers and the CRDs.
+    Check(cmd::check::CheckArgs),
+    /// Get the status of Flux objects.
+    Get(cmd::get::GetArgs),
+    /// Reconcile sources and resources (and wait for the outcome).
+    Reconcile(cmd::reconcile::ReconcileArgs),
+    /// Suspend the reconciliation of objects.
+    Suspend(cmd::suspend::SuspendArgs),
+    /// Resume suspended objects (and wait for their reconciliation).
+    Resume(cmd::suspend::ResumeArgs),
+    /// Delete Flux objects.
+    Delete(cmd::delete::DeleteArgs),
+    /// Export Flux objects as YAML.
+    Export(cmd::export::ExportArgs),
+    /// Display the Kubernetes events of Flux objects.
+    Events(cmd::events::EventsArgs),
+    /// Print the objects a Kustomization manages, as a tree.
+    Tree(cmd::tree::TreeArgs),
+    /// Print the number of running, failing and suspended objects per kind.
+    Stats(cmd::stats::StatsArgs),
     /// Kustomize commands (`build`), with output identical to `kubectl kustomize`.
     Kustomize {
         #[command(subcommand)]
@@ -91,16 +112,31 @@ fn run_controller(name: &str, args: Vec<OsString>) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1, as flux's (cobra) do; --help and --version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let result = match cli.command {
         Command::Controller { name, args } => return run_controller(&name, args),
-        Command::Version => {
-            println!("ferroflux {}", env!("CARGO_PKG_VERSION"));
-            println!(
-                "compatible with Flux v2.9 APIs: source.toolkit.fluxcd.io/v1, kustomize.toolkit.fluxcd.io/v1, helm.toolkit.fluxcd.io/v2, notification.toolkit.fluxcd.io/v1beta3 and v1"
-            );
-            Ok(())
-        }
+        Command::Version(args) => cmd::version::command(args),
+        Command::Check(args) => cmd::check::command(args),
+        Command::Get(args) => cmd::get::command(args),
+        Command::Reconcile(args) => cmd::reconcile::command(args),
+        Command::Suspend(args) => cmd::suspend::suspend(args),
+        Command::Resume(args) => cmd::suspend::resume(args),
+        Command::Delete(args) => cmd::delete::command(args),
+        Command::Export(args) => cmd::export::command(args),
+        Command::Events(args) => cmd::events::command(args),
+        Command::Tree(args) => cmd::tree::command(args),
+        Command::Stats(args) => cmd::stats::command(args),
         Command::Kustomize { command } => engines::kustomize(command),
         Command::Helm { command } => engines::helm(command),
         Command::Push { command } => artifact::push(command),

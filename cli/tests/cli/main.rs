@@ -5,6 +5,7 @@ mod artifact;
 mod engines;
 mod leader;
 mod up;
+mod workflow;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

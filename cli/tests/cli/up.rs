@@ -100,6 +100,29 @@ async fn up_starts_everything_and_stops_cleanly() {
         );
     }
 
+    // `ferroflux check` finds the demo's controller processes through state.json beside the
+    // kubeconfig (there are no Deployments): each ready, the CRDs served, exit 0.
+    let check = tokio::process::Command::new(FERROFLUX)
+        .args([
+            "check",
+            "--kubeconfig",
+            state["kubeconfig"].as_str().unwrap(),
+        ])
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .unwrap();
+    let check_err = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{check_err}");
+    for c in controllers {
+        let name = c["name"].as_str().unwrap();
+        assert!(
+            check_err.contains(&format!("✔ {name}: process ready\n")),
+            "{check_err}"
+        );
+    }
+    assert!(check_err.ends_with("✔ all checks passed\n"), "{check_err}");
+
     // The sample repository is served over smart HTTP at the advertised commit.
     let url = state["git"].as_str().unwrap();
     let out = tokio::process::Command::new("git")
