@@ -596,6 +596,33 @@ impl HelmReleaseReconciler {
                 return Ending::Failed;
             }
         };
+        // a changed release target (storage namespace, release namespace or name, chart name
+        // with the Reinstall strategy): the old release is uninstalled first (upstream)
+        if let Some(what) = crate::naming::release_target_changed(obj, &desired.chart_name)
+            && (what != "chart name"
+                || obj.upgrade().chart_name_change_strategy()
+                    == ferroflux_api::helmrelease::ChartNameChangeStrategy::Reinstall)
+        {
+            tracing::info!(
+                "release target configuration changed ({what}): running uninstall for current release"
+            );
+            if let Err(e) = self.uninstall_previous_target(obj, client).await {
+                let msg = format!("failed to uninstall the release of the previous target: {e}");
+                w.mark(
+                    cond::READY,
+                    cond::FALSE,
+                    helm_reason::UNINSTALL_FAILED,
+                    &msg,
+                );
+                return Ending::Error(msg);
+            }
+            w.status.history = None;
+            w.status.failures = None;
+            w.status.install_failures = None;
+            w.status.upgrade_failures = None;
+            w.status.storage_namespace = None;
+            return Ending::Requeue(MUST_REQUEUE);
+        }
         // new generation, chart version or values, or a reset request: failure counters
         // start again (upstream `MustResetFailures`)
         let reset = crate::reconcile::should_handle_reset(obj, w);
@@ -739,7 +766,7 @@ impl Reconciler<HelmRelease> for HelmReleaseReconciler {
             Err(e) => {
                 let msg = format!(
                     "Helm uninstall failed for release {}: {e}",
-                    obj.release_name()
+                    crate::naming::release_name(&obj)
                 );
                 self.event(
                     &obj,

@@ -56,6 +56,56 @@ pub fn release_target_changed(obj: &HelmRelease, chart_name: &str) -> Option<&'s
     None
 }
 
+impl crate::helmrelease::HelmReleaseReconciler {
+    /// upstream's uninstall on a changed release target: the release named by the latest
+    /// snapshot is uninstalled from the storage namespace the status recorded (the hooks and
+    /// wait of `spec.uninstall` apply). `Ok(None)` when there was nothing left to uninstall.
+    pub(crate) async fn uninstall_previous_target(
+        &self,
+        obj: &HelmRelease,
+        client: &kube::Client,
+    ) -> Result<Option<ferroflux_helm::release::Release>, String> {
+        let Some(status) = obj.status.as_ref() else {
+            return Ok(None);
+        };
+        let (Some(storage_ns), Some(latest)) = (
+            status.storage_namespace.as_deref(),
+            status.history.as_ref().and_then(|h| h.first()),
+        ) else {
+            return Ok(None);
+        };
+        let helm = crate::action::Helm {
+            manager: self.manager(client.clone()),
+            store: crate::storage::ReleaseStorage::new(client.clone(), storage_ns),
+            poll: self.settings.wait_interval,
+            owner: (
+                kube::ResourceExt::name_any(obj),
+                kube::ResourceExt::namespace(obj).unwrap_or_default(),
+            ),
+        };
+        let un = obj.uninstall();
+        let propagation = match un.deletion_propagation {
+            Some(ferroflux_api::helmrelease::DeletionPropagation::Foreground) => {
+                ferroflux_ssa::Propagation::Foreground
+            }
+            Some(ferroflux_api::helmrelease::DeletionPropagation::Orphan) => {
+                ferroflux_ssa::Propagation::Orphan
+            }
+            _ => ferroflux_ssa::Propagation::Background,
+        };
+        helm.uninstall(
+            &latest.name,
+            un.keep_history.unwrap_or(false),
+            un.disable_hooks.unwrap_or(false),
+            un.disable_wait.unwrap_or(false),
+            propagation,
+            un.timeout_or(obj.effective_timeout()),
+        )
+        .await
+        .map_err(|(_, e)| e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

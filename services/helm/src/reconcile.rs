@@ -307,7 +307,7 @@ impl HelmReleaseReconciler {
         w: &mut Writer,
         desired: &Desired,
     ) -> Result<State, String> {
-        let name = obj.release_name();
+        let name = crate::naming::release_name(obj);
         let last = helm
             .store
             .last(&name)
@@ -834,7 +834,7 @@ impl HelmReleaseReconciler {
         let install = obj.install();
         let up = obj.upgrade();
         let opts = ReleaseOptions {
-            name: obj.release_name(),
+            name: crate::naming::release_name(obj),
             namespace: obj.release_namespace(),
             revision: version,
             is_upgrade: upgrade,
@@ -876,7 +876,7 @@ impl HelmReleaseReconciler {
         }
         w.delete(cond::TEST_SUCCESS);
         w.delete(cond::REMEDIATED);
-        let name = obj.release_name();
+        let name = crate::naming::release_name(obj);
         let namespace = obj.release_namespace();
         let result = async {
             let stored = helm.store.history(&name).await.map_err(|e| (None, e))?;
@@ -1111,7 +1111,12 @@ impl HelmReleaseReconciler {
                 .collect()
         };
         let res = helm
-            .test(&obj.release_name(), &names(true), &names(false), timeout)
+            .test(
+                &crate::naming::release_name(obj),
+                &names(true),
+                &names(false),
+                timeout,
+            )
             .await;
         // only results for the latest release count
         for r in helm.store.take_observed() {
@@ -1454,7 +1459,7 @@ impl HelmReleaseReconciler {
 
     /// upstream `Unlock`: a release left pending is marked failed.
     async fn unlock(&self, obj: &HelmRelease, helm: &Helm, w: &mut Writer) -> Result<(), String> {
-        let name = obj.release_name();
+        let name = crate::naming::release_name(obj);
         let last = helm.store.last(&name).await?;
         let Some(mut rel) = last else {
             summarize(obj, w);
@@ -1602,7 +1607,7 @@ impl HelmReleaseReconciler {
         let un = obj.uninstall();
         match helm
             .uninstall(
-                &obj.release_name(),
+                &crate::naming::release_name(obj),
                 un.keep_history.unwrap_or(false),
                 un.disable_hooks.unwrap_or(false),
                 un.disable_wait.unwrap_or(false),

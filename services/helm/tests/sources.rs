@@ -319,8 +319,19 @@ async fn chart_template_makes_waits_for_and_deletes_its_helmchart() {
         .await
         .unwrap();
     wait_gone(&charts, "default-web").await;
-    let hr = wait_ready(&releases, "web", "True", "InstallSucceeded", |_| true).await;
-    assert_eq!(hr.status.unwrap().helm_chart, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while releases
+        .get("web")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.helm_chart)
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "status.helmChart not cleared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_ready(&releases, "web", "True", "InstallSucceeded", |_| true).await;
 
     // deletion: the release is uninstalled, the chartRef's HelmChart stays
     releases
@@ -497,6 +508,126 @@ async fn depends_on_waits_for_ready_dependencies_and_ready_expr() {
         .collect();
     names.sort();
     assert_eq!(names, ["app", "db", "picky"]);
+    let _ = ctl.start_kill();
+    let _ = ctl.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renamed_release_replaces_the_old_one_and_long_names_are_shortened() {
+    let env = TestEnv::start(Options {
+        simulate_workloads: Some(Duration::from_millis(100)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    crds(&env);
+    let tmp = tempfile::tempdir().unwrap();
+    let kubeconfig = tmp.path().join("kubeconfig");
+    env.write_kubeconfig(&kubeconfig).unwrap();
+    let client: Client = env.client().await.unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let long_ns = "a-namespace-with-a-rather-long-name-for-the-releases";
+    create(
+        &namespaces,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": long_ns}}),
+    )
+    .await;
+    let chart = chart_package(tmp.path());
+    let url = serve(chart.clone()).await;
+    let charts: Api<HelmChart> = Api::namespaced(client.clone(), "default");
+    create(
+        &charts,
+        json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmChart",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"chart": "web", "interval": "10m",
+                     "sourceRef": {"kind": "HelmRepository", "name": "charts"}}
+        }),
+    )
+    .await;
+    chart_built(&charts, "web", &url, &chart).await;
+    let mut ctl = controller(&kubeconfig, tmp.path());
+    let releases: Api<HelmRelease> = Api::namespaced(client.clone(), "default");
+    create(
+        &releases,
+        json!({
+            "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"interval": "10m", "chartRef": {"kind": "HelmChart", "name": "web"}}
+        }),
+    )
+    .await;
+    wait_ready(&releases, "web", "True", "InstallSucceeded", |_| true).await;
+    let names = |ns: &str| {
+        let list = helm(tmp.path(), &kubeconfig, &["list", "-n", ns, "-o", "json"]);
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names("default"), ["web"]);
+
+    // a new releaseName: the old release is uninstalled, the new one installed
+    releases
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"releaseName": "renamed"}})),
+        )
+        .await
+        .unwrap();
+    let hr = wait_ready(&releases, "web", "True", "InstallSucceeded", |m| {
+        m.contains("default/renamed.v1")
+    })
+    .await;
+    assert_eq!(names("default"), ["renamed"]);
+    let history = hr.status.unwrap().history.unwrap();
+    assert_eq!(history.len(), 1, "the old release's history is cleared");
+    assert_eq!(history[0].name, "renamed");
+
+    // targetNamespace: `<targetNamespace>-<name>` is over 53 characters, so it is shortened as
+    // upstream does, and the release moves (the old one uninstalled first)
+    releases
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"releaseName": null, "targetNamespace": long_ns}})),
+        )
+        .await
+        .unwrap();
+    let full = format!("{long_ns}-web");
+    assert!(full.len() > 53);
+    let short = format!(
+        "{}-{}",
+        &full[..40],
+        &hex::encode(sha2::Sha256::digest(full.as_bytes()))[..12]
+    );
+    let hr = wait_ready(&releases, "web", "True", "InstallSucceeded", |m| {
+        m.contains(&format!("{long_ns}/{short}.v1"))
+    })
+    .await;
+    // the records stay in the storage namespace (the HelmRelease's), the objects move
+    assert_eq!(names("default"), std::slice::from_ref(&short));
+    let deployments =
+        |ns: &str| Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), ns);
+    assert!(
+        deployments("default")
+            .get_opt("renamed-web")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        deployments(long_ns)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .len()
+            == 1
+    );
+    assert_eq!(hr.status.unwrap().history.unwrap()[0].name, short);
     let _ = ctl.start_kill();
     let _ = ctl.wait().await;
 }
