@@ -2,6 +2,7 @@
 //! kustomize's pipeline does (YAML 1.2 core schema with Go-style integer parsing, legacy
 //! octals, timestamps turned into RFC 3339 strings, anchors and `<<` merge keys expanded).
 
+use ferroflux_goyaml::resolve::{Resolved, Schema, parse_timestamp, resolve};
 use granit_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
 
@@ -393,7 +394,7 @@ pub fn folded_roundtrip(s: &str) -> String {
     // the emitter cannot write folded text with these; it falls back to quoting (lossless)
     let special = s
         .chars()
-        .any(|c| c != '\n' && !crate::yaml::emit::is_printable(c));
+        .any(|c| c != '\n' && !ferroflux_goyaml::scalar::is_printable(c));
     if special || s.contains(" \n") || s.ends_with(' ') {
         return s.to_string();
     }
@@ -445,306 +446,28 @@ pub fn folded_roundtrip(s: &str) -> String {
 
 /// Reinterpret a plain scalar the YAML 1.1 way (booleans; timestamps kept as text).
 fn yaml11_adjust(text: &str, v: Value) -> Value {
-    match text {
-        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Value::Bool(true),
-        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Value::Bool(false),
-        _ if parse_timestamp(text).is_some() => Value::String(text.to_string()),
+    match resolve(text, Schema::V2) {
+        Resolved::Bool(b) => Value::Bool(b),
+        Resolved::Timestamp(_) => Value::String(text.to_string()),
         _ => v,
     }
 }
 
-/// Resolve a plain (unquoted, untagged) scalar.
+/// Resolve a plain (unquoted, untagged) scalar as kyaml's yaml.v3 does, into JSON.
 pub fn resolve_plain(text: &str) -> Result<Value, String> {
-    match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
-        "true" | "True" | "TRUE" => return Ok(Value::Bool(true)),
-        "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
-        ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF"
-        | "-.inf" | "-.Inf" | "-.INF" => {
-            return Err(format!(
+    Ok(match resolve(text, Schema::V3) {
+        Resolved::Null => Value::Null,
+        Resolved::Bool(b) => Value::Bool(b),
+        Resolved::Int(i) => Value::Number(Number::from(i)),
+        Resolved::Uint(u) => Value::Number(Number::from(u)),
+        Resolved::Float(f) => Value::Number(Number::from_f64(f).ok_or_else(|| {
+            format!(
                 "json: unsupported value: {text} (NaN and infinity cannot be converted to JSON)"
-            ));
-        }
-        _ => {}
-    }
-    let first = text.as_bytes()[0];
-    match first {
-        b'.' => {
-            if let Some(f) = go_parse_float(text) {
-                return float_value(f, text);
-            }
-        }
-        b'0'..=b'9' | b'+' | b'-' => {
-            if let Some(ts) = parse_timestamp(text) {
-                return Ok(Value::String(ts));
-            }
-            let plain: String = text.chars().filter(|&c| c != '_').collect();
-            if let Some(i) = go_parse_int(&plain) {
-                return Ok(Value::Number(Number::from(i)));
-            }
-            if let Some(u) = go_parse_uint(&plain) {
-                return Ok(Value::Number(Number::from(u)));
-            }
-            if is_yaml_float(&plain)
-                && let Some(f) = go_parse_float(&plain)
-            {
-                return float_value(f, text);
-            }
-            for (prefix, radix) in [("0b", 2), ("0o", 8)] {
-                if let Some(rest) = plain.strip_prefix(prefix) {
-                    if let Ok(i) = i64::from_str_radix(rest, radix) {
-                        return Ok(Value::Number(Number::from(i)));
-                    }
-                    if let Ok(u) = u64::from_str_radix(rest, radix) {
-                        return Ok(Value::Number(Number::from(u)));
-                    }
-                }
-                if let Some(rest) = plain.strip_prefix(&format!("-{prefix}"))
-                    && let Ok(i) = i64::from_str_radix(&format!("-{rest}"), radix)
-                {
-                    return Ok(Value::Number(Number::from(i)));
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(Value::String(text.to_string()))
-}
-
-fn float_value(f: f64, text: &str) -> Result<Value, String> {
-    Number::from_f64(f)
-        .map(Value::Number)
-        .ok_or_else(|| format!("json: unsupported value: {text}"))
-}
-
-/// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`
-fn is_yaml_float(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-        i += 1;
-    }
-    let digits = |i: &mut usize| {
-        let st = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - st
-    };
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    } else {
-        if digits(&mut i) == 0 {
-            return false;
-        }
-        if i < b.len() && b[i] == b'.' {
-            i += 1;
-            digits(&mut i);
-        }
-    }
-    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
-        i += 1;
-        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    }
-    i == b.len()
-}
-
-/// Go's `strconv.ParseInt(s, 0, 64)` (underscores already removed by the caller).
-pub fn go_parse_int(s: &str) -> Option<i64> {
-    let (neg, body) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let mag = go_parse_uint_body(body)?;
-    if neg {
-        if mag <= (i64::MAX as u64) + 1 {
-            Some((mag as i128).wrapping_neg() as i64)
-        } else {
-            None
-        }
-    } else if mag <= i64::MAX as u64 {
-        Some(mag as i64)
-    } else {
-        None
-    }
-}
-
-/// Go's `strconv.ParseUint(s, 0, 64)`.
-pub fn go_parse_uint(s: &str) -> Option<u64> {
-    go_parse_uint_body(s)
-}
-
-fn go_parse_uint_body(s: &str) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    let lower = s.to_ascii_lowercase();
-    let (radix, digits) = if let Some(r) = lower.strip_prefix("0x") {
-        (16, r)
-    } else if let Some(r) = lower.strip_prefix("0b") {
-        (2, r)
-    } else if let Some(r) = lower.strip_prefix("0o") {
-        (8, r)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..])
-    } else {
-        (10, lower.as_str())
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(digits, radix).ok()
-}
-
-/// Go's `strconv.ParseFloat(s, 64)` for the decimal forms YAML produces; infinities,
-/// NaN and hexadecimal floats are not accepted here.
-pub fn go_parse_float(s: &str) -> Option<f64> {
-    let body = s.trim_start_matches(['+', '-']);
-    if body.is_empty()
-        || !body
-            .bytes()
-            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
-        return None;
-    }
-    let f: f64 = s.parse().ok()?;
-    if f.is_finite() { Some(f) } else { None }
-}
-
-/// Timestamps in the forms go-yaml accepts, returned formatted as Go's RFC3339Nano.
-pub fn parse_timestamp(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    if b.len() < 5 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
-        return None;
-    }
-    let mut p = Cur { b, i: 5 };
-    let year: i64 = s[..4].parse().ok()?;
-    let month = p.num(1, 2)?;
-    p.eat(b'-')?;
-    let day = p.num(1, 2)?;
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    if p.i == b.len() {
-        return Some(format!("{year:04}-{month:02}-{day:02}T00:00:00Z"));
-    }
-    let sep = b[p.i];
-    if sep != b'T' && sep != b't' && sep != b' ' {
-        return None;
-    }
-    p.i += 1;
-    let hour = p.num(1, 2)?;
-    p.eat(b':')?;
-    let min = p.num(1, 2)?;
-    p.eat(b':')?;
-    let sec = p.num(1, 2)?;
-    if hour > 23 || min > 59 || sec > 59 {
-        return None;
-    }
-    let mut frac = String::new();
-    if p.i < b.len() && b[p.i] == b'.' {
-        p.i += 1;
-        let st = p.i;
-        while p.i < b.len() && b[p.i].is_ascii_digit() {
-            p.i += 1;
-        }
-        if p.i == st || p.i - st > 9 {
-            return None;
-        }
-        frac = s[st..p.i].trim_end_matches('0').to_string();
-    }
-    let zone = if sep == b' ' {
-        if p.i != b.len() {
-            return None;
-        }
-        "Z".to_string()
-    } else {
-        if p.i >= b.len() {
-            return None;
-        }
-        match b[p.i] {
-            b'Z' => {
-                p.i += 1;
-                "Z".to_string()
-            }
-            b'+' | b'-' => {
-                let sign = b[p.i] as char;
-                p.i += 1;
-                let zh = p.num(2, 2)?;
-                p.eat(b':')?;
-                let zm = p.num(2, 2)?;
-                if zh > 24 || zm > 59 {
-                    return None;
-                }
-                if zh == 0 && zm == 0 {
-                    "Z".to_string()
-                } else {
-                    format!("{sign}{zh:02}:{zm:02}")
-                }
-            }
-            _ => return None,
-        }
-    };
-    if p.i != b.len() {
-        return None;
-    }
-    let frac = if frac.is_empty() {
-        String::new()
-    } else {
-        format!(".{frac}")
-    };
-    Some(format!(
-        "{year:04}-{month:02}-{day:02}T{hour:02}:{min:02}:{sec:02}{frac}{zone}"
-    ))
-}
-
-struct Cur<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl Cur<'_> {
-    fn num(&mut self, min: usize, max: usize) -> Option<i64> {
-        let st = self.i;
-        while self.i < self.b.len() && self.i - st < max && self.b[self.i].is_ascii_digit() {
-            self.i += 1;
-        }
-        if self.i - st < min {
-            return None;
-        }
-        std::str::from_utf8(&self.b[st..self.i]).ok()?.parse().ok()
-    }
-    fn eat(&mut self, c: u8) -> Option<()> {
-        if self.i < self.b.len() && self.b[self.i] == c {
-            self.i += 1;
-            Some(())
-        } else {
-            None
-        }
-    }
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ => {
-            if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
-                29
-            } else {
-                28
-            }
-        }
-    }
+            )
+        })?),
+        Resolved::Timestamp(ts) => Value::String(ts),
+        Resolved::Merge | Resolved::Str => Value::String(text.to_string()),
+    })
 }
 
 #[cfg(test)]
