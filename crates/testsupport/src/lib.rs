@@ -8,8 +8,11 @@
 //!   as `sshd`), found on `PATH` or where `scripts/get-oracles` installs; a missing one is a
 //!   failure with a one-line hint, never a skip.
 //! - [`registry`]: a real OCI registry (Debian's `docker-registry`) on 127.0.0.1.
+//! - `webhooks` (feature `webhooks`): signed webhook requests, a test OIDC issuer, CDEvents.
 
 pub mod registry;
+#[cfg(feature = "webhooks")]
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 

@@ -124,7 +124,8 @@ pub async fn send(client: &reqwest::Client, plan: &Plan) -> Result<(), String> {
     })
 }
 
-async fn fetch_json(
+/// GETs `req` and decodes its JSON answer (`Null` for a 404 when `missing_ok`).
+pub async fn fetch_json(
     client: &reqwest::Client,
     req: &Request,
     missing_ok: bool,

@@ -10,7 +10,7 @@ use super::{Request, Settings};
 use crate::event::Event;
 
 /// go-github's request headers.
-fn headers(req: &mut Request, token: &str) {
+pub fn headers(req: &mut Request, token: &str) {
     req.set("Accept", "application/vnd.github.v3+json");
     req.set("X-GitHub-Api-Version", "2022-11-28");
     req.set("Authorization", format!("Bearer {token}"));

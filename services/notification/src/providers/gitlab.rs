@@ -16,7 +16,7 @@ struct SetStatus<'a> {
 }
 
 /// Path-escapes a project id (`group/repo` -> `group%2Frepo`).
-fn escape(id: &str) -> String {
+pub fn escape(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for b in id.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -7,6 +7,7 @@ pub mod alertmanager;
 pub mod azuredevops;
 pub mod azureeventhub;
 pub mod bitbucket;
+pub mod comments;
 pub mod commitstatus;
 pub mod datadog;
 pub mod generic;
@@ -150,17 +151,14 @@ pub enum Delivery {
     CommitStatus(commitstatus::Plan),
     /// An Azure DevOps commit status (resource locations first, then list and create).
     AzureDevOps(azuredevops::Plan),
+    /// A pull/merge request comment: who am I, list, then edit ours or create one.
+    Comment(comments::Plan),
     /// A Google Pub/Sub publish (credentials first).
     GooglePubSub(googlepubsub::Plan),
     /// An Azure Event Hubs send (SAS token computed at send time).
     AzureEventHub(azureeventhub::Plan),
     /// Nothing to send (e.g. PagerDuty ignores `Progressing` events).
     Nothing,
-}
-
-/// A Provider type we cannot deliver to yet.
-pub fn unsupported(kind: ProviderType) -> String {
-    format!("provider {} not supported", kind.as_str())
 }
 
 /// Builds the delivery of `event` for a Provider of type `kind`. Errors are upstream's
@@ -201,6 +199,9 @@ pub fn build(kind: ProviderType, s: &Settings, event: &Event) -> Result<Delivery
             azuredevops::build(s, event).map(|p| p.map_or(Delivery::Nothing, Delivery::AzureDevOps))
         }
         T::GitHubDispatch => one(github::dispatch(s, event)),
+        T::GitHubPullRequestComment => comments::github(s, event).map(Delivery::Comment),
+        T::GitLabMergeRequestComment => comments::gitlab(s, event).map(Delivery::Comment),
+        T::GiteaPullRequestComment => comments::gitea(s, event).map(Delivery::Comment),
         T::Zulip => one(zulip::build(s, event)),
         T::Zoom => one(zoom::build(s, event)),
         T::IncidentIo => incidentio::build(s, event),
@@ -210,7 +211,6 @@ pub fn build(kind: ProviderType, s: &Settings, event: &Event) -> Result<Delivery
         }
         T::AzureEventHub => azureeventhub::build(s, event).map(Delivery::AzureEventHub),
         T::GooglePubSub => googlepubsub::build(s, event).map(Delivery::GooglePubSub),
-        other => Err(unsupported(other)),
     }
 }
 
@@ -398,6 +398,7 @@ pub async fn send_with(delivery: &Delivery, client: &reqwest::Client) -> Result<
         Delivery::Nats(p) => nats::publish(p).await,
         Delivery::CommitStatus(plan) => commitstatus::send(client, plan).await,
         Delivery::AzureDevOps(plan) => azuredevops::send(client, plan).await,
+        Delivery::Comment(plan) => comments::send(client, plan).await,
         Delivery::GooglePubSub(plan) => googlepubsub::send(client, plan).await,
         Delivery::AzureEventHub(plan) => azureeventhub::send(client, plan).await,
         Delivery::Http(requests) => {

@@ -6,6 +6,7 @@ mod alerting;
 mod peers;
 mod providers;
 mod providers_cloud;
+mod providers_comments;
 mod receivers;
 mod receivers_tokens;
 mod support;

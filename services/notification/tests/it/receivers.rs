@@ -4,54 +4,20 @@
 //! unlisted events, unknown paths and suspended receivers get upstream's status codes and
 //! annotate nothing.
 
-use std::time::Duration;
-
 use ferroflux_api::{GitRepository, Receiver};
-use ferroflux_runtime::driver::{DriverConfig, run};
-use ferroflux_runtime::events::EventRecorder;
-use ferroflux_runtime::metrics::Metrics;
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
-use notification_controller::receiver::{
-    ReceiverIndex, ReceiverReconciler, ReceiverServer, router,
+use ferroflux_testsupport::webhooks::{
+    GITHUB_PAYLOAD, GITHUB_SECRET, GITHUB_SIGNATURE, Hmac, hmac_hex,
 };
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::support::wait_for;
+use crate::support::{
+    Receivers, hook_path as expected_path, install_crds, post, requested_at, wait_for,
+};
 
 const TOKEN: &str = "r3c31v3r-token";
-/// GitHub's documented webhook test vector.
-const GITHUB_SECRET: &str = "It's a Secret to Everybody";
-const GITHUB_PAYLOAD: &str = "Hello, World!";
-const GITHUB_SIGNATURE: &str =
-    "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-
-fn hmac(alg: aws_lc_rs::hmac::Algorithm, key: &str, body: &[u8]) -> String {
-    let key = aws_lc_rs::hmac::Key::new(alg, key.as_bytes());
-    hex::encode(aws_lc_rs::hmac::sign(&key, body).as_ref())
-}
-
-fn expected_path(token: &str, name: &str) -> String {
-    use sha2::Digest;
-    format!(
-        "/hook/{}",
-        hex::encode(sha2::Sha256::digest(
-            format!("{token}{name}default").as_bytes()
-        ))
-    )
-}
-
-async fn requested_at(repos: &Api<GitRepository>, name: &str) -> Option<String> {
-    repos
-        .get(name)
-        .await
-        .unwrap()
-        .annotations()
-        .get("reconcile.fluxcd.io/requestedAt")
-        .cloned()
-}
 
 struct Hook {
     http: reqwest::Client,
@@ -59,27 +25,26 @@ struct Hook {
 }
 
 impl Hook {
-    async fn send(&self, path: &str, headers: &[(&str, String)], body: &str) -> u16 {
-        let mut rb = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .body(body.to_string());
-        for (k, v) in headers {
-            rb = rb.header(*k, v);
+    fn new(receivers: &Receivers) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: receivers.base.clone(),
         }
-        rb.send().await.unwrap().status().as_u16()
+    }
+
+    async fn send(&self, path: &str, headers: &[(&str, String)], body: &str) -> u16 {
+        post(
+            &self.http,
+            &format!("{}{path}", self.base),
+            headers,
+            body.to_string(),
+        )
+        .await
     }
 }
 
 async fn setup(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in ferroflux_api::crdgen::crd_objects().unwrap() {
-        if crd.spec.group == "notification.toolkit.fluxcd.io"
-            || crd.spec.group == "source.toolkit.fluxcd.io"
-        {
-            crds.create(&PostParams::default(), &crd).await.unwrap();
-        }
-    }
+    install_crds(client).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
     for (name, token) in [("token", TOKEN), ("github-token", GITHUB_SECRET)] {
         let s: Secret = serde_json::from_value(
@@ -157,38 +122,9 @@ async fn receivers_annotate_the_selected_objects() {
     let client = env.client().await.unwrap();
     setup(&client).await;
 
-    let index = ReceiverIndex::default();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let s = shutdown.clone();
-    tokio::spawn(run::<Receiver, _>(
-        client.clone(),
-        DriverConfig {
-            controller: "receiver".into(),
-            group: "notification.toolkit.fluxcd.io".into(),
-            kind: "Receiver".into(),
-            concurrency: 4,
-            min_retry_delay: Duration::from_millis(200),
-            max_retry_delay: Duration::from_secs(2),
-            jitter_percentage: 0,
-            namespace: None,
-            label_selector: String::new(),
-        },
-        ReceiverReconciler {
-            recorder: EventRecorder::new(client.clone(), "notification-controller", ""),
-        },
-        Metrics::new(),
-        None,
-        vec![index.tap()],
-        async move { s.cancelled().await },
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = router(ReceiverServer::new(client.clone(), index.clone(), false));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let hook = Hook {
-        http: reqwest::Client::new(),
-        base: format!("http://{addr}"),
-    };
+    let receivers_loop = Receivers::start(&client, None).await;
+    let index = receivers_loop.index.clone();
+    let hook = Hook::new(&receivers_loop);
 
     // Ready with upstream's path; the index (fed by the driver's watch) knows them.
     let receivers: Api<Receiver> = Api::namespaced(client.clone(), "default");
@@ -208,19 +144,7 @@ async fn receivers_annotate_the_selected_objects() {
             TOKEN
         };
         let path = expected_path(token, name);
-        let r = wait_for(&format!("receiver {name} ready"), 30, || {
-            let receivers = receivers.clone();
-            let index = index.clone();
-            let path = path.clone();
-            async move {
-                let r = receivers.get(name).await.ok()?;
-                let st = r.status.clone()?;
-                (st.webhook_path.as_deref() == Some(path.as_str())
-                    && index.by_path(&path).is_some_and(|x| x.status == r.status))
-                .then_some(r)
-            }
-        })
-        .await;
+        let r = receivers_loop.wait_ready(&receivers, name, &path).await;
         let ready = r
             .status
             .unwrap()
@@ -354,10 +278,7 @@ async fn receivers_annotate_the_selected_objects() {
     // Bitbucket Server: GitHub-style signature, X-Event-Key.
     let bb = expected_path(TOKEN, "bitbucket");
     let body = r#"{"eventKey":"repo:refs_changed"}"#;
-    let sig = format!(
-        "sha256={}",
-        hmac(aws_lc_rs::hmac::HMAC_SHA256, TOKEN, body.as_bytes())
-    );
+    let sig = format!("sha256={}", hmac_hex(Hmac::Sha256, TOKEN, body.as_bytes()));
     assert_eq!(
         hook.send(
             &bb,
@@ -388,11 +309,11 @@ async fn receivers_annotate_the_selected_objects() {
     // generic-hmac with each algorithm upstream accepts.
     let hm = expected_path(TOKEN, "hmac");
     for (prefix, alg) in [
-        ("sha1", aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY),
-        ("sha256", aws_lc_rs::hmac::HMAC_SHA256),
-        ("sha512", aws_lc_rs::hmac::HMAC_SHA512),
+        ("sha1", Hmac::Sha1),
+        ("sha256", Hmac::Sha256),
+        ("sha512", Hmac::Sha512),
     ] {
-        let sig = format!("{prefix}={}", hmac(alg, TOKEN, b"payload"));
+        let sig = format!("{prefix}={}", hmac_hex(alg, TOKEN, b"payload"));
         let before = requested_at(&repos, "app").await;
         assert_eq!(
             hook.send(&hm, &[("X-Signature", sig)], "payload").await,
@@ -401,10 +322,7 @@ async fn receivers_annotate_the_selected_objects() {
         );
         assert_ne!(requested_at(&repos, "app").await, before, "{prefix}");
     }
-    let wrong = format!(
-        "sha256={}",
-        hmac(aws_lc_rs::hmac::HMAC_SHA256, "other", b"payload")
-    );
+    let wrong = format!("sha256={}", hmac_hex(Hmac::Sha256, "other", b"payload"));
     assert_eq!(
         hook.send(&hm, &[("X-Signature", wrong)], "payload").await,
         400
@@ -427,11 +345,7 @@ async fn receivers_annotate_the_selected_objects() {
     // Nexus: hex HMAC-SHA1 of the body.
     let nx = expected_path(TOKEN, "nexus");
     let body = r#"{"action":"CREATED","repositoryName":"charts"}"#;
-    let sig = hmac(
-        aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-        TOKEN,
-        body.as_bytes(),
-    );
+    let sig = hmac_hex(Hmac::Sha1, TOKEN, body.as_bytes());
     assert_eq!(
         hook.send(&nx, &[("X-Nexus-Webhook-Signature", sig)], body)
             .await,
@@ -479,7 +393,6 @@ async fn receivers_annotate_the_selected_objects() {
     let before = requested_at(&repos, "app").await;
     assert_eq!(hook.send(&gen_path, &[], "").await, 503);
     assert_eq!(requested_at(&repos, "app").await, before);
-    shutdown.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -508,55 +421,12 @@ async fn cel_filters_select_objects_and_invalid_ones_stall() {
             serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap();
         receivers.create(&PostParams::default(), &r).await.unwrap();
     }
-    let index = ReceiverIndex::default();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let s = shutdown.clone();
-    tokio::spawn(run::<Receiver, _>(
-        client.clone(),
-        DriverConfig {
-            controller: "receiver".into(),
-            group: "notification.toolkit.fluxcd.io".into(),
-            kind: "Receiver".into(),
-            concurrency: 4,
-            min_retry_delay: Duration::from_millis(200),
-            max_retry_delay: Duration::from_secs(2),
-            jitter_percentage: 0,
-            namespace: None,
-            label_selector: String::new(),
-        },
-        ReceiverReconciler {
-            recorder: EventRecorder::new(client.clone(), "notification-controller", ""),
-        },
-        Metrics::new(),
-        None,
-        vec![index.tap()],
-        async move { s.cancelled().await },
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = router(ReceiverServer::new(client.clone(), index.clone(), false));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let hook = Hook {
-        http: reqwest::Client::new(),
-        base: format!("http://{addr}"),
-    };
+    let receivers_loop = Receivers::start(&client, None).await;
+    let hook = Hook::new(&receivers_loop);
     let path = expected_path(TOKEN, "filtered");
-    wait_for("filtered receiver indexed", 30, || {
-        let index = index.clone();
-        let path = path.clone();
-        async move {
-            index
-                .by_path(&path)
-                .filter(|r| {
-                    r.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-                })
-                .map(|_| ())
-        }
-    })
-    .await;
+    receivers_loop
+        .wait_ready(&receivers, "filtered", &path)
+        .await;
     let stalled = wait_for("bad-cel stalled", 30, || {
         let receivers = receivers.clone();
         async move {
@@ -607,5 +477,4 @@ async fn cel_filters_select_objects_and_invalid_ones_stall() {
     assert_eq!(requested_at(&repos, "other").await, None);
     // A JSON body that does not parse: upstream answers 500.
     assert_eq!(hook.send(&path, &[json_ct], "{not json").await, 500);
-    shutdown.cancel();
 }

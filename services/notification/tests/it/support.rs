@@ -155,3 +155,150 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Upstream's webhook path of a Receiver in `default`: `/hook/<sha256(token + name + namespace)>`.
+pub fn hook_path(token: &str, name: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "/hook/{}",
+        hex::encode(sha2::Sha256::digest(
+            format!("{token}{name}default").as_bytes()
+        ))
+    )
+}
+
+/// The `reconcile.fluxcd.io/requestedAt` annotation of GitRepository `default/<name>`.
+pub async fn requested_at(
+    repos: &kube::Api<ferroflux_api::GitRepository>,
+    name: &str,
+) -> Option<String> {
+    use kube::ResourceExt;
+    repos
+        .get(name)
+        .await
+        .unwrap()
+        .annotations()
+        .get("reconcile.fluxcd.io/requestedAt")
+        .cloned()
+}
+
+/// POSTs `body` with `headers`; returns the status code.
+pub async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, String)],
+    body: impl Into<reqwest::Body>,
+) -> u16 {
+    let mut rb = http.post(url).body(body);
+    for (k, v) in headers {
+        rb = rb.header(*k, v);
+    }
+    rb.send().await.unwrap().status().as_u16()
+}
+
+/// The Notification and Source CRDs in the test API server.
+pub async fn install_crds(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    for crd in ferroflux_api::crdgen::crd_objects().unwrap() {
+        if crd.spec.group == "notification.toolkit.fluxcd.io"
+            || crd.spec.group == "source.toolkit.fluxcd.io"
+        {
+            crds.create(&kube::api::PostParams::default(), &crd)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// The Receiver half of the controller against the test API server: the reconciler on the
+/// shared driver feeding the index, and the webhook server on 127.0.0.1.
+pub struct Receivers {
+    /// The webhook server's base URL.
+    pub base: String,
+    pub index: notification_controller::receiver::ReceiverIndex,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Receivers {
+    /// Starts both; `google_certs_url` replaces Google's keys URL (gcr).
+    pub async fn start(client: &kube::Client, google_certs_url: Option<String>) -> Self {
+        use ferroflux_runtime::driver::{DriverConfig, run};
+        use notification_controller::receiver::{
+            ReceiverIndex, ReceiverReconciler, ReceiverServer, router,
+        };
+        let index = ReceiverIndex::default();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let s = shutdown.clone();
+        tokio::spawn(run::<ferroflux_api::Receiver, _>(
+            client.clone(),
+            DriverConfig {
+                controller: "receiver".into(),
+                group: "notification.toolkit.fluxcd.io".into(),
+                kind: "Receiver".into(),
+                concurrency: 4,
+                min_retry_delay: Duration::from_millis(200),
+                max_retry_delay: Duration::from_secs(2),
+                jitter_percentage: 0,
+                namespace: None,
+                label_selector: String::new(),
+            },
+            ReceiverReconciler {
+                recorder: ferroflux_runtime::events::EventRecorder::new(
+                    client.clone(),
+                    "notification-controller",
+                    "",
+                ),
+            },
+            ferroflux_runtime::metrics::Metrics::new(),
+            None,
+            vec![index.tap()],
+            async move { s.cancelled().await },
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut server = ReceiverServer::new(client.clone(), index.clone(), false);
+        if let Some(url) = google_certs_url {
+            server.google_certs_url = url;
+        }
+        let app = router(server);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            base: format!("http://{addr}"),
+            index,
+            shutdown,
+        }
+    }
+
+    /// The URL of a webhook path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Waits until Receiver `default/<name>` publishes `path` and the index serves that status.
+    pub async fn wait_ready(
+        &self,
+        receivers: &kube::Api<ferroflux_api::Receiver>,
+        name: &str,
+        path: &str,
+    ) -> ferroflux_api::Receiver {
+        wait_for(&format!("receiver {name} ready"), 30, || {
+            let receivers = receivers.clone();
+            let index = self.index.clone();
+            async move {
+                let r = receivers.get(name).await.ok()?;
+                let st = r.status.clone()?;
+                (st.webhook_path.as_deref() == Some(path)
+                    && index.by_path(path).is_some_and(|x| x.status == r.status))
+                .then_some(r)
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for Receivers {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
