@@ -8,6 +8,7 @@ mod lifecycle;
 mod notifications;
 mod oci;
 mod readiness;
+mod receivers;
 mod sops;
 mod sync;
 
