@@ -22,6 +22,8 @@ pub const SOURCE: &str = "source-controller";
 pub const KUSTOMIZE: &str = "kustomize-controller";
 /// Started on demand ([`Cluster::start_notification`]), not by [`Cluster::start`].
 pub const NOTIFICATION: &str = "notification-controller";
+/// Started on demand (`cluster.start_controller(HELM)`), not by [`Cluster::start`].
+pub const HELM: &str = "helm-controller";
 
 /// A free port on 127.0.0.1.
 pub fn free_port() -> SocketAddr {
@@ -298,7 +300,11 @@ impl Cluster {
                         self.source_grpc
                     ));
                 }
-                flags.push(format!("--grpc-addr={}", self.kustomize_grpc));
+                if name == KUSTOMIZE {
+                    flags.push(format!("--grpc-addr={}", self.kustomize_grpc));
+                } else {
+                    flags.push("--grpc-addr=127.0.0.1:0".to_string());
+                }
             }
         }
         flags.extend(self.extra_flags.get(name).cloned().unwrap_or_default());
@@ -508,7 +514,8 @@ impl Drop for Cluster {
     }
 }
 
-async fn request_reconcile<K>(api: &Api<K>, name: &str) -> anyhow::Result<()>
+/// Sets `reconcile.fluxcd.io/requestedAt` on any Flux object.
+pub async fn request_reconcile<K>(api: &Api<K>, name: &str) -> anyhow::Result<()>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -547,4 +554,84 @@ pub fn ready_at(k: &Kustomization, commit: &str) -> bool {
 /// Ready=False with `reason`.
 pub fn failed_with(k: &Kustomization, reason: &str) -> bool {
     ready(k).is_some_and(|(s, r, _)| s == "False" && r == reason)
+}
+
+/// A Helm chart repository served over HTTP from a directory (`index.yaml` + packaged charts),
+/// as `helm repo index` writes it, for helm-controller's tests and benchmarks.
+pub mod helm_repo {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// The real helm CLI (oracle cache or PATH).
+    pub fn helm_bin() -> PathBuf {
+        ferroflux_testsupport::tool("helm", ferroflux_testsupport::ORACLES_HINT)
+    }
+
+    /// Runs helm with its homes under `home`; stdout, or the error with stderr.
+    pub fn helm(home: &Path, kubeconfig: &Path, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new(helm_bin())
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("HOME", home)
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .current_dir(home)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "helm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `helm create <name>` at `version` packaged into `repo` (`helm package`), then
+    /// `helm repo index repo --url <url>`; returns the package path.
+    pub fn publish(
+        home: &Path,
+        repo: &Path,
+        url: &str,
+        name: &str,
+        version: &str,
+    ) -> anyhow::Result<PathBuf> {
+        let src = home.join(format!("src-{name}-{version}"));
+        std::fs::create_dir_all(&src)?;
+        std::fs::create_dir_all(repo)?;
+        let kc = home.join("no-kubeconfig");
+        helm(&src, &kc, &["create", name])?;
+        let chart_yaml = src.join(name).join("Chart.yaml");
+        let text = std::fs::read_to_string(&chart_yaml)?;
+        std::fs::write(
+            &chart_yaml,
+            text.replace("version: 0.1.0", &format!("version: {version}")),
+        )?;
+        let repo_s = repo.to_string_lossy().into_owned();
+        helm(&src, &kc, &["package", name, "-d", &repo_s])?;
+        helm(home, &kc, &["repo", "index", &repo_s, "--url", url])?;
+        Ok(repo.join(format!("{name}-{version}.tgz")))
+    }
+
+    /// Serves the files of `repo` at `http://127.0.0.1:<port>/<file>`; returns the base URL.
+    pub async fn serve(repo: PathBuf) -> anyhow::Result<String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = axum::Router::new().route(
+            "/{file}",
+            axum::routing::get(
+                move |axum::extract::Path(file): axum::extract::Path<String>| {
+                    let repo = repo.clone();
+                    async move {
+                        if file.contains('/') || file.contains("..") {
+                            return Err(axum::http::StatusCode::NOT_FOUND);
+                        }
+                        std::fs::read(repo.join(&file))
+                            .map_err(|_| axum::http::StatusCode::NOT_FOUND)
+                    }
+                },
+            ),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(format!("http://{addr}"))
+    }
 }

@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() < 2 {
         eprintln!(
-            "usage: ferroflux-e2e-controller <source-controller|kustomize-controller|notification-controller> [flags]"
+            "usage: ferroflux-e2e-controller <source-controller|kustomize-controller|notification-controller|helm-controller> [flags]"
         );
         return ExitCode::from(2);
     }
@@ -25,6 +25,10 @@ fn main() -> ExitCode {
         Some("notification-controller") => {
             args[0] = name;
             notification_controller::main_entry(args)
+        }
+        Some("helm-controller") => {
+            args[0] = name;
+            helm_controller::main_entry(args)
         }
         _ => {
             eprintln!("unknown controller {name:?}");

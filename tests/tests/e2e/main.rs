@@ -4,6 +4,7 @@
 mod bad_input;
 mod dependencies;
 mod faults;
+mod helm;
 mod lifecycle;
 mod notifications;
 mod oci;
