@@ -5,7 +5,10 @@
 //! `github` Provider whose address is the repository URL. The host must receive the status
 //! calls upstream makes: context `kustomization/<name>/<first segment of the Provider UID>`,
 //! state `success` for the applied revision and `failure` for a revision that does not build,
-//! each on the commit of that revision. (Receivers end to end, every type: `receivers.rs`.)
+//! each on the commit of that revision. A second Provider's endpoint refuses every delivery
+//! quoting the Provider's token: the Alert gets NotificationDispatchFailed warnings with the
+//! token masked, and the token is in no Event, no log line and not in the Alert. (Receivers end
+//! to end, every type: `receivers.rs`.)
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,6 +20,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use ferroflux_api::Provider;
 use ferroflux_e2e::{Cluster, KUSTOMIZE, NOTIFICATION, free_port};
+use k8s_openapi::api::core::v1::Event as CoreEvent;
 use kube::ResourceExt;
 use kube::api::Api;
 use serde_json::{Value, json};
@@ -165,6 +169,31 @@ async fn kustomization_results_become_github_commit_statuses() {
         )
         .await
         .unwrap();
+    // A Provider whose endpoint refuses every delivery, quoting the Provider's token back.
+    let rejecting = rejecting_endpoint().await;
+    cluster
+        .apply(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "rejecting-token", "namespace": "flux-system"},
+            "stringData": {"address": format!("http://{rejecting}/hook"), "token": REJECTED_TOKEN}}))
+        .await
+        .unwrap();
+    cluster
+        .apply(
+            json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+            "metadata": {"name": "rejecting", "namespace": "flux-system"},
+            "spec": {"type": "generic", "secretRef": {"name": "rejecting-token"}}}),
+        )
+        .await
+        .unwrap();
+    cluster
+        .apply(
+            json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
+            "metadata": {"name": "rejected", "namespace": "flux-system"},
+            "spec": {"providerRef": {"name": "rejecting"},
+                     "eventSources": [{"kind": "Kustomization", "name": "*"}]}}),
+        )
+        .await
+        .unwrap();
     cluster
         .apply(
             json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
@@ -212,4 +241,66 @@ async fn kustomization_results_become_github_commit_statuses() {
             .is_empty(),
         "{failed:?}"
     );
+
+    // The refused deliveries: a NotificationDispatchFailed warning on the Alert with the token
+    // masked; the token in no Event, no log line of notification-controller (at debug level)
+    // and not in the Alert.
+    let events: Api<CoreEvent> = Api::namespaced(cluster.client.clone(), "flux-system");
+    let deadline = Instant::now() + CONVERGE;
+    let warnings = loop {
+        let all = events.list(&Default::default()).await.unwrap().items;
+        let w: Vec<CoreEvent> = all
+            .iter()
+            .filter(|e| {
+                e.involved_object.name.as_deref() == Some("rejected")
+                    && e.reason.as_deref() == Some("NotificationDispatchFailed")
+            })
+            .cloned()
+            .collect();
+        if !w.is_empty() {
+            for e in &all {
+                assert!(
+                    !serde_json::to_string(e).unwrap().contains(REJECTED_TOKEN),
+                    "token in an Event: {e:?}"
+                );
+            }
+            break w;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no NotificationDispatchFailed on Alert rejected\n--- notification-controller:\n{}",
+            cluster.log(NOTIFICATION)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let message = warnings[0].message.clone().unwrap_or_default();
+    assert_eq!(warnings[0].type_.as_deref(), Some("Warning"));
+    assert!(message.contains("invalid token *****"), "{message}");
+    let log = cluster.log(NOTIFICATION);
+    assert!(log.contains("failed to send notification"), "{log}");
+    assert!(!log.contains(REJECTED_TOKEN), "token in the log:\n{log}");
+    let alert: Value = serde_json::to_value(
+        Api::<ferroflux_api::Alert>::namespaced(cluster.client.clone(), "flux-system")
+            .get("rejected")
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(!alert.to_string().contains(REJECTED_TOKEN), "{alert}");
+}
+
+const REJECTED_TOKEN: &str = "tok-e2e-SECRET-42";
+
+/// An endpoint that refuses every request with 401, quoting the token in its answer.
+async fn rejecting_endpoint() -> SocketAddr {
+    let app = axum::Router::new().fallback(|| async {
+        (
+            StatusCode::UNAUTHORIZED,
+            format!("invalid token {REJECTED_TOKEN}"),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
 }
