@@ -20,3 +20,38 @@ pub mod scalar;
 
 pub use emit::{Emitter, Mode};
 pub use resolve::{Resolved, Schema};
+
+/// The anchored nodes of one document, for aliases: the latest definition of an anchor
+/// wins, as in go-yaml. Anchor ids are the parser's (0: no anchor).
+pub struct Anchors<T> {
+    defs: Vec<(usize, T)>,
+}
+
+impl<T: Clone> Default for Anchors<T> {
+    fn default() -> Self {
+        Anchors { defs: Vec::new() }
+    }
+}
+
+impl<T: Clone> Anchors<T> {
+    /// Forget every anchor (a new document starts).
+    pub fn clear(&mut self) {
+        self.defs.clear();
+    }
+
+    /// Remember `node` under `id` (nothing for id 0).
+    pub fn define(&mut self, id: usize, node: &T) {
+        if id != 0 {
+            self.defs.push((id, node.clone()));
+        }
+    }
+
+    /// A copy of the node an alias names.
+    pub fn get(&self, id: usize) -> Option<T> {
+        self.defs
+            .iter()
+            .rev()
+            .find(|(a, _)| *a == id)
+            .map(|(_, v)| v.clone())
+    }
+}

@@ -1,7 +1,7 @@
 //! YAML store: reads documents (with comments) into the tree the way sops's yaml.v3-based
 //! store does, and writes the tree back as sops does (yaml.v3 emitter, 4-space indent).
 
-use ferroflux_goyaml::{Emitter, Mode, Resolved, Schema, num, resolve::resolve};
+use ferroflux_goyaml::{Anchors, Emitter, Mode, Resolved, Schema, num, resolve::resolve};
 use granit_parser::{Event, Parser, Placement, ScalarStyle, Span};
 
 use crate::tree::{Branches, Comment, Entry, Node};
@@ -25,7 +25,7 @@ struct Reader<'a> {
     chain: Vec<usize>,
     /// Column of the mapping key whose value is about to be read.
     value_key_col: Option<usize>,
-    anchors: Vec<(usize, Node)>,
+    anchors: Anchors<Node>,
     nodes: usize,
 }
 
@@ -51,7 +51,7 @@ pub(crate) fn read_with(src: &str, json_like: bool) -> Result<Branches, String> 
         pending: Vec::new(),
         chain: Vec::new(),
         value_key_col: None,
-        anchors: Vec::new(),
+        anchors: Anchors::default(),
         nodes: 0,
     };
     let mut branches = Vec::new();
@@ -247,31 +247,21 @@ impl<'a> Reader<'a> {
                 if self.json_like && matches!(v, Node::Time(_)) {
                     v = Node::Str(text.to_string());
                 }
-                if anchor != 0 {
-                    self.anchors.push((anchor, v.clone()));
-                }
+                self.anchors.define(anchor, &v);
                 self.chain.clear();
                 Ok(v)
             }
-            Event::Alias(id) => {
-                let found = self
-                    .anchors
-                    .iter()
-                    .rev()
-                    .find(|(a, _)| *a == id)
-                    .map(|(_, v)| v.clone());
-                match found {
-                    Some(v) => {
-                        self.count(count_nodes(&v))?;
-                        self.chain.clear();
-                        Ok(v)
-                    }
-                    None => Err(format!(
-                        "{}: unknown anchor referenced by alias",
-                        pos(&span)
-                    )),
+            Event::Alias(id) => match self.anchors.get(id) {
+                Some(v) => {
+                    self.count(count_nodes(&v))?;
+                    self.chain.clear();
+                    Ok(v)
                 }
-            }
+                None => Err(format!(
+                    "{}: unknown anchor referenced by alias",
+                    pos(&span)
+                )),
+            },
             Event::SequenceStart(style, anchor, _) => {
                 let block = style == granit_parser::StructureStyle::Block;
                 let mut items = Vec::new();
@@ -309,9 +299,7 @@ impl<'a> Reader<'a> {
                     _ => Vec::new(),
                 };
                 let v = Node::Seq(items);
-                if anchor != 0 {
-                    self.anchors.push((anchor, v.clone()));
-                }
+                self.anchors.define(anchor, &v);
                 Ok(v)
             }
             Event::MappingStart(style, anchor, _) => {
@@ -366,9 +354,7 @@ impl<'a> Reader<'a> {
                     _ => Vec::new(),
                 };
                 let v = Node::Map(entries);
-                if anchor != 0 {
-                    self.anchors.push((anchor, v.clone()));
-                }
+                self.anchors.define(anchor, &v);
                 Ok(v)
             }
             _ => Err(format!("{}: unexpected YAML event", pos(&span))),

@@ -2,6 +2,7 @@
 //! kustomize's pipeline does (YAML 1.2 core schema with Go-style integer parsing, legacy
 //! octals, timestamps turned into RFC 3339 strings, anchors and `<<` merge keys expanded).
 
+use ferroflux_goyaml::Anchors;
 use ferroflux_goyaml::resolve::{Resolved, Schema, parse_timestamp, resolve};
 use granit_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
@@ -60,7 +61,7 @@ fn parse_with(src: &str, yaml11: bool) -> Result<Vec<Value>, YamlError> {
     options.max_buffered_comment_events = usize::MAX;
     let mut parser = Parser::new_from_str_with_options(src, options);
     let mut b = Builder {
-        anchors: Vec::new(),
+        anchors: Anchors::default(),
         nodes: 0,
         yaml11,
     };
@@ -140,7 +141,7 @@ fn next<'a>(p: &mut Parser<'a, granit_parser::StrInput<'a>>) -> Result<Option<Ev
 }
 
 struct Builder {
-    anchors: Vec<(usize, Value)>,
+    anchors: Anchors<Value>,
     nodes: usize,
     yaml11: bool,
 }
@@ -158,9 +159,7 @@ impl Builder {
     }
 
     fn remember(&mut self, anchor: usize, v: &Value) {
-        if anchor != 0 {
-            self.anchors.push((anchor, v.clone()));
-        }
+        self.anchors.define(anchor, v);
     }
 
     fn node<'a>(
@@ -190,22 +189,14 @@ impl Builder {
                 self.remember(anchor, &v);
                 Ok(v)
             }
-            Event::Alias(id) => {
-                let found = self
-                    .anchors
-                    .iter()
-                    .rev()
-                    .find(|(a, _)| *a == id)
-                    .map(|(_, v)| v.clone());
-                match found {
-                    Some(v) => {
-                        let n = count_nodes(&v);
-                        self.count(&span, n)?;
-                        Ok(v)
-                    }
-                    None => Err(err_at(Some(&span), "unknown anchor referenced by alias")),
+            Event::Alias(id) => match self.anchors.get(id) {
+                Some(v) => {
+                    let n = count_nodes(&v);
+                    self.count(&span, n)?;
+                    Ok(v)
                 }
-            }
+                None => Err(err_at(Some(&span), "unknown anchor referenced by alias")),
+            },
             Event::SequenceStart(_, anchor, _) => {
                 let mut items = Vec::new();
                 loop {
