@@ -1,7 +1,8 @@
 //! `ferroflux up`: the embedded demo. Starts testenv (a Kubernetes-API-compatible control plane
 //! with the workload simulator), installs the Flux CRDs, starts the four controllers as child
 //! processes, serves the sample Git repository from `examples/hello` over HTTP on loopback,
-//! creates a GitRepository and a Kustomization for it, and shows their readiness until Ctrl-C,
+//! creates a GitRepository, a Kustomization and a HelmRelease (its chart `charts/hello`) for it,
+//! and shows their readiness until Ctrl-C,
 //! which stops everything.
 
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ferroflux_api::{GitRepository, Kustomization};
+use ferroflux_api::{GitRepository, HelmRelease, Kustomization};
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 
@@ -35,6 +36,18 @@ const SAMPLE: &[(&str, &str)] = &[
     (
         "service.yaml",
         include_str!("../../examples/hello/service.yaml"),
+    ),
+    (
+        "charts/hello/Chart.yaml",
+        include_str!("../../examples/hello/charts/hello/Chart.yaml"),
+    ),
+    (
+        "charts/hello/values.yaml",
+        include_str!("../../examples/hello/charts/hello/values.yaml"),
+    ),
+    (
+        "charts/hello/templates/configmap.yaml",
+        include_str!("../../examples/hello/charts/hello/templates/configmap.yaml"),
     ),
 ];
 
@@ -160,6 +173,19 @@ async fn create_sync_objects(client: &Client, url: &str) -> anyhow::Result<()> {
         .patch("hello", &pp, &Patch::Apply(&ks))
         .await
         .context("creating Kustomization hello")?;
+    // the sample chart of the same repository, through a HelmChart made from the template
+    let hr: HelmRelease = serde_json::from_value(serde_json::json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "hello", "namespace": "flux-system"},
+        "spec": {"interval": "10m",
+                 "chart": {"spec": {"chart": "./charts/hello", "interval": "1m",
+                                    "sourceRef": {"kind": "GitRepository", "name": "hello"}}},
+                 "values": {"greeting": "Hello from ferroflux's helm-controller"}}
+    }))?;
+    Api::<HelmRelease>::namespaced(client.clone(), "flux-system")
+        .patch("hello", &pp, &Patch::Apply(&hr))
+        .await
+        .context("creating HelmRelease hello")?;
     Ok(())
 }
 
@@ -250,6 +276,14 @@ async fn show_status(client: &Client, last: &mut BTreeMap<String, String>) {
             .as_ref()
             .and_then(|s| s.last_applied_revision.clone());
         lines.push(("ks".to_string(), status_line(&k, rev.as_deref())));
+    }
+    let hrs = Api::<HelmRelease>::namespaced(client.clone(), "flux-system");
+    if let Ok(h) = hrs.get("hello").await {
+        let rev = h
+            .status
+            .as_ref()
+            .and_then(|s| s.last_attempted_revision.clone());
+        lines.push(("hr".to_string(), status_line(&h, rev.as_deref())));
     }
     for (key, line) in lines {
         if last.get(&key) != Some(&line) {
@@ -360,7 +394,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "✔ Provider 'demo-sink' (generic, {sink}) and Alert 'demo' created in flux-system: deliveries are printed with 🔔"
     );
     create_sync_objects(&client, &url).await?;
-    println!("✔ GitRepository and Kustomization 'hello' created in flux-system");
+    println!("✔ GitRepository, Kustomization and HelmRelease 'hello' created in flux-system");
     let state = serde_json::json!({
         "kubeconfig": kubeconfig, "api": env.url(), "git": url, "commit": commit,
         "notification_sink": sink,

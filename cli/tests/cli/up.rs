@@ -225,6 +225,41 @@ async fn up_starts_everything_and_stops_cleanly() {
         "hello"
     );
 
+    // helm-controller releases the sample chart of the same repository: the HelmRelease's
+    // chart template becomes a HelmChart source-controller builds from the GitRepository, and
+    // the release (in flux-system) creates the chart's ConfigMap with the HelmRelease's value.
+    let releases = Api::<ferroflux_api::HelmRelease>::namespaced(client.clone(), "flux-system");
+    let hr = eventually(
+        "HelmRelease hello to be Ready",
+        Duration::from_secs(90),
+        || async {
+            let h = releases.get("hello").await.ok()?;
+            h.status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True" && c.reason == "InstallSucceeded")
+                .then_some(h)
+        },
+    )
+    .await;
+    let st = hr.status.unwrap();
+    assert_eq!(
+        st.helm_chart.as_deref(),
+        Some("flux-system/flux-system-hello")
+    );
+    assert_eq!(st.last_attempted_revision.as_deref(), Some("0.1.0"));
+    let cm =
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), "flux-system")
+            .get("hello-greeting")
+            .await
+            .unwrap();
+    assert_eq!(
+        cm.data.unwrap_or_default()["GREETING"],
+        "Hello from ferroflux's helm-controller"
+    );
+
     // The sample generic Provider and Alert: kustomize-controller's event about hello went
     // through notification-controller to the demo's sink, which printed it.
     eventually(
