@@ -11,15 +11,15 @@ use ferroflux_api::provider::ProviderType;
 use ferroflux_api::{Alert, Kustomization, Provider};
 use ferroflux_runtime::events::EventRecorder;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use notification_controller::Wiring;
 use notification_controller::provider::{Dispatcher, Job};
 use notification_controller::providers::{self, Settings};
 use serde_json::json;
 
-use crate::support::{Capture, Captured, wait_for};
+use crate::support::{
+    Alerting, Capture, Captured, KUSTOMIZE, NOTIFICATION, install_crds, wait_for,
+};
 
 async fn create<K>(client: &Client, value: serde_json::Value)
 where
@@ -94,14 +94,7 @@ async fn alerts_route_events_to_providers() {
         .await
         .unwrap();
     let client = env.client().await.unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in ferroflux_api::crdgen::crd_objects().unwrap() {
-        if crd.spec.group == "notification.toolkit.fluxcd.io"
-            || crd.spec.group == "kustomize.toolkit.fluxcd.io"
-        {
-            crds.create(&PostParams::default(), &crd).await.unwrap();
-        }
-    }
+    install_crds(&client, &[NOTIFICATION, KUSTOMIZE]).await;
 
     let cap = Capture::start().await;
     cap.answer("/slow", 200, Duration::from_secs(3), "");
@@ -212,24 +205,8 @@ async fn alerts_route_events_to_providers() {
     create::<Kustomization>(&client, ks("podinfo", json!({"team": "a"}))).await;
     create::<Kustomization>(&client, ks("other", json!({"team": "b"}))).await;
 
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let dispatcher = Dispatcher::new(EventRecorder::new(
-        client.clone(),
-        "notification-controller",
-        "",
-    ));
-    let (addr, loops) = Wiring {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        rate_limit_interval: Duration::from_secs(300),
-        namespace: None,
-        label_selector: String::new(),
-        no_cross_namespace_refs: false,
-        workload_identity: false,
-    }
-    .start_with(client.clone(), dispatcher.clone(), shutdown.clone())
-    .await
-    .unwrap();
-    tokio::spawn(loops);
+    let alerting = Alerting::start(&client, false).await;
+    let (addr, dispatcher) = (alerting.addr, alerting.dispatcher.clone());
 
     // The Provider reconciler adds the finalizer; the Alert reconciler removes the legacy one.
     let providers: Api<Provider> = Api::namespaced(client.clone(), "default");
@@ -420,8 +397,6 @@ async fn alerts_route_events_to_providers() {
     })
     .await;
     assert!(providers.get_opt("labelled").await.unwrap().is_none());
-
-    shutdown.cancel();
 }
 
 #[tokio::test]
@@ -479,12 +454,7 @@ async fn cross_namespace_refs_can_be_blocked() {
         .await
         .unwrap();
     let client = env.client().await.unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in ferroflux_api::crdgen::crd_objects().unwrap() {
-        if crd.spec.group == "notification.toolkit.fluxcd.io" {
-            crds.create(&PostParams::default(), &crd).await.unwrap();
-        }
-    }
+    install_crds(&client, &[NOTIFICATION]).await;
     let cap = Capture::start().await;
     create::<Provider>(
         &client,
@@ -499,19 +469,8 @@ async fn cross_namespace_refs_can_be_blocked() {
                  "eventSources": [{"kind": "Kustomization", "name": "*", "namespace": "apps"}]}}),
     )
     .await;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let (addr, loops) = Wiring {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        rate_limit_interval: Duration::from_secs(300),
-        namespace: None,
-        label_selector: String::new(),
-        no_cross_namespace_refs: true,
-        workload_identity: false,
-    }
-    .start(client.clone(), shutdown.clone())
-    .await
-    .unwrap();
-    tokio::spawn(loops);
+    let alerting = Alerting::start(&client, true).await;
+    let addr = alerting.addr;
     let mut e = event("podinfo", "Applied revision: r1", "main@sha1:r1");
     e["involvedObject"]["namespace"] = "apps".into();
     assert_eq!(post(&reqwest::Client::new(), addr, &e).await, 202);
@@ -533,7 +492,6 @@ async fn cross_namespace_refs_can_be_blocked() {
         denied[0].message
     );
     assert!(cap.try_next(Duration::from_millis(500)).await.is_none());
-    shutdown.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -542,12 +500,7 @@ async fn commit_status_updates_reach_git_providers_with_upstreams_id() {
         .await
         .unwrap();
     let client = env.client().await.unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in ferroflux_api::crdgen::crd_objects().unwrap() {
-        if crd.spec.group == "notification.toolkit.fluxcd.io" {
-            crds.create(&PostParams::default(), &crd).await.unwrap();
-        }
-    }
+    install_crds(&client, &[NOTIFICATION]).await;
     let cap = Capture::start().await;
     cap.answer("/api/v3/repos/org/repo/commits/", 200, Duration::ZERO, "[]");
     create::<Secret>(
@@ -582,19 +535,8 @@ async fn commit_status_updates_reach_git_providers_with_upstreams_id() {
         .unwrap()
         .uid()
         .unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let (addr, loops) = Wiring {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        rate_limit_interval: Duration::from_secs(300),
-        namespace: None,
-        label_selector: String::new(),
-        no_cross_namespace_refs: false,
-        workload_identity: false,
-    }
-    .start(client.clone(), shutdown.clone())
-    .await
-    .unwrap();
-    tokio::spawn(loops);
+    let alerting = Alerting::start(&client, false).await;
+    let addr = alerting.addr;
     let sha = "0123456789abcdef0123456789abcdef01234567";
     let mut e = event("podinfo", "Applied revision", &format!("main@sha1:{sha}"));
     e["metadata"]["kustomize.toolkit.fluxcd.io/commit_status"] = "update".into();
@@ -639,5 +581,4 @@ async fn commit_status_updates_reach_git_providers_with_upstreams_id() {
     let got = drain(&cap, Duration::from_millis(1500)).await;
     let paths: Vec<&str> = got.iter().map(|c| c.path.as_str()).collect();
     assert_eq!(paths, ["/chat"]);
-    shutdown.cancel();
 }

@@ -14,7 +14,8 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::support::{
-    Receivers, hook_path as expected_path, install_crds, post, requested_at, wait_for,
+    NOTIFICATION, Receivers, SOURCE, hook_path as expected_path, install_crds, post, requested_at,
+    wait_for,
 };
 
 const TOKEN: &str = "r3c31v3r-token";
@@ -44,7 +45,7 @@ impl Hook {
 }
 
 async fn setup(client: &Client) {
-    install_crds(client).await;
+    install_crds(client, &[NOTIFICATION, SOURCE]).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
     for (name, token) in [("token", TOKEN), ("github-token", GITHUB_SECRET)] {
         let s: Secret = serde_json::from_value(

@@ -15,7 +15,8 @@ use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Receivers, hook_path as path_for, install_crds, post, requested_at as annotated, wait_for,
+    NOTIFICATION, Receivers, SOURCE, hook_path as path_for, install_crds, post,
+    requested_at as annotated, wait_for,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -24,7 +25,7 @@ async fn oidc_gcr_and_cdevents_receivers() {
         .await
         .unwrap();
     let client: Client = env.client().await.unwrap();
-    install_crds(&client).await;
+    install_crds(&client, &[NOTIFICATION, SOURCE]).await;
     let keys = Keys::new();
     let issuer = serve_issuer(keys.jwks()).await;
     let other_keys = Keys::new();

@@ -196,14 +196,16 @@ pub async fn post(
     rb.send().await.unwrap().status().as_u16()
 }
 
-/// The Notification and Source CRDs in the test API server.
-pub async fn install_crds(client: &kube::Client) {
+pub const NOTIFICATION: &str = "notification.toolkit.fluxcd.io";
+pub const SOURCE: &str = "source.toolkit.fluxcd.io";
+pub const KUSTOMIZE: &str = "kustomize.toolkit.fluxcd.io";
+
+/// The CRDs of the API groups `groups` in the test API server.
+pub async fn install_crds(client: &kube::Client, groups: &[&str]) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
     for crd in ferroflux_api::crdgen::crd_objects().unwrap() {
-        if crd.spec.group == "notification.toolkit.fluxcd.io"
-            || crd.spec.group == "source.toolkit.fluxcd.io"
-        {
+        if groups.contains(&crd.spec.group.as_str()) {
             crds.create(&kube::api::PostParams::default(), &crd)
                 .await
                 .unwrap();
@@ -298,6 +300,51 @@ impl Receivers {
 }
 
 impl Drop for Receivers {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The alerting half of the controller (event intake, Alert and Provider loops, dispatcher)
+/// against the test API server; stopped when dropped.
+pub struct Alerting {
+    /// The event intake.
+    pub addr: SocketAddr,
+    pub dispatcher: notification_controller::provider::Dispatcher,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Alerting {
+    pub async fn start(client: &kube::Client, no_cross_namespace_refs: bool) -> Self {
+        let dispatcher = notification_controller::provider::Dispatcher::new(
+            ferroflux_runtime::events::EventRecorder::new(
+                client.clone(),
+                "notification-controller",
+                "",
+            ),
+        );
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let (addr, loops) = notification_controller::Wiring {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            rate_limit_interval: Duration::from_secs(300),
+            namespace: None,
+            label_selector: String::new(),
+            no_cross_namespace_refs,
+            workload_identity: false,
+        }
+        .start_with(client.clone(), dispatcher.clone(), shutdown.clone())
+        .await
+        .unwrap();
+        tokio::spawn(loops);
+        Self {
+            addr,
+            dispatcher,
+            shutdown,
+        }
+    }
+}
+
+impl Drop for Alerting {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
