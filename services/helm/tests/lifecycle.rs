@@ -109,7 +109,7 @@ spec:
     spec:
       containers:
         - name: web
-          image: {{ .Values.image }}
+          image: {{ required "image is required" .Values.image }}
 ---
 apiVersion: v1
 kind: Service
@@ -205,6 +205,11 @@ fn chart_package(helm: &Helm, version: &str, hooks: bool) -> (Vec<u8>, PathBuf) 
     )
     .unwrap();
     std::fs::write(dir.join("values.yaml"), CHART_VALUES).unwrap();
+    std::fs::write(
+        dir.join("values.schema.json"),
+        r#"{"type": "object", "properties": {"replicaCount": {"type": "integer", "minimum": 0}}}"#,
+    )
+    .unwrap();
     std::fs::write(dir.join("templates/deployment.yaml"), DEPLOYMENT).unwrap();
     if hooks {
         std::fs::write(dir.join("templates/hooks.yaml"), HOOKS).unwrap();
@@ -735,6 +740,30 @@ async fn install_retries_then_uninstall_then_stall() {
             "Release \"web\" failed".to_string()
         )]
     );
+    // resetAt (with requestedAt, as `flux reconcile --reset`): the counters start again, the
+    // failed release is upgraded once more (upgrade remediation: no retries) and stalls again
+    let releases: Api<HelmRelease> = Api::namespaced(s.client.clone(), "default");
+    releases
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "reconcile.fluxcd.io/requestedAt": "reset-1", "reconcile.fluxcd.io/resetAt": "reset-1"}}})),
+        )
+        .await
+        .unwrap();
+    let hr = wait_for(&s.client, "stalled after the reset", |hr| {
+        hr.status.as_ref().unwrap().last_handled_reset_at.as_deref() == Some("reset-1")
+            && has(hr, "Stalled", "True", "RetriesExceeded")
+            && latest_version(hr) == 2
+    })
+    .await;
+    assert_eq!(
+        condition(&hr, "Stalled").unwrap().2,
+        "Failed to upgrade after 1 attempt(s)"
+    );
+    assert_eq!(hr.status.as_ref().unwrap().install_failures, None);
+    assert_eq!(hr.status.as_ref().unwrap().upgrade_failures, Some(1));
     // new values: counters reset, the failed release is upgraded (a new image: a Deployment
     // past its progress deadline only recovers from a spec change, as on a real cluster)
     patch_spec(
@@ -754,7 +783,11 @@ async fn install_retries_then_uninstall_then_stall() {
             .into_iter()
             .map(|h| (h.0, h.1))
             .collect::<Vec<_>>(),
-        [(1, "superseded".to_string()), (2, "deployed".to_string())]
+        [
+            (1, "failed".to_string()),
+            (2, "superseded".to_string()),
+            (3, "deployed".to_string())
+        ]
     );
     let _ = ctl.start_kill();
     let _ = ctl.wait().await;
@@ -1242,6 +1275,96 @@ async fn kill_during_upgrade_unlocks_and_converges() {
     assert_eq!(
         deployments.get("web").await.unwrap().spec.unwrap().replicas,
         Some(2)
+    );
+    let _ = ctl.start_kill();
+    let _ = ctl.wait().await;
+}
+
+/// Bad input leaves the last good release running and says why in one line, with Helm's own
+/// message: a values.schema.json violation and a template error (`required`); then `forceAt`
+/// upgrades the in-sync release once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_keeps_the_last_good_release_and_force_upgrades() {
+    let s = setup(Duration::from_millis(200), false, None).await;
+    let (chart, chart_file) = chart_package(&s.helm, "0.1.0", false);
+    chart_source(&s.client, &chart, "0.1.0").await;
+    let mut ctl = controller(&s);
+    create_release(&s.client, json!({"values": {"replicaCount": 2}})).await;
+    wait_for(&s.client, "installed", |hr| {
+        has(hr, "Ready", "True", "InstallSucceeded")
+    })
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(s.client.clone(), "default");
+    let f = chart_file.to_str().unwrap();
+    for (values, set) in [
+        (json!({"replicaCount": "three"}), "replicaCount=three"),
+        (json!({"replicaCount": 2, "image": ""}), "image="),
+    ] {
+        // helm's own words for the same values
+        let out = s.helm.output(&["template", "web", f, "--set-string", set]);
+        assert!(!out.status.success());
+        // (the template command's hint about --debug is not part of the error)
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let helm_err = stderr
+            .trim()
+            .trim_start_matches("Error: ")
+            .split("\n\nUse --debug flag")
+            .next()
+            .unwrap()
+            .to_string();
+        let expected =
+            format!("Helm upgrade failed for release default/web with chart web@0.1.0: {helm_err}");
+        patch_spec(&s.client, json!({ "values": values })).await;
+        let hr = wait_for(&s.client, "UpgradeFailed with helm's message", |hr| {
+            has(hr, "Ready", "False", "UpgradeFailed")
+                && condition(hr, "Ready").is_some_and(|c| c.2 == expected)
+        })
+        .await;
+        // nothing stored, nothing counted towards remediation, the workload untouched
+        assert_eq!(s.helm.history().len(), 1);
+        assert_eq!(hr.status.as_ref().unwrap().upgrade_failures, None);
+        assert_eq!(
+            deployments.get("web").await.unwrap().spec.unwrap().replicas,
+            Some(2)
+        );
+    }
+    patch_spec(&s.client, json!({"values": {"image": null}})).await;
+    wait_for(&s.client, "back in sync", |hr| {
+        // upstream's in-sync rule turns the UpgradeFailed of the last attempt into
+        // UpgradeSucceeded naming the release that kept running
+        has(hr, "Ready", "True", "UpgradeSucceeded")
+            && condition(hr, "Ready").is_some_and(|c| {
+                c.2 == "Helm upgrade succeeded for release default/web.v1 with chart web@0.1.0"
+            })
+    })
+    .await;
+    assert_eq!(s.helm.history().len(), 1);
+    // forceAt with requestedAt (`flux reconcile --force`): an upgrade of the in-sync release
+    let releases: Api<HelmRelease> = Api::namespaced(s.client.clone(), "default");
+    releases
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "reconcile.fluxcd.io/requestedAt": "force-1", "reconcile.fluxcd.io/forceAt": "force-1"}}})),
+        )
+        .await
+        .unwrap();
+    let hr = wait_for(&s.client, "forced upgrade", |hr| {
+        has(hr, "Ready", "True", "UpgradeSucceeded") && latest_version(hr) == 2
+    })
+    .await;
+    assert_eq!(
+        hr.status.unwrap().last_handled_force_at.as_deref(),
+        Some("force-1")
+    );
+    assert_eq!(
+        s.helm
+            .history()
+            .into_iter()
+            .map(|h| (h.0, h.1))
+            .collect::<Vec<_>>(),
+        [(1, "superseded".to_string()), (2, "deployed".to_string())]
     );
     let _ = ctl.start_kill();
     let _ = ctl.wait().await;
