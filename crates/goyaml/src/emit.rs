@@ -270,6 +270,11 @@ impl Emitter {
     /// A comment line (`#` and `text`) at the current block indentation, as sops writes the
     /// comments it keeps; a line already begun is ended first.
     pub fn comment(&mut self, text: &str) {
+        if self.indention && !self.whitespace {
+            // right after a sequence item's `-`: sops ends that line (`- `) first
+            self.put(' ');
+            self.put_break();
+        }
         self.write_indent();
         self.put('#');
         self.put_str(text);
@@ -618,5 +623,59 @@ impl Emitter {
             }
             rest = tail_chars.as_str();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `{a: [x, {b: "multi\nline\n", c: ""}], "k: v": yes}` written in `mode`.
+    fn doc(mode: Mode) -> String {
+        let mut e = Emitter::new(mode, String::new());
+        e.begin_map();
+        e.key("a");
+        e.begin_seq();
+        e.string("x");
+        e.begin_map();
+        e.comment(" note");
+        e.key("b");
+        e.string("multi\nline\n");
+        e.key("c");
+        e.string("");
+        e.end();
+        e.end();
+        e.key("k: v");
+        e.string("yes");
+        e.end();
+        e.finish()
+    }
+
+    #[test]
+    fn v2_and_v3_layouts() {
+        assert_eq!(
+            doc(Mode::V2),
+            "a:\n- x\n- \n  # note\n  b: |\n    multi\n    line\n  c: \"\"\n'k: v': \"yes\"\n"
+        );
+        assert_eq!(
+            doc(Mode::v3(4)),
+            "a:\n    - x\n    - \n      # note\n      b: |\n        multi\n        line\n      c: \"\"\n'k: v': \"yes\"\n"
+        );
+    }
+
+    #[test]
+    fn v2_folds_long_lines_and_v3_does_not() {
+        let long = "word ".repeat(30);
+        let long = long.trim_end();
+        let write = |mode| {
+            let mut e = Emitter::new(mode, String::new());
+            e.begin_map();
+            e.key("k");
+            e.string(long);
+            e.end();
+            e.finish()
+        };
+        assert!(write(Mode::V2).lines().count() > 1);
+        assert_eq!(write(Mode::v3(2)), format!("k: {long}\n"));
     }
 }
