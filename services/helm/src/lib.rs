@@ -17,6 +17,7 @@ pub mod drift;
 pub mod helmrelease;
 pub mod history;
 pub mod naming;
+pub mod post_render;
 mod reconcile;
 pub mod storage;
 pub mod triggers;

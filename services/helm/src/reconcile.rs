@@ -267,6 +267,7 @@ pub fn summarize(obj: &HelmRelease, w: &mut Writer) {
     }
     let st = st.to_string();
     w.mark(cond::READY, &st, &c.reason, &c.message);
+    crate::post_render::observe(obj, &mut w.status);
 }
 
 /// The observed records of one action, last write per version.
@@ -349,6 +350,9 @@ impl HelmReleaseReconciler {
                 }
                 if cur.config_digest != desired.config_digest {
                     return Ok(State::OutOfSync("release config values changed".into()));
+                }
+                if let Some(why) = crate::post_render::out_of_sync(obj) {
+                    return Ok(State::OutOfSync(why.into()));
                 }
                 let test = obj.test();
                 if test.enable.unwrap_or(false) {
@@ -848,10 +852,12 @@ impl HelmReleaseReconciler {
         };
         let dir = desired.chart_dir.clone();
         let values = desired.values.clone();
-        tokio::task::spawn_blocking(move || hr::render_release(&dir, &values, &opts))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+        let rendered =
+            tokio::task::spawn_blocking(move || hr::render_release(&dir, &values, &opts))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        crate::post_render::apply(obj, rendered)
     }
 
     /// Install or upgrade (upstream `Install`/`Upgrade` reconcilers).

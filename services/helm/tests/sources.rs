@@ -631,3 +631,120 @@ async fn renamed_release_replaces_the_old_one_and_long_names_are_shortened() {
     let _ = ctl.start_kill();
     let _ = ctl.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_renderers_and_common_metadata_shape_the_release() {
+    let env = TestEnv::start(Options {
+        simulate_workloads: Some(Duration::from_millis(100)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    crds(&env);
+    let tmp = tempfile::tempdir().unwrap();
+    let kubeconfig = tmp.path().join("kubeconfig");
+    env.write_kubeconfig(&kubeconfig).unwrap();
+    let client: Client = env.client().await.unwrap();
+    let chart = chart_package(tmp.path());
+    let url = serve(chart.clone()).await;
+    let charts: Api<HelmChart> = Api::namespaced(client.clone(), "default");
+    create(
+        &charts,
+        json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmChart",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"chart": "web", "interval": "10m",
+                     "sourceRef": {"kind": "HelmRepository", "name": "charts"}}
+        }),
+    )
+    .await;
+    chart_built(&charts, "web", &url, &chart).await;
+    let mut ctl = controller(&kubeconfig, tmp.path());
+    let releases: Api<HelmRelease> = Api::namespaced(client.clone(), "default");
+    let replicas_patch = |n: i64| {
+        json!([{"kustomize": {
+            "patches": [{"target": {"kind": "Deployment"},
+                         "patch": format!("- op: add\n  path: /spec/replicas\n  value: {n}\n")}],
+            "images": [{"name": "nginx", "newName": "registry.local/nginx", "newTag": "9.9"}]
+        }}])
+    };
+    create(
+        &releases,
+        json!({
+            "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"interval": "10m", "chartRef": {"kind": "HelmChart", "name": "web"},
+                     "postRenderers": replicas_patch(3),
+                     "commonMetadata": {"labels": {"team": "blue"}, "annotations": {"owner": "ops"}}}
+        }),
+    )
+    .await;
+    let hr = wait_ready(&releases, "web", "True", "InstallSucceeded", |_| true).await;
+    let st = hr.status.unwrap();
+    assert!(
+        st.observed_post_renderers_digest
+            .as_deref()
+            .is_some_and(|d| d.starts_with("sha256:"))
+    );
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "default");
+    let d = deployments.get("web").await.unwrap();
+    assert_eq!(d.spec.as_ref().unwrap().replicas, Some(3));
+    let image = d
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image
+        .clone();
+    assert!(
+        image
+            .as_deref()
+            .is_some_and(|i| i.starts_with("registry.local/nginx:9.9")),
+        "{image:?}"
+    );
+    assert_eq!(d.metadata.labels.as_ref().unwrap()["team"], "blue");
+    assert_eq!(d.metadata.annotations.as_ref().unwrap()["owner"], "ops");
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "default");
+    assert_eq!(
+        services.get("web").await.unwrap().metadata.labels.unwrap()["team"],
+        "blue"
+    );
+    // the stored release holds the post-rendered manifest, as `helm get manifest` shows
+    let out = Command::new(helm_bin())
+        .args(["get", "manifest", "web", "-n", "default"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOME", tmp.path())
+        .output()
+        .unwrap();
+    let manifest = String::from_utf8_lossy(&out.stdout);
+    assert!(manifest.contains("registry.local/nginx:9.9"), "{manifest}");
+
+    // a change of the post-renderers alone upgrades the release
+    releases
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"postRenderers": replicas_patch(4)}})),
+        )
+        .await
+        .unwrap();
+    wait_ready(&releases, "web", "True", "UpgradeSucceeded", |_| true).await;
+    assert_eq!(
+        deployments.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(4)
+    );
+    let hist = helm(
+        tmp.path(),
+        &kubeconfig,
+        &["history", "web", "-n", "default", "-o", "json"],
+    );
+    assert_eq!(hist.as_array().map(Vec::len), Some(2));
+    let _ = ctl.start_kill();
+    let _ = ctl.wait().await;
+}
