@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ferroflux_api::Kustomization;
+use ferroflux_e2e::bench::{cpu_time, idle_rss, print_rss, rss_parts};
 use ferroflux_e2e::{Cluster, KUSTOMIZE, ready_at};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -209,57 +210,6 @@ async fn reconcile_seconds(cluster: &Cluster) -> (f64, f64) {
             .sum()
     };
     (total("_sum"), total("_count"))
-}
-
-/// CPU time (user + system) a process has used so far.
-fn cpu_time(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_millis(ticks * 1000 / hz)
-}
-
-/// Idle RSS: the highest of 40 samples over 20 s, in KiB (total, anonymous, file-backed).
-async fn idle_rss(pid: u32) -> (u64, u64, u64) {
-    let mut high = (0, 0, 0);
-    for _ in 0..40 {
-        let now = rss_parts(pid);
-        if now.0 > high.0 {
-            high = now;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    high
-}
-
-/// RSS of a process, in KiB: total, anonymous, file-backed.
-fn rss_parts(pid: u32) -> (u64, u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
-}
-
-fn print_rss(label: &str, (total, anon, file): (u64, u64, u64)) {
-    println!(
-        "   {label:<34} {:>6.1} MiB  (anonymous {:.1}, file-backed {:.1})  (target <= 15 MiB)",
-        total as f64 / 1024.0,
-        anon as f64 / 1024.0,
-        file as f64 / 1024.0
-    );
 }
 
 /// The controller releases start-up code pages at its first quiet 10 s tick after activity;

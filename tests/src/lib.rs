@@ -635,3 +635,60 @@ pub mod helm_repo {
         Ok(format!("http://{addr}"))
     }
 }
+
+/// Process measurements of the benchmarks (`benches/`): CPU time and resident memory from
+/// `/proc`.
+pub mod bench {
+    use std::time::Duration;
+
+    /// CPU time (user + system) a process has used so far.
+    pub fn cpu_time(pid: &str) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command name (which is in parentheses and may contain spaces).
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+            .sum();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_millis(ticks * 1000 / hz)
+    }
+
+    /// Idle RSS: the highest of 40 samples over 20 s, in KiB (total, anonymous, file-backed).
+    pub async fn idle_rss(pid: u32) -> (u64, u64, u64) {
+        let mut high = (0, 0, 0);
+        for _ in 0..40 {
+            let now = rss_parts(pid);
+            if now.0 > high.0 {
+                high = now;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        high
+    }
+
+    /// RSS of a process, in KiB: total, anonymous, file-backed.
+    pub fn rss_parts(pid: u32) -> (u64, u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
+    }
+
+    pub fn print_rss(label: &str, (total, anon, file): (u64, u64, u64)) {
+        println!(
+            "   {label:<34} {:>6.1} MiB  (anonymous {:.1}, file-backed {:.1})  (target <= 15 MiB)",
+            total as f64 / 1024.0,
+            anon as f64 / 1024.0,
+            file as f64 / 1024.0
+        );
+    }
+}
