@@ -46,6 +46,8 @@ enum Command {
     Suspend(cmd::suspend::SuspendArgs),
     /// Resume suspended objects (and wait for their reconciliation).
     Resume(cmd::suspend::ResumeArgs),
+    /// Create or update sources, Kustomizations and HelmReleases (`--export` prints them).
+    Create(cmd::create::CreateArgs),
     /// Delete Flux objects.
     Delete(cmd::delete::DeleteArgs),
     /// Export Flux objects as YAML.
@@ -132,6 +134,7 @@ fn main() -> ExitCode {
         Command::Reconcile(args) => cmd::reconcile::command(args),
         Command::Suspend(args) => cmd::suspend::suspend(args),
         Command::Resume(args) => cmd::suspend::resume(args),
+        Command::Create(args) => cmd::create::command(args),
         Command::Delete(args) => cmd::delete::command(args),
         Command::Export(args) => cmd::export::command(args),
         Command::Events(args) => cmd::events::command(args),

@@ -237,6 +237,44 @@ impl Cluster {
         Ok(v)
     }
 
+    /// Creates one object.
+    pub async fn create(
+        &self,
+        kind: &Kind,
+        namespace: &str,
+        obj: &Value,
+    ) -> Result<Value, kube::Error> {
+        let req = kube::core::Request::new(Self::path(kind, Some(namespace)))
+            .create(
+                &Default::default(),
+                serde_json::to_vec(obj).map_err(kube::Error::SerdeError)?,
+            )
+            .map_err(kube::Error::BuildRequest)?;
+        let mut v: Value = self.client.request(req).await?;
+        kind.stamp(&mut v);
+        Ok(v)
+    }
+
+    /// Replaces one object (an update with its resourceVersion as precondition).
+    pub async fn replace(
+        &self,
+        kind: &Kind,
+        namespace: &str,
+        name: &str,
+        obj: &Value,
+    ) -> Result<Value, kube::Error> {
+        let req = kube::core::Request::new(Self::path(kind, Some(namespace)))
+            .replace(
+                name,
+                &Default::default(),
+                serde_json::to_vec(obj).map_err(kube::Error::SerdeError)?,
+            )
+            .map_err(kube::Error::BuildRequest)?;
+        let mut v: Value = self.client.request(req).await?;
+        kind.stamp(&mut v);
+        Ok(v)
+    }
+
     /// Deletes one object.
     pub async fn delete(
         &self,

@@ -1,5 +1,5 @@
 //! flux's progress lines, on stderr: `►` action, `✔` success, `◎` waiting, `✗` failure,
-//! as `flux` prints them.
+//! `✚` generated, as `flux` prints them.
 
 pub fn action(msg: impl std::fmt::Display) {
     eprintln!("► {msg}");
@@ -15,4 +15,8 @@ pub fn waiting(msg: impl std::fmt::Display) {
 
 pub fn failure(msg: impl std::fmt::Display) {
     eprintln!("✗ {msg}");
+}
+
+pub fn generate(msg: impl std::fmt::Display) {
+    eprintln!("✚ {msg}");
 }

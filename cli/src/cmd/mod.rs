@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod cluster;
+pub mod create;
 pub mod delete;
 pub mod events;
 pub mod export;

@@ -742,6 +742,88 @@ async fn suspend_resume_export_delete_events_tree_stats() {
     let env = Env::start().await;
     let (_work, sha) = app(&env).await;
 
+    // create: a second GitRepository and Kustomization for the same repository, applied and
+    // awaited as flux create does
+    let url = env
+        .get(
+            "gitrepositories",
+            "source.toolkit.fluxcd.io/v1",
+            "flux-system",
+            "app",
+        )
+        .await
+        .unwrap()["spec"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = env
+        .ok(&[
+            "create",
+            "source",
+            "git",
+            "copy",
+            "--url",
+            &url,
+            "--branch",
+            "main",
+            "--interval",
+            "10m",
+        ])
+        .await;
+    assert_eq!(
+        out.stderr,
+        format!(
+            "✚ generating GitRepository source\n► applying GitRepository source\n✔ GitRepository source created\n\
+             ◎ waiting for GitRepository source reconciliation\n✔ GitRepository source reconciliation completed\n\
+             ✔ fetched revision: main@sha1:{sha}\n"
+        )
+    );
+    let out = env
+        .ok(&[
+            "create",
+            "ks",
+            "copy",
+            "--source",
+            "GitRepository/copy",
+            "--path",
+            "./",
+        ])
+        .await;
+    assert_eq!(
+        out.stderr,
+        format!(
+            "✚ generating Kustomization\n► applying Kustomization\n✔ Kustomization created\n\
+             ◎ waiting for Kustomization reconciliation\n✔ Kustomization copy is ready\n✔ applied revision main@sha1:{sha}\n"
+        )
+    );
+    let out = env
+        .ok(&[
+            "create", "ks", "copy", "--source", "copy", "--path", "./", "--prune", "--export",
+        ])
+        .await;
+    assert_eq!(
+        out.stdout,
+        "---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: copy\n  namespace: flux-system\n\
+         spec:\n  interval: 1m0s\n  path: ./\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: copy\n"
+    );
+    let out = env
+        .run(&[
+            "create",
+            "ks",
+            "bad",
+            "--source",
+            "copy",
+            "--path",
+            "kustomize",
+        ])
+        .await;
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "✗ path must begin with ./\n")
+    );
+    env.ok(&["delete", "ks", "copy", "-s"]).await;
+    env.ok(&["delete", "source", "git", "copy", "-s"]).await;
+
     // suspend / resume as flux prints them; resume of one object waits for its reconciliation
     let out = env.ok(&["suspend", "kustomization", "app"]).await;
     assert_eq!(
