@@ -91,7 +91,10 @@ pub fn resolve(text: &str, schema: Schema) -> Resolved {
 /// reads back as a string and is not a YAML 1.1 base-60 float; yaml.v3 also quotes the
 /// YAML 1.1 booleans it no longer reads as such (`isOldBool`).
 pub fn plain_is_string(s: &str, schema: Schema) -> bool {
-    resolve(s, schema) == Resolved::Str && !is_base60_float(s) && is_old_bool(s).is_none()
+    resolve(s, schema) == Resolved::Str
+        && !is_base60_float(s)
+        // (under V2 the old booleans already resolve to booleans)
+        && (schema == Schema::V2 || is_old_bool(s).is_none())
 }
 
 /// go-yaml's `yamlStyleFloat`: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
