@@ -903,9 +903,13 @@ impl HelmReleaseReconciler {
             let crds = if crd_policy == CrdsPolicy::Skip {
                 Vec::new()
             } else {
-                helm.crd_objects(&rendered.crds, &namespace)
-                    .await
-                    .map_err(|e| (None, e))?
+                helm.crds_to_apply(
+                    &rendered.crds,
+                    &namespace,
+                    crd_policy == CrdsPolicy::Create,
+                )
+                .await
+                .map_err(|e| (None, e))?
             };
             let ts = hr::format_time(jiff::Timestamp::now());
             let rel = Release {
@@ -936,6 +940,7 @@ impl HelmReleaseReconciler {
                     disable_hooks: up.disable_hooks.unwrap_or(false),
                     force: up.force.unwrap_or(false),
                     cleanup_on_fail: up.cleanup_on_fail.unwrap_or(false),
+                    create_namespace: false,
                 }
             } else {
                 ApplyArgs {
@@ -947,6 +952,7 @@ impl HelmReleaseReconciler {
                     disable_hooks: install.disable_hooks.unwrap_or(false),
                     force: false,
                     cleanup_on_fail: false,
+                    create_namespace: install.create_namespace.unwrap_or(false),
                 }
             };
             if upgrade {
@@ -1244,6 +1250,7 @@ impl HelmReleaseReconciler {
             disable_hooks: rb.disable_hooks.unwrap_or(false),
             force: rb.force.unwrap_or(false),
             cleanup_on_fail: rb.cleanup_on_fail.unwrap_or(false),
+            create_namespace: false,
         };
         let res = helm.rollback(&prev.name, prev.version, &args).await;
         for r in helm.store.take_observed() {

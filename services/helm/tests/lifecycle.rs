@@ -197,7 +197,20 @@ spec:
 
 /// The test chart `web` at `version` (with hooks and tests when `hooks`), packaged by helm.
 fn chart_package(helm: &Helm, version: &str, hooks: bool) -> (Vec<u8>, PathBuf) {
-    let dir = helm.home.join(format!("src-{version}-{hooks}")).join("web");
+    chart_package_with(helm, version, hooks, &[])
+}
+
+/// As [`chart_package`], with extra files (path in the chart, content).
+fn chart_package_with(
+    helm: &Helm,
+    version: &str,
+    hooks: bool,
+    extra: &[(&str, &str)],
+) -> (Vec<u8>, PathBuf) {
+    let dir = helm
+        .home
+        .join(format!("src-{version}-{hooks}-{}", extra.len()))
+        .join("web");
     std::fs::create_dir_all(dir.join("templates")).unwrap();
     std::fs::write(
         dir.join("Chart.yaml"),
@@ -214,6 +227,11 @@ fn chart_package(helm: &Helm, version: &str, hooks: bool) -> (Vec<u8>, PathBuf) 
     if hooks {
         std::fs::write(dir.join("templates/hooks.yaml"), HOOKS).unwrap();
         std::fs::write(dir.join("templates/tests.yaml"), TESTS).unwrap();
+    }
+    for (path, content) in extra {
+        let f = dir.join(path);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, content).unwrap();
     }
     let out_dir = dir.parent().unwrap().join("pkg");
     let out = Command::new(helm_bin())
@@ -1365,6 +1383,82 @@ async fn bad_input_keeps_the_last_good_release_and_force_upgrades() {
             .map(|h| (h.0, h.1))
             .collect::<Vec<_>>(),
         [(1, "superseded".to_string()), (2, "deployed".to_string())]
+    );
+    let _ = ctl.start_kill();
+    let _ = ctl.wait().await;
+}
+
+fn crd(plural: &str, kind: &str) -> String {
+    format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: {plural}.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names:
+    plural: {plural}
+    singular: {kind_lower}
+    kind: {kind}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+"#,
+        kind_lower = kind.to_lowercase()
+    )
+}
+
+/// `install.createNamespace` creates the target namespace as Helm does (labelled `name`), and
+/// the default CRD policy `Create` creates the chart's missing CRDs but leaves an existing one
+/// as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_namespace_and_crd_create_policy() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let s = setup(Duration::from_millis(200), false, None).await;
+    let (widgets, gadgets) = (crd("widgets", "Widget"), crd("gadgets", "Gadget"));
+    let (chart, _) = chart_package_with(
+        &s.helm,
+        "0.1.0",
+        false,
+        &[
+            ("crds/widgets.yaml", &widgets),
+            ("crds/gadgets.yaml", &gadgets),
+        ],
+    );
+    chart_source(&s.client, &chart, "0.1.0").await;
+    // gadgets exists already, with another singular name than the chart's: an apply of the
+    // chart's CRD would change it
+    let existing = gadgets.replace("singular: gadget\n", "singular: oldgadget\n");
+    assert_ne!(existing, gadgets);
+    s.env.apply_yaml(&existing, "test").unwrap();
+    let mut ctl = controller(&s);
+    create_release(
+        &s.client,
+        json!({"targetNamespace": "apps", "install": {"createNamespace": true}}),
+    )
+    .await;
+    wait_for(&s.client, "installed", |hr| {
+        has(hr, "Ready", "True", "InstallSucceeded")
+    })
+    .await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(s.client.clone());
+    let ns = namespaces.get("apps").await.unwrap();
+    assert_eq!(ns.metadata.labels.unwrap()["name"], "apps");
+    let deployments: Api<Deployment> = Api::namespaced(s.client.clone(), "apps");
+    assert!(deployments.get_opt("web").await.unwrap().is_some());
+    let crds: Api<CustomResourceDefinition> = Api::all(s.client.clone());
+    assert!(crds.get_opt("widgets.example.com").await.unwrap().is_some());
+    let g = crds.get("gadgets.example.com").await.unwrap();
+    assert_eq!(
+        g.spec.names.singular.as_deref(),
+        Some("oldgadget"),
+        "an existing CRD is not replaced under policy Create"
     );
     let _ = ctl.start_kill();
     let _ = ctl.wait().await;

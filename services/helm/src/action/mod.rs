@@ -41,6 +41,8 @@ pub struct ApplyArgs {
     pub force: bool,
     /// Delete the objects this action created when it fails.
     pub cleanup_on_fail: bool,
+    /// Install: create the release namespace first when missing (`createNamespace`).
+    pub create_namespace: bool,
 }
 
 /// The helm "library" bound to one release: the cluster, the storage namespace, and the
@@ -338,6 +340,11 @@ impl Helm {
         crds: Vec<Value>,
         args: &ApplyArgs,
     ) -> Result<Release, (Option<Release>, String)> {
+        if args.create_namespace {
+            self.create_namespace(&rel.namespace)
+                .await
+                .map_err(|e| (None, e))?;
+        }
         rel.set_status(status::PENDING_INSTALL, "Initial install underway");
         self.store.create(&rel).await.map_err(|e| (None, e))?;
         match self.perform_install(&mut rel, crds, args).await {
@@ -731,6 +738,54 @@ impl Helm {
             (Ok(()), Err(e)) => Err((Some(rel), e)),
             (Ok(()), Ok(())) => Ok(rel),
         }
+    }
+
+    /// Helm's `--create-namespace`: a Namespace labelled `name: <ns>`, created unless it
+    /// exists.
+    async fn create_namespace(&self, namespace: &str) -> Result<(), String> {
+        let api: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+            kube::Api::all(self.manager.client().clone());
+        let ns = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {"name": namespace}},
+        }))
+        .map_err(|e| e.to_string())?;
+        match api.create(&kube::api::PostParams::default(), &ns).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Err(e) => Err(format!("failed to create namespace {namespace}: {e}")),
+        }
+    }
+
+    /// The CRDs of a chart as objects; with `only_missing` (policy `Create`) those already on
+    /// the cluster are left out, as Helm never updates them then.
+    pub async fn crds_to_apply(
+        &self,
+        crds: &[(String, String)],
+        namespace: &str,
+        only_missing: bool,
+    ) -> Result<Vec<Value>, String> {
+        let all = self.crd_objects(crds, namespace).await?;
+        if !only_missing {
+            return Ok(all);
+        }
+        let api: kube::Api<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        > = kube::Api::all(self.manager.client().clone());
+        let mut out = Vec::new();
+        for c in all {
+            let name = c
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            match api.get_opt(&name).await {
+                Ok(Some(_)) => {}
+                Ok(None) => out.push(c),
+                Err(e) => return Err(format!("failed to install CRD {name}: {e}")),
+            }
+        }
+        Ok(out)
     }
 
     /// The CRDs of a chart as objects (`crds/`), for install with policy Create/CreateReplace.
