@@ -903,13 +903,9 @@ impl HelmReleaseReconciler {
             let crds = if crd_policy == CrdsPolicy::Skip {
                 Vec::new()
             } else {
-                helm.crds_to_apply(
-                    &rendered.crds,
-                    &namespace,
-                    crd_policy == CrdsPolicy::Create,
-                )
-                .await
-                .map_err(|e| (None, e))?
+                helm.crds_to_apply(&rendered.crds, &namespace, crd_policy == CrdsPolicy::Create)
+                    .await
+                    .map_err(|e| (None, e))?
             };
             let ts = hr::format_time(jiff::Timestamp::now());
             let rel = Release {

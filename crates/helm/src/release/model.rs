@@ -467,10 +467,7 @@ impl Release {
         let mut o = Obj::new();
         o.s_always("name", &self.name);
         o.raw("version", self.version.to_string());
-        o.raw(
-            "info",
-            self.info.clone().unwrap_or_default().to_go_json(),
-        );
+        o.raw("info", self.info.clone().unwrap_or_default().to_go_json());
         o.raw(
             "chartMetadata",
             self.chart
