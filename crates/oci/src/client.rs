@@ -318,25 +318,34 @@ impl Registry {
         dest: &Path,
         limit: Option<u64>,
     ) -> Result<u64, RegistryError> {
-        if let Some(limit) = limit
-            && desc.size > 0
-            && desc.size as u64 > limit
-        {
-            return Err(RegistryError::TooLarge {
-                size: desc.size as u64,
-                limit,
-            });
+        if let Some(e) = too_large(desc, limit) {
+            return Err(e);
         }
         // Buffered: every write to a tokio File is a hop to the blocking pool, and the
         // response arrives in chunks of a few KiB.
         let file =
             tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::create(dest).await?);
+        self.blob_to_writer(desc, file, limit).await
+    }
+
+    /// Streams a blob into `out` as it arrives (flushed at the end), refusing more than
+    /// `limit` bytes; the digest is checked against the descriptor once all is read, so a
+    /// reader of `out` must hold its conclusions until this returns `Ok`. Returns the size.
+    pub async fn blob_to_writer<W: AsyncWrite + Unpin>(
+        &self,
+        desc: &OciDescriptor,
+        out: W,
+        limit: Option<u64>,
+    ) -> Result<u64, RegistryError> {
+        if let Some(e) = too_large(desc, limit) {
+            return Err(e);
+        }
         if let Some(d) = &self.direct {
-            let mut file = file;
-            return d.blob(&desc.digest, &mut file, limit).await;
+            let mut out = out;
+            return d.blob(&desc.digest, &mut out, limit).await;
         }
         let mut out = Limited {
-            inner: file,
+            inner: out,
             written: 0,
             limit,
         };
@@ -359,6 +368,15 @@ impl Registry {
         res.map_err(RegistryError::from_oci)?;
         Ok(out.written)
     }
+}
+
+/// A descriptor announcing more than `limit` bytes.
+fn too_large(desc: &OciDescriptor, limit: Option<u64>) -> Option<RegistryError> {
+    let limit = limit?;
+    (desc.size > 0 && desc.size as u64 > limit).then_some(RegistryError::TooLarge {
+        size: desc.size as u64,
+        limit,
+    })
 }
 
 impl Registry {

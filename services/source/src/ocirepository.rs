@@ -5,7 +5,8 @@
 //! TLS and proxy, reference resolution — digest > SemVer > tag > `latest` — and the revision
 //! `<tag>@sha256:<hex>` or `sha256:<hex>`; then, unless that revision is already stored with
 //! the same ignore rules and layer selector, the manifest by digest, its annotations and the
-//! selected layer) and artifact (the layer extracted and re-archived with the ignore rules, or
+//! selected layer) and artifact (the layer extracted and re-archived with the ignore rules —
+//! or, when it is plain and nothing would be left out, the checked blob stored as is — or
 //! copied as is). [`run_pipeline`] does it against a [`Lookup`] without an API server;
 //! [`OCIRepositoryReconciler`] wires it to Kubernetes, events and the artifact event stream.
 
@@ -28,7 +29,7 @@ use kube::{Resource, ResourceExt};
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 
 use crate::artifact_events::ArtifactEventLog;
-use crate::ignore::{self, Matcher};
+use crate::ignore::{self, Matcher, Pattern};
 use crate::oci::auth::Keychain;
 use crate::oci::client::{ClientOptions, Registry};
 use crate::oci::{self, Repository, Resolved};
@@ -92,8 +93,11 @@ pub struct PipelineOutput {
 enum Content {
     /// The extracted layer.
     Tree(oci::layer::Tree),
-    /// The layer blob, to store as is.
+    /// The layer blob, to store as is (`copy`, or an `extract` whose archive would hold
+    /// exactly the layer's files).
     Blob(PathBuf),
+    /// The same for `extract`, already streamed into storage next to the artifact.
+    Pending(Box<crate::storage::PendingArtifact>),
 }
 
 /// What the source step found.
@@ -678,16 +682,47 @@ impl<L: Lookup> Run<'_, L> {
         let blob = dir.join("layer.blob");
         let operation = layer_operation(self.obj);
         let limit = self.settings.max_layer_size;
-        let downloaded = registry.blob_to_file(&layer, &blob, limit).await;
         let content = match operation {
             OCILayerOperation::Extract => {
+                // Checked while it downloads: the extraction thread reads the stream as it
+                // arrives (and writes the blob file); its result counts only if the download
+                // (size limit, digest) succeeds.
+                let (tx, rx) = tokio::sync::mpsc::channel(STREAM_CHUNKS);
+                // Straight into storage, next to the artifact it may become; a scratch file
+                // if that cannot be made (the artifact step then reports the storage error).
+                let artifact = self.storage.new_artifact_for(
+                    KIND,
+                    &self.namespace(),
+                    &self.obj.name_any(),
+                    revision,
+                    &format!("{}.tar.gz", oci::digest_of_revision(revision)),
+                );
+                let dest = self.storage.pending(&artifact).ok();
+                let extraction = tokio::task::spawn_blocking({
+                    let blob = blob.clone();
+                    let scratch = dir.join("content");
+                    let ignore = self.obj.spec.ignore.clone();
+                    let archive_limits = self.settings.limits;
+                    move || extract(rx, dest, blob, &scratch, limit, ignore, archive_limits)
+                });
+                let stream = tokio::io::BufWriter::with_capacity(
+                    STREAM_CHUNK,
+                    ChannelWriter(tokio_util::sync::PollSender::new(tx)),
+                );
+                let downloaded = registry.blob_to_writer(&layer, stream, limit).await;
+                let extracted = match extraction.await {
+                    Ok(r) => r,
+                    Err(e) => Err(format!("extraction task failed: {e}")),
+                };
                 let res = match downloaded {
-                    Ok(_) => extract(&blob, &dir.join("content"), limit).await,
+                    Ok(_) => extracted,
                     Err(e) => Err(e.to_string()),
                 };
-                let _ = std::fs::remove_file(&blob);
+                if !matches!(res, Ok(Content::Blob(_))) {
+                    let _ = std::fs::remove_file(&blob);
+                }
                 match res {
-                    Ok(tree) => Content::Tree(tree),
+                    Ok(content) => content,
                     Err(e) => {
                         let e = layer_failed(format!(
                             "failed to extract layer contents from artifact: {e}"
@@ -697,7 +732,7 @@ impl<L: Lookup> Run<'_, L> {
                 }
             }
             OCILayerOperation::Copy => {
-                if let Err(e) = downloaded {
+                if let Err(e) = registry.blob_to_file(&layer, &blob, limit).await {
                     let e = layer_failed(format!("failed to copy layer from artifact: {e}"));
                     return Err(self.fetch_failed(e));
                 }
@@ -775,21 +810,23 @@ impl<L: Lookup> Run<'_, L> {
                 ),
             )
         })?;
-        let written = match &content {
+        let written = match content {
             Content::Blob(blob) => self
                 .storage
-                .copy_from_path(&mut artifact, blob)
+                .copy_from_path(&mut artifact, &blob)
+                .map_err(|e| format!("unable to copy artifact to storage: {}", storage_detail(&e))),
+            Content::Pending(pending) => self
+                .storage
+                .persist(&mut artifact, *pending)
                 .map_err(|e| format!("unable to copy artifact to storage: {}", storage_detail(&e))),
             Content::Tree(tree) => {
-                let mut patterns = tree.ignore_patterns().map_err(|e| {
-                    StepError::generic(
-                        "SourceIgnoreError",
-                        format!("failed to load source ignore patterns from repository: {e}"),
-                    )
-                })?;
-                if let Some(extra) = &self.obj.spec.ignore {
-                    patterns.extend(ignore::read_patterns(extra, &[]));
-                }
+                let patterns =
+                    tree_patterns(&tree, self.obj.spec.ignore.as_deref()).map_err(|e| {
+                        StepError::generic(
+                            "SourceIgnoreError",
+                            format!("failed to load source ignore patterns from repository: {e}"),
+                        )
+                    })?;
                 let matcher = Matcher::for_artifact(patterns);
                 let filter = |p: &[&str], is_dir: bool| matcher.is_excluded(p, is_dir);
                 let limits = self.settings.limits;
@@ -865,27 +902,221 @@ fn select_layer<'a>(
         .ok_or_else(|| format!("failed to find layer with media type '{media_type}' in artifact"))
 }
 
-/// Unpacks a gzip tarball into an in-memory tree with its contents in `scratch`, with the
-/// runtime's safe-untar checks (no absolute paths, no `..`, no links leaving the root, size and
-/// entry limits); see [`oci::layer`].
-async fn extract(
-    blob: &Path,
+/// The ignore rules of an unpacked layer: its `.sourceignore` files, then `spec.ignore`.
+fn tree_patterns(tree: &oci::layer::Tree, extra: Option<&str>) -> std::io::Result<Vec<Pattern>> {
+    let mut patterns = tree.ignore_patterns()?;
+    if let Some(extra) = extra {
+        patterns.extend(ignore::read_patterns(extra, &[]));
+    }
+    Ok(patterns)
+}
+
+/// Chunks of a layer download in flight to the extraction thread at most, and their size:
+/// the stream holds at most 4 MiB, whatever the layer's size.
+const STREAM_CHUNKS: usize = 16;
+const STREAM_CHUNK: usize = 256 * 1024;
+
+/// The download side of a layer streamed to the extraction thread; waits while the channel
+/// is full.
+struct ChannelWriter(tokio_util::sync::PollSender<Vec<u8>>);
+
+impl tokio::io::AsyncWrite for ChannelWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let stopped = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "extraction stopped");
+        let tx = &mut self.get_mut().0;
+        match tx.poll_reserve(cx) {
+            std::task::Poll::Pending => return std::task::Poll::Pending,
+            std::task::Poll::Ready(Err(_)) => return std::task::Poll::Ready(Err(stopped())),
+            std::task::Poll::Ready(Ok(())) => {}
+        }
+        let n = buf.len().min(STREAM_CHUNK);
+        tx.send_item(buf[..n].to_vec()).map_err(|_| stopped())?;
+        std::task::Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.get_mut().0.close();
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The extraction side: reads the chunks as they come, writing each to `file`.
+struct ChannelReader<W> {
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    file: W,
+    /// The first failed write to the blob file (later chunks are only received).
+    failed: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> ChannelReader<W> {
+    fn receive(&mut self) -> Option<Vec<u8>> {
+        let chunk = self.rx.blocking_recv()?;
+        if self.failed.is_none()
+            && let Err(e) = std::io::Write::write_all(&mut self.file, &chunk)
+        {
+            self.failed = Some(e);
+        }
+        Some(chunk)
+    }
+
+    /// Receives the rest of the stream (so the download always runs to its end and its own
+    /// checks decide); returns the first write error.
+    fn finish(mut self) -> std::io::Result<W> {
+        while self.receive().is_some() {}
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok(self.file),
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Read for ChannelReader<W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = std::io::BufRead::fill_buf(self)?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        std::io::BufRead::consume(self, n);
+        Ok(n)
+    }
+}
+
+impl<W: std::io::Write> std::io::BufRead for ChannelReader<W> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.pos == self.chunk.len() {
+            if let Some(e) = &self.failed {
+                return Err(std::io::Error::new(e.kind(), e.to_string()));
+            }
+            match self.receive() {
+                Some(chunk) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                None => break,
+            }
+        }
+        Ok(&self.chunk[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.chunk.len());
+    }
+}
+
+/// Where a streamed layer is written: into storage next to the artifact, or a scratch file.
+enum Dest {
+    Storage(Box<crate::storage::PendingArtifact>),
+    Scratch(std::fs::File),
+}
+
+impl std::io::Write for Dest {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Dest::Storage(p) => p.write(buf),
+            Dest::Scratch(f) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Dest::Storage(p) => p.flush(),
+            Dest::Scratch(f) => f.flush(),
+        }
+    }
+}
+
+/// The `extract` operation, on the layer as it downloads (`rx`; written on the way into
+/// `pending` in storage, else to `blob`): every entry goes through the runtime's safe-untar
+/// checks (no absolute paths, no `..`, no links leaving the root, size and entry limits; see
+/// [`oci::layer`]).
+///
+/// The artifact upstream stores is the unpacked tree archived again with the ignore rules.
+/// When the layer is plain (every entry a file or directory that any tar reader reads alike,
+/// see [`oci::layer::Tree::plain`]) and that archive would leave nothing out, the layer blob
+/// unpacks to exactly that tree, so the blob itself is the artifact ([`Content::Pending`] or
+/// [`Content::Blob`]): the same files reach consumers without compressing 50 MB again. The
+/// first pass only indexes the layer (keeping `.sourceignore` contents); otherwise the blob
+/// is read back and unpacked into an in-memory tree with its contents in `scratch`, to be
+/// archived ([`Content::Tree`]).
+fn extract(
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    pending: Option<crate::storage::PendingArtifact>,
+    blob: PathBuf,
     scratch: &Path,
     limit: Option<u64>,
-) -> Result<oci::layer::Tree, String> {
-    let (blob, scratch) = (blob.to_path_buf(), scratch.to_path_buf());
-    tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&blob).map_err(|e| e.to_string())?;
-        let gz = flate2::read::GzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
-        let limits = oci::layer::Limits {
-            max_size: limit.unwrap_or(u64::MAX),
-            max_files: ferroflux_runtime::artifact::DEFAULT_MAX_FILES,
-        };
-        oci::layer::Tree::unpack(gz, &scratch, limits)
-            .map_err(|e| crate::oci::client::error_chain(&e))
-    })
-    .await
-    .map_err(|e| format!("extraction task failed: {e}"))?
+    ignore: Option<String>,
+    archive_limits: ArchiveLimits,
+) -> Result<Content, String> {
+    let limits = oci::layer::Limits {
+        max_size: limit.unwrap_or(u64::MAX),
+        max_files: ferroflux_runtime::artifact::DEFAULT_MAX_FILES,
+    };
+    let dest = match pending {
+        Some(p) => Ok(Dest::Storage(Box::new(p))),
+        None => std::fs::File::create(&blob).map(Dest::Scratch),
+    };
+    let dest = match dest {
+        Ok(d) => d,
+        Err(e) => {
+            // Still take the stream, so the download ends on its own terms.
+            let mut rx = rx;
+            while rx.blocking_recv().is_some() {}
+            return Err(e.to_string());
+        }
+    };
+    let mut stream = ChannelReader {
+        rx,
+        chunk: Vec::new(),
+        pos: 0,
+        file: dest,
+        failed: None,
+    };
+    let indexed = oci::layer::Tree::index_gz(&mut stream, scratch, limits);
+    let written = stream.finish();
+    let tree = indexed.map_err(|e| crate::oci::client::error_chain(&e))?;
+    let dest = written.map_err(|e| format!("failed to write layer: {e}"))?;
+    let whole = tree.plain().is_ok()
+        && tree_patterns(&tree, ignore.as_deref()).is_ok_and(|patterns| {
+            let matcher = Matcher::for_artifact(patterns);
+            tree.archives_whole(&|p, d| matcher.is_excluded(p, d), archive_limits)
+        });
+    drop(tree);
+    let _ = std::fs::remove_file(scratch);
+    if whole {
+        return Ok(match dest {
+            Dest::Storage(p) => Content::Pending(p),
+            Dest::Scratch(_) => Content::Blob(blob),
+        });
+    }
+    // Read back for the full unpack; the pending file (if any) is removed with `dest`.
+    let written_at = match &dest {
+        Dest::Storage(p) => p.path().to_path_buf(),
+        Dest::Scratch(_) => blob.clone(),
+    };
+    let file = std::fs::File::open(&written_at).map_err(|e| e.to_string())?;
+    let tree = oci::layer::Tree::unpack_gz(
+        std::io::BufReader::with_capacity(1 << 20, file),
+        scratch,
+        limits,
+    )
+    .map_err(|e| crate::oci::client::error_chain(&e))?;
+    drop(dest);
+    Ok(Content::Tree(tree))
 }
 
 /// Upstream's notify: NewArtifact when the digest changed, Succeeded when recovering from a

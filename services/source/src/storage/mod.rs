@@ -415,6 +415,57 @@ impl Storage {
         Ok(())
     }
 
+    /// A temporary file next to the artifact's path (its directory created), to be written
+    /// (digest and size computed on the way) and then made the artifact by
+    /// [`Storage::persist`]; removed if dropped before. Lets a download stream straight into
+    /// storage instead of being copied there afterwards.
+    pub fn pending(&self, artifact: &Artifact) -> Result<PendingArtifact, StorageError> {
+        self.mkdir_all(artifact)?;
+        let target = self.local_path(&artifact.path)?;
+        let parent = target
+            .parent()
+            .ok_or_else(|| StorageError::InvalidPath(artifact.path.clone()))?;
+        let tmp = tempfile_in(parent).map_err(|e| StorageError::Archive(e.to_string()))?;
+        Ok(PendingArtifact {
+            tmp,
+            hasher: self.digest.hasher(),
+            size: 0,
+        })
+    }
+
+    /// Makes a pending file the artifact (synced, mode 0600, renamed over the artifact's path
+    /// atomically) and fills in digest, size and time. `artifact` must be the one the file was
+    /// made for.
+    pub fn persist(
+        &self,
+        artifact: &mut Artifact,
+        pending: PendingArtifact,
+    ) -> Result<(), StorageError> {
+        let target = self.local_path(&artifact.path)?;
+        let parent = target
+            .parent()
+            .ok_or_else(|| StorageError::InvalidPath(artifact.path.clone()))?;
+        let PendingArtifact {
+            mut tmp,
+            hasher,
+            size,
+        } = pending;
+        if tmp.path.parent() != Some(parent) {
+            return Err(StorageError::InvalidPath(artifact.path.clone()));
+        }
+        tmp.file
+            .sync_all()
+            .and_then(|_| set_mode(&tmp.path, 0o600))
+            .and_then(|_| fs::rename(&tmp.path, &target))
+            .map_err(|e| StorageError::Archive(e.to_string()))?;
+        tmp.persisted = true;
+        sync_dir(parent);
+        artifact.digest = hasher.finish();
+        artifact.size = Some(size as i64);
+        artifact.last_update_time = Time(jiff::Timestamp::now());
+        Ok(())
+    }
+
     /// Copies the file at `src` to the artifact's path atomically (streaming, digest computed
     /// on the way) and fills in digest, size and time: upstream's CopyFromPath.
     pub fn copy_from_path(&self, artifact: &mut Artifact, src: &Path) -> Result<(), StorageError> {
@@ -519,6 +570,33 @@ struct TempFile {
     path: PathBuf,
     file: fs::File,
     persisted: bool,
+}
+
+/// A file being written next to an artifact (see [`Storage::pending`]).
+pub struct PendingArtifact {
+    tmp: TempFile,
+    hasher: Hasher,
+    size: u64,
+}
+
+impl PendingArtifact {
+    /// Where the file is (to read it back).
+    pub fn path(&self) -> &Path {
+        &self.tmp.path
+    }
+}
+
+impl io::Write for PendingArtifact {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = io::Write::write(&mut self.tmp.file, buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::Write::flush(&mut self.tmp.file)
+    }
 }
 
 impl Drop for TempFile {

@@ -430,25 +430,39 @@ async fn layer_selector_extract_copy_and_helm_semver() {
     let (_, out) = env.ready(&obj2, &lookup).await;
     assert!(out.status.artifact.unwrap().revision.starts_with("6.1.3@"));
 
-    // Extract: the chart's files re-archived.
+    // Extract: the layer is unpacked with the safe-untar checks. It is plain and the ignore
+    // rules leave it whole, so the archive would hold exactly its files: the blob itself is
+    // stored (the copy's digest).
     let obj = with_spec(
         &obj,
         2,
         json!({"layerSelector": {"mediaType": HELM_CHART, "operation": "extract"}}),
     );
-    let (_, out) = env.ready(&obj, &lookup).await;
+    let (obj, out) = env.ready(&obj, &lookup).await;
     let b = out.status.artifact.clone().unwrap();
     assert_eq!(b.revision, a.revision);
-    assert_ne!(b.digest, a.digest);
+    assert_eq!(
+        b.digest, a.digest,
+        "a plain layer left whole is stored as is"
+    );
     assert_eq!(
         env.files(&b).get("podinfo/values.yaml").map(String::as_str),
         Some("replicas: 1\n")
     );
+    // An ignore rule that drops a file: the tree is archived again (normalised, root `.`).
+    let obj = with_spec(&obj, 3, json!({"ignore": "values.yaml\n"}));
+    let (obj, out) = env.ready(&obj, &lookup).await;
+    let c = out.status.artifact.clone().unwrap();
+    assert_ne!(c.digest, a.digest);
+    assert_eq!(
+        env.files(&c).into_keys().collect::<Vec<_>>(),
+        ["podinfo/Chart.yaml"]
+    );
 
     // A selector naming a media type the artifact does not have.
     let obj = with_spec(
-        &with_status(&obj, &out),
-        3,
+        &obj,
+        4,
         json!({"layerSelector": {"mediaType": "application/x-nope"}}),
     );
     env.fails(
@@ -1660,7 +1674,11 @@ async fn chart_pushed_by_helm_with_the_helm_layer_selector() {
 
     let obj = with_spec(&obj, 2, json!({"layerSelector": {"mediaType": HELM_CHART}}));
     let (_, out) = env.ready(&obj, &lookup).await;
-    let files = env.files(&out.status.artifact.unwrap());
+    let extracted = out.status.artifact.unwrap();
+    // Go's archive/tar as helm writes it is read alike by every reader (plain), and nothing
+    // in the chart is ignored: the checked blob is stored as is.
+    assert_eq!(extracted.digest, a.digest);
+    let files = env.files(&extracted);
     assert!(
         files["podinfo/Chart.yaml"].contains("version: 6.1.4+build.7"),
         "{}",
