@@ -330,6 +330,20 @@ impl Cluster {
                     if name == KUSTOMIZE {
                         self.kustomize_grpc = free_port();
                     }
+                    if name == NOTIFICATION {
+                        // Tests read the receiver address after the start; the events address
+                        // moves only while no other controller's flags point at it.
+                        self.notification_receiver = free_port();
+                        let events = self.notification_events.to_string();
+                        if !self
+                            .extra_flags
+                            .values()
+                            .flatten()
+                            .any(|f| f.contains(&events))
+                        {
+                            self.notification_events = free_port();
+                        }
+                    }
                 }
                 Err(StartError::PortTaken(e) | StartError::Other(e)) => return Err(e),
                 Ok(()) => {
