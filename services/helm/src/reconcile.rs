@@ -415,27 +415,7 @@ impl HelmReleaseReconciler {
                     );
                     return Ok(Some(Next::Upgrade));
                 }
-                let cur = w
-                    .status
-                    .history
-                    .as_mut()
-                    .and_then(|h| history::latest(h).cloned());
-                if is_true(w, cond::REMEDIATED)
-                    && let Some(cur) = &cur
-                {
-                    let msg = format!(
-                        "Helm upgrade succeeded for release {} with chart {}",
-                        full_name(cur),
-                        history::chart_name(cur)
-                    );
-                    replace_condition(
-                        w,
-                        cond::REMEDIATED,
-                        cond::RELEASED,
-                        helm_reason::UPGRADE_SUCCEEDED,
-                        &msg,
-                    );
-                }
+                let cur = released_after_remediation(w);
                 if !is_true(w, cond::READY) || !is_true(w, cond::RELEASED) {
                     let released = w.condition(cond::RELEASED).map(|c| c.reason.clone());
                     let next = match released.as_deref() {
@@ -538,27 +518,7 @@ impl HelmReleaseReconciler {
                 Ok(None)
             }
             State::Untested => {
-                let cur = w
-                    .status
-                    .history
-                    .as_mut()
-                    .and_then(|h| history::latest(h).cloned());
-                if is_true(w, cond::REMEDIATED)
-                    && let Some(cur) = &cur
-                {
-                    let msg = format!(
-                        "Helm upgrade succeeded for release {} with chart {}",
-                        full_name(cur),
-                        history::chart_name(cur)
-                    );
-                    replace_condition(
-                        w,
-                        cond::REMEDIATED,
-                        cond::RELEASED,
-                        helm_reason::UPGRADE_SUCCEEDED,
-                        &msg,
-                    );
-                }
+                released_after_remediation(w);
                 Ok(Some(Next::Test))
             }
             State::Failed(why) => {
@@ -1658,4 +1618,31 @@ enum Stop {
 /// `release_ref` of a release in messages.
 pub fn release_ref(rel: &Release) -> String {
     format!("{}/{}.v{}", rel.namespace, rel.name, rel.version)
+}
+
+/// A release remediated earlier that is now current again: its Remediated condition gives way
+/// to Released (UpgradeSucceeded), as upstream does. Returns the latest snapshot.
+fn released_after_remediation(w: &mut Writer) -> Option<Snapshot> {
+    let cur = w
+        .status
+        .history
+        .as_mut()
+        .and_then(|h| history::latest(h).cloned());
+    if is_true(w, cond::REMEDIATED)
+        && let Some(cur) = &cur
+    {
+        let msg = format!(
+            "Helm upgrade succeeded for release {} with chart {}",
+            full_name(cur),
+            history::chart_name(cur)
+        );
+        replace_condition(
+            w,
+            cond::REMEDIATED,
+            cond::RELEASED,
+            helm_reason::UPGRADE_SUCCEEDED,
+            &msg,
+        );
+    }
+    cur
 }
